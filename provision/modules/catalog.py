@@ -1,0 +1,29 @@
+"""Every module a playbook may name. Ansible's names where the meaning is Ansible's."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from provision.modules import (
+    command,
+    compose,
+    copy,
+    docker_engine,
+    docker_images,
+    docker_network,
+    secret,
+)
+from provision.modules.base import ModuleSpec
+
+MODULES: Mapping[str, ModuleSpec] = {
+    spec.name: spec
+    for spec in (
+        command.SPEC,
+        compose.SPEC,
+        copy.SPEC,
+        docker_engine.SPEC,
+        docker_images.SPEC,
+        docker_network.SPEC,
+        secret.SPEC,
+    )
+}

@@ -1,0 +1,22 @@
+"""The host facts, gathered once per host per run and refreshed after Docker is installed."""
+
+from __future__ import annotations
+
+from provision.facts import HOST_FACTS_SCRIPT, HostFacts, parse_host_facts
+from provision.modules.base import TaskContext
+
+__all__ = ["gather", "host_facts"]
+
+
+def gather(ctx: TaskContext) -> HostFacts:
+    """Read the host facts now (one round trip) and keep them in ``ctx.facts``."""
+    result = ctx.read_sh(HOST_FACTS_SCRIPT, ctx.host.user)
+    facts = parse_host_facts(result.stdout)
+    ctx.facts["host"] = facts
+    return facts
+
+
+def host_facts(ctx: TaskContext) -> HostFacts:
+    """The host facts of this run, gathered on first use."""
+    facts = ctx.facts.get("host")
+    return facts if isinstance(facts, HostFacts) else gather(ctx)

@@ -1,0 +1,84 @@
+"""Fact parsers, on captured output (no host)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from provision.facts import parse_containers, parse_host_facts, parse_manifest, parse_network
+
+DEBIAN12_BARE = """os_id=debian
+os_like=
+os_version=12
+os_codename=bookworm
+arch=x86_64
+user=admin
+user_groups=admin sudo
+systemd=1
+"""
+DEBIAN13_DOCKER = """os_id=debian
+os_version=13
+arch=aarch64
+user=admin
+user_groups=admin sudo docker
+docker_cli=Docker version 26.1.5+dfsg1, build a72d7cd
+docker_server=26.1.5+dfsg1
+compose_v2=2.26.1
+pending=restart openresty
+pending=restart openresty
+"""
+UBUNTU = "os_id=ubuntu\nos_like=debian\nos_version=24.04\ncompose_v2=v2.27.0\ncompose_v1=\n"
+AL2023 = "os_id=amzn\nos_like=fedora\nos_version=2023\ncloud_init=1\n"
+
+
+@pytest.mark.parametrize(
+    ("stdout", "family", "compose", "running", "pending"),
+    [
+        (DEBIAN12_BARE, "debian", (), False, ()),
+        (DEBIAN13_DOCKER, "debian", ("docker", "compose"), True, ("restart openresty",)),
+        (UBUNTU, "debian", ("docker", "compose"), False, ()),
+        (AL2023, "redhat", (), False, ()),
+        ("os_id=debian\ncompose_v1=1.29.2\ndocker_server=20.10.24\n", "debian",
+         ("docker-compose",), True, ()),
+        ("", "unknown", (), False, ()),
+    ],
+)
+def test_host_facts(stdout, family, compose, running, pending):
+    facts = parse_host_facts(stdout)
+    assert facts.os_family == family
+    assert facts.compose_command == compose
+    assert facts.docker_running is running
+    assert facts.pending_handlers == pending
+
+
+def test_host_facts_fields():
+    facts = parse_host_facts(DEBIAN13_DOCKER)
+    assert (facts.os_version, facts.arch, facts.compose_version) == ("13", "aarch64", "2.26.1")
+    assert "docker" in facts.user_groups
+    assert parse_host_facts(UBUNTU).compose_v2 == "2.27.0"  # the "v" prefix is dropped
+    assert parse_host_facts(AL2023).cloud_init
+
+
+def test_network_parser():
+    inspect = [{
+        "Name": "shared-network", "Driver": "bridge", "Options": {"com.docker.network.mtu": "1400"},
+        "IPAM": {"Config": [{"Subnet": "172.20.0.0/16", "Gateway": "172.20.0.1"}]},
+        "Containers": {"abc": {"Name": "redis-redis-1"}, "def": {"Name": "openresty-1"}},
+    }]
+    net = parse_network(json.dumps(inspect))
+    assert net is not None
+    assert (net.driver, net.gateway, net.subnet) == ("bridge", "172.20.0.1", "172.20.0.0/16")
+    assert net.containers == ("openresty-1", "redis-redis-1")
+    assert net.options == {"com.docker.network.mtu": "1400"}
+    assert parse_network("[]") is None
+    assert parse_network("Error: No such network: x") is None
+
+
+def test_containers_and_manifest():
+    rows = parse_containers("b2 redis-redis-1 running redis\na1 openresty-openresty-1 exited openresty\n")
+    assert [(c.name, c.state, c.service) for c in rows] == [
+        ("openresty-openresty-1", "exited", "openresty"), ("redis-redis-1", "running", "redis")]
+    sha = "a" * 64
+    assert parse_manifest(f"{sha}  /opt/x/nginx.conf\n{sha}  /elsewhere\nbad", "/opt/x") == {
+        "nginx.conf": sha}

@@ -1,0 +1,275 @@
+"""Modules driven with a fake connection: facts in, commands out (table-driven, no host)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from provision.errors import ConfigError, ProvisionError
+from provision.facts import parse_host_facts
+from provision.modules import registry
+from provision.modules.base import TaskContext, build_args
+from provision.modules.compose import parse_project_state
+from provision.modules.copy import Entry, parse_remote, plan
+from tests.unit.fakes import FakeRemote
+from tests.unit.test_facts import AL2023, DEBIAN12_BARE, DEBIAN13_DOCKER
+
+MODULES = registry()
+
+
+def run(module: str, args: dict, remote: FakeRemote, *, check: bool = False, facts=None):
+    spec = MODULES[module]
+    ctx = TaskContext(remote, check=check, become=True,
+                      facts={"host": facts} if facts else {})
+    return spec.apply(ctx, build_args(spec, args)), ctx
+
+
+def changing(remote: FakeRemote) -> list[str]:
+    """Commands that are not reads (reads are: inspect, ps, test, sh -c facts)."""
+    reads = ("inspect", "test -", "apt-cache", "cloud-init status", "HOST", "fingerprint=")
+    return [c for c in remote.commands() if not any(r in c for r in reads)]
+
+
+# -- docker_engine ---------------------------------------------------------------------------
+def test_engine_installs_on_bare_debian():
+    remote = FakeRemote()
+    bare = parse_host_facts(DEBIAN12_BARE)
+    remote.answer(r"os_id", DEBIAN13_DOCKER)  # the re-gather after install
+    remote.answer(r"apt-cache show", "docker-compose\n")
+    outcome, ctx = run("docker_engine", {}, remote, facts=bare)
+    assert outcome.changed
+    cmds = remote.commands()
+    assert any("apt-get -q -y -o DPkg::Lock::Timeout=300 update" in c for c in cmds)
+    assert any("install --no-install-recommends docker.io docker-compose" in c for c in cmds)
+    assert "systemctl enable --now docker" in cmds
+    assert "usermod -aG docker admin" in cmds
+    assert remote.reconnects == 1
+
+
+def test_engine_ok_when_present():
+    remote = FakeRemote()
+    outcome, _ = run("docker_engine", {}, remote, facts=parse_host_facts(DEBIAN13_DOCKER))
+    assert not outcome.changed
+    assert remote.calls == []
+
+
+def test_engine_check_mode_runs_nothing():
+    remote = FakeRemote()
+    remote.answer(r"apt-cache show", "docker-compose\n")
+    outcome, ctx = run("docker_engine", {}, remote, check=True,
+                       facts=parse_host_facts(DEBIAN12_BARE))
+    assert outcome.changed
+    assert any("docker.io" in c for c in ctx.executed)
+    assert not any("install" in c for c in remote.commands())
+
+
+def test_engine_amazon_linux_command_sequence():
+    # Amazon Linux 2023 cannot be booted here: its path is tested as a command sequence only.
+    remote = FakeRemote()
+    remote.answer(r"os_id", "os_id=amzn\ndocker_server=25.0\ncompose_v2=2.29.7\nuser=ec2-user\n"
+                  "user_groups=ec2-user docker\n")
+    facts = parse_host_facts(AL2023 + "user=ec2-user\nuser_groups=ec2-user\n")
+    outcome, _ = run("docker_engine", {}, remote, facts=facts)
+    cmds = remote.commands()
+    assert cmds[0] == "cloud-init status --wait"
+    assert "dnf install -y docker" in cmds
+    assert any(c.startswith("curl -fsSL --retry 5 -o /usr/local/lib/docker/cli-plugins/docker-compose "
+                            "https://github.com/docker/compose/releases/download/v2.29.7/"
+                            "docker-compose-linux-x86_64") for c in cmds)
+    assert "usermod -aG docker ec2-user" in cmds
+    assert outcome.changed
+
+
+def test_engine_unknown_distribution():
+    with pytest.raises(ProvisionError, match="unsupported distribution 'arch'"):
+        run("docker_engine", {}, FakeRemote(), facts=parse_host_facts("os_id=arch\nuser=a\n"))
+
+
+# -- docker_network --------------------------------------------------------------------------
+def _net(driver="bridge", containers=(), options=None):
+    return json.dumps([{"Name": "shared-network", "Driver": driver, "Options": options or {},
+                        "IPAM": {"Config": [{"Gateway": "172.18.0.1", "Subnet": "172.18.0.0/16"}]},
+                        "Containers": {c: {"Name": c} for c in containers}}])
+
+
+@pytest.mark.parametrize(
+    ("existing", "args", "changed", "expected"),
+    [
+        (None, {"name": "shared-network"}, True,
+         ["docker network create --driver bridge shared-network"]),
+        (_net(), {"name": "shared-network"}, False, []),
+        (_net("macvlan"), {"name": "shared-network"}, True,
+         ["docker network rm shared-network", "docker network create --driver bridge shared-network"]),
+        (_net(), {"name": "shared-network", "options": {"com.docker.network.mtu": "1400"}}, True,
+         ["docker network rm shared-network",
+          "docker network create --driver bridge --opt com.docker.network.mtu=1400 shared-network"]),
+        (None, {"name": "shared-network", "state": "absent"}, False, []),
+        (_net(), {"name": "shared-network", "state": "absent"}, True,
+         ["docker network rm shared-network"]),
+        (_net(containers=["redis-1"]), {"name": "shared-network", "state": "absent", "force": True},
+         True, ["docker network disconnect --force shared-network redis-1",
+                "docker network rm shared-network"]),
+    ],
+)
+def test_network(existing, args, changed, expected):
+    remote = FakeRemote()
+    remote.answer(r"network inspect", existing or "[]", 0 if existing else 1)
+    outcome, _ = run("docker_network", args, remote)
+    assert outcome.changed is changed
+    assert [c for c in remote.commands() if "inspect" not in c] == expected
+
+
+def test_network_absent_refuses_with_containers():
+    remote = FakeRemote()
+    remote.answer(r"network inspect", _net(containers=["redis-1"]))
+    with pytest.raises(ProvisionError, match="containers are attached: redis-1"):
+        run("docker_network", {"name": "shared-network", "state": "absent"}, remote)
+    assert not any("rm" in c for c in remote.commands())
+
+
+def test_network_gateway_is_registered():
+    remote = FakeRemote()
+    remote.answer(r"network inspect", _net())
+    outcome, _ = run("docker_network", {"name": "shared-network"}, remote)
+    assert outcome.data["gateway"] == "172.18.0.1"
+
+
+@pytest.mark.parametrize("name", ["web;rm -rf /", "$(id)", "a b", "", "-rf"])
+def test_network_names_with_shell_characters_are_refused(name):
+    with pytest.raises(ConfigError, match="invalid name"):
+        build_args(MODULES["docker_network"], {"name": name})
+
+
+# -- copy -------------------------------------------------------------------------------------
+def test_copy_plan():
+    want = {"a.conf": Entry(b"A", 0o644), "lua/r.lua": Entry(b"R", 0o644)}
+    have = {
+        "a.conf": (Entry(b"A", 0o644).sha, 0o644, "root:root"),
+        "lua/r.lua": (Entry(b"old", 0o644).sha, 0o644, "root:root"),
+        "stale.txt": ("x" * 64, 0o644, "root:root"),
+    }
+    assert plan(want, have, "root:root", only=False) == (["lua/r.lua"], ["stale.txt"])
+    assert plan(want, have, "root:root", only=True) == (["lua/r.lua"], [])
+    assert plan(want, have, "admin:admin", only=True) == (["a.conf", "lua/r.lua"], [])
+
+
+def test_copy_remote_manifest_parser():
+    sha = "b" * 64
+    out = f"stat 644 root root ./nginx.conf\nstat 755 root root ./lua/x.lua\n{sha}  ./nginx.conf\n"
+    assert parse_remote(out) == {"nginx.conf": (sha, 0o644, "root:root"),
+                                 "lua/x.lua": ("", 0o755, "root:root")}
+
+
+def test_copy_sends_only_changed_files(tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "same.conf").write_text("same\n")
+    (tmp_path / "proj" / "new.conf").write_text("new\n")
+    same = Entry(b"same\n", 0o644).sha
+    remote = FakeRemote()
+    remote.answer(r"find \. -type f", f"stat 644 root root ./same.conf\n{same}  ./same.conf\n")
+    spec = MODULES["copy"]
+    ctx = TaskContext(remote, become=True, vars={"playbook_dir": str(tmp_path)})
+    outcome = spec.apply(ctx, build_args(spec, {"src": "proj", "dest": "/opt/p", "mode": "0644"}))
+    assert outcome.changed and outcome.data["files"] == ["new.conf"]
+    assert any(c.endswith("/opt/p root:root new.conf") for c in remote.commands())
+
+
+def test_copy_diff_in_check_mode():
+    remote = FakeRemote()
+    remote.answer(r"^cat ", "a=1\n")
+    spec = MODULES["copy"]
+    ctx = TaskContext(remote, check=True, diff=True, become=True)
+    outcome = spec.apply(ctx, build_args(spec, {"content": "a=2\n", "dest": "/opt/p/.env"}))
+    assert outcome.changed
+    assert "-a=1" in outcome.diff and "+a=2" in outcome.diff
+    assert not any("tar" in c for c in remote.commands())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"dest": "/x"}, "exactly one of 'src' and 'content'"),
+        ({"dest": "relative", "content": ""}, "invalid absolute path"),
+        ({"dest": "/x;reboot", "content": ""}, "invalid absolute path"),
+        ({"dest": "/x", "content": "", "mode": "rwx"}, "not octal"),
+    ],
+)
+def test_copy_bad_args(args, message):
+    with pytest.raises(ConfigError, match=message):
+        build_args(MODULES["copy"], args)
+
+
+# -- compose ----------------------------------------------------------------------------------
+STATE = "fingerprint=f1\nstored=f1:a1,b2\nc a1 redis-redis-1 running redis\nc b2 x-1 running x\n"
+
+
+@pytest.mark.parametrize(
+    ("stdout", "converged"),
+    [
+        (STATE, True),
+        (STATE.replace("stored=f1", "stored=f0"), False),  # compose files or images changed
+        (STATE.replace("b2 x-1 running", "b2 x-1 exited"), False),
+        ("fingerprint=f1\nstored=f1:\n", False),  # no containers
+        (STATE.replace("c b2 x-1 running x\n", ""), False),  # a container was removed
+    ],
+)
+def test_compose_converged(stdout, converged):
+    assert parse_project_state(stdout).converged is converged
+
+
+def test_compose_noop_runs_no_compose():
+    remote = FakeRemote()
+    remote.answer(r"fingerprint=", STATE)
+    outcome, _ = run("compose", {"project_src": "/opt/provision/redis", "project_name": "redis"},
+                     remote, facts=parse_host_facts("compose_v1=1.29.2\n"))
+    assert not outcome.changed
+    assert len(remote.calls) == 1
+
+
+def test_compose_up_with_v1_and_v2():
+    for facts, flavour in (("compose_v1=1.29.2", "docker-compose"),
+                           ("compose_v2=2.26.1\ncompose_v1=1.29", "docker compose")):
+        states = iter(["fingerprint=f1\nstored=\n", STATE.replace("stored=f1:a1,b2", "stored=")])
+        remote = FakeRemote()
+        remote.answers.append((r"fingerprint=", lambda argv: _result(next(states))))
+        outcome, _ = run("compose", {"project_src": "/opt/p", "project_name": "p"}, remote,
+                         facts=parse_host_facts(facts))
+        assert outcome.changed
+        assert any(f"/opt/p {flavour} -p p -f docker-compose.yml up -d --remove-orphans" in c
+                   for c in remote.commands())
+        assert any("/var/lib/provision/compose/p f1:a1,b2" in c for c in remote.commands())
+
+
+def _result(stdout: str):
+    from provision.models import Result
+
+    return Result("state", 0, stdout)
+
+
+# -- secret, command --------------------------------------------------------------------------
+def test_secret_generated_once_and_never_logged():
+    remote = FakeRemote()
+    remote.answer(r"^test -s", code=1)
+    outcome, ctx = run("secret", {"path": "/opt/provision/secrets/redis.env",
+                                  "key": "REDIS_PASSWORD"}, remote)
+    assert outcome.changed
+    value = remote.stdin[0].decode()
+    assert value.startswith("REDIS_PASSWORD=") and len(value.strip()) == len("REDIS_PASSWORD=") + 32
+    secret = value.split("=", 1)[1].strip()
+    assert all(secret not in c for c in remote.commands() + ctx.executed + [outcome.msg])
+    again = FakeRemote()
+    outcome, _ = run("secret", {"path": "/opt/provision/secrets/redis.env",
+                                "key": "REDIS_PASSWORD"}, again)
+    assert not outcome.changed and not again.stdin
+
+
+def test_command_creates_and_read_only():
+    remote = FakeRemote()
+    remote.answer(r"^test -e /done", code=0)
+    outcome, _ = run("command", {"argv": ["touch", "/done"], "creates": "/done"}, remote)
+    assert not outcome.changed
+    remote = FakeRemote()
+    remote.answer(r"^uname", "Linux\n")
+    outcome, _ = run("command", {"argv": ["uname"], "changes": False}, remote, check=True)
+    assert not outcome.changed and outcome.data["stdout"] == "Linux\n"
