@@ -9,6 +9,7 @@ In diff mode the unified diff of each changed text file is reported.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import hashlib
 import io
 import tarfile
@@ -42,6 +43,7 @@ class CopyArgs:
     owner: str = "root"
     group: str = "root"
     delete: bool = False
+    exclude: tuple[str, ...] = ()  # shell-style patterns, neither sent nor deleted (e.g. ".env")
 
     def __post_init__(self) -> None:
         check_path(self.dest, "copy.dest")
@@ -81,6 +83,10 @@ def local_entries(args: CopyArgs, base: Path) -> tuple[str, dict[str, Entry]]:
         raise ConfigError(f"source {src} does not exist", field="copy.src")
     files = sorted(p for p in src.rglob("*") if p.is_file())
     return args.dest, {p.relative_to(src).as_posix(): _entry(p, mode) for p in files}
+
+
+def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(rel, p) for p in patterns)
 
 
 def _entry(path: Path, mode: int | None) -> Entry:
@@ -145,6 +151,9 @@ def apply(ctx: TaskContext, args: CopyArgs) -> Outcome:
     root, want = local_entries(args, Path(str(ctx.vars.get("playbook_dir", "."))))
     have = parse_remote(ctx.read_sh(REMOTE_MANIFEST, root).stdout)
     owner = f"{args.owner}:{args.group}"
+    if args.exclude:
+        want = {k: v for k, v in want.items() if not _excluded(k, args.exclude)}
+        have = {k: v for k, v in have.items() if not _excluded(k, args.exclude)}
     send, delete = plan(want, have, owner, only=not args.delete or root != args.dest)
     if not send and not delete:
         return ctx.ok(f"{len(want)} file(s) up to date in {root}", files=[], removed=[])

@@ -39,8 +39,13 @@ AL2023 = "os_id=amzn\nos_like=fedora\nos_version=2023\ncloud_init=1\n"
         (DEBIAN13_DOCKER, "debian", ("docker", "compose"), True, ("restart openresty",)),
         (UBUNTU, "debian", ("docker", "compose"), False, ()),
         (AL2023, "redhat", (), False, ()),
-        ("os_id=debian\ncompose_v1=1.29.2\ndocker_server=20.10.24\n", "debian",
-         ("docker-compose",), True, ()),
+        (
+            "os_id=debian\ncompose_v1=1.29.2\ndocker_server=20.10.24\n",
+            "debian",
+            ("docker-compose",),
+            True,
+            (),
+        ),
         ("", "unknown", (), False, ()),
     ],
 )
@@ -61,11 +66,15 @@ def test_host_facts_fields():
 
 
 def test_network_parser():
-    inspect = [{
-        "Name": "shared-network", "Driver": "bridge", "Options": {"com.docker.network.mtu": "1400"},
-        "IPAM": {"Config": [{"Subnet": "172.20.0.0/16", "Gateway": "172.20.0.1"}]},
-        "Containers": {"abc": {"Name": "redis-redis-1"}, "def": {"Name": "openresty-1"}},
-    }]
+    inspect = [
+        {
+            "Name": "shared-network",
+            "Driver": "bridge",
+            "Options": {"com.docker.network.mtu": "1400"},
+            "IPAM": {"Config": [{"Subnet": "172.20.0.0/16", "Gateway": "172.20.0.1"}]},
+            "Containers": {"abc": {"Name": "redis-redis-1"}, "def": {"Name": "openresty-1"}},
+        }
+    ]
     net = parse_network(json.dumps(inspect))
     assert net is not None
     assert (net.driver, net.gateway, net.subnet) == ("bridge", "172.20.0.1", "172.20.0.0/16")
@@ -76,9 +85,14 @@ def test_network_parser():
 
 
 def test_containers_and_manifest():
-    rows = parse_containers("b2 redis-redis-1 running redis\na1 openresty-openresty-1 exited openresty\n")
+    rows = parse_containers(
+        "b2 redis-redis-1 running redis\na1 openresty-openresty-1 exited openresty\n"
+    )
     assert [(c.name, c.state, c.service) for c in rows] == [
-        ("openresty-openresty-1", "exited", "openresty"), ("redis-redis-1", "running", "redis")]
+        ("openresty-openresty-1", "exited", "openresty"),
+        ("redis-redis-1", "running", "redis"),
+    ]
     sha = "a" * 64
     assert parse_manifest(f"{sha}  /opt/x/nginx.conf\n{sha}  /elsewhere\nbad", "/opt/x") == {
-        "nginx.conf": sha}
+        "nginx.conf": sha
+    }

@@ -20,8 +20,7 @@ MODULES = registry()
 
 def run(module: str, args: dict, remote: FakeRemote, *, check: bool = False, facts=None):
     spec = MODULES[module]
-    ctx = TaskContext(remote, check=check, become=True,
-                      facts={"host": facts} if facts else {})
+    ctx = TaskContext(remote, check=check, become=True, facts={"host": facts} if facts else {})
     return spec.apply(ctx, build_args(spec, args)), ctx
 
 
@@ -57,8 +56,9 @@ def test_engine_ok_when_present():
 def test_engine_check_mode_runs_nothing():
     remote = FakeRemote()
     remote.answer(r"apt-cache show", "docker-compose\n")
-    outcome, ctx = run("docker_engine", {}, remote, check=True,
-                       facts=parse_host_facts(DEBIAN12_BARE))
+    outcome, ctx = run(
+        "docker_engine", {}, remote, check=True, facts=parse_host_facts(DEBIAN12_BARE)
+    )
     assert outcome.changed
     assert any("docker.io" in c for c in ctx.executed)
     assert not any("install" in c for c in remote.commands())
@@ -67,16 +67,24 @@ def test_engine_check_mode_runs_nothing():
 def test_engine_amazon_linux_command_sequence():
     # Amazon Linux 2023 cannot be booted here: its path is tested as a command sequence only.
     remote = FakeRemote()
-    remote.answer(r"os_id", "os_id=amzn\ndocker_server=25.0\ncompose_v2=2.29.7\nuser=ec2-user\n"
-                  "user_groups=ec2-user docker\n")
+    remote.answer(
+        r"os_id",
+        "os_id=amzn\ndocker_server=25.0\ncompose_v2=2.29.7\nuser=ec2-user\n"
+        "user_groups=ec2-user docker\n",
+    )
     facts = parse_host_facts(AL2023 + "user=ec2-user\nuser_groups=ec2-user\n")
     outcome, _ = run("docker_engine", {}, remote, facts=facts)
     cmds = remote.commands()
     assert cmds[0] == "cloud-init status --wait"
     assert "dnf install -y docker" in cmds
-    assert any(c.startswith("curl -fsSL --retry 5 -o /usr/local/lib/docker/cli-plugins/docker-compose "
-                            "https://github.com/docker/compose/releases/download/v2.29.7/"
-                            "docker-compose-linux-x86_64") for c in cmds)
+    assert any(
+        c.startswith(
+            "curl -fsSL --retry 5 -o /usr/local/lib/docker/cli-plugins/docker-compose "
+            "https://github.com/docker/compose/releases/download/v2.29.7/"
+            "docker-compose-linux-x86_64"
+        )
+        for c in cmds
+    )
     assert "usermod -aG docker ec2-user" in cmds
     assert outcome.changed
 
@@ -88,28 +96,63 @@ def test_engine_unknown_distribution():
 
 # -- docker_network --------------------------------------------------------------------------
 def _net(driver="bridge", containers=(), options=None):
-    return json.dumps([{"Name": "shared-network", "Driver": driver, "Options": options or {},
-                        "IPAM": {"Config": [{"Gateway": "172.18.0.1", "Subnet": "172.18.0.0/16"}]},
-                        "Containers": {c: {"Name": c} for c in containers}}])
+    return json.dumps(
+        [
+            {
+                "Name": "shared-network",
+                "Driver": driver,
+                "Options": options or {},
+                "IPAM": {"Config": [{"Gateway": "172.18.0.1", "Subnet": "172.18.0.0/16"}]},
+                "Containers": {c: {"Name": c} for c in containers},
+            }
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     ("existing", "args", "changed", "expected"),
     [
-        (None, {"name": "shared-network"}, True,
-         ["docker network create --driver bridge shared-network"]),
+        (
+            None,
+            {"name": "shared-network"},
+            True,
+            ["docker network create --driver bridge shared-network"],
+        ),
         (_net(), {"name": "shared-network"}, False, []),
-        (_net("macvlan"), {"name": "shared-network"}, True,
-         ["docker network rm shared-network", "docker network create --driver bridge shared-network"]),
-        (_net(), {"name": "shared-network", "options": {"com.docker.network.mtu": "1400"}}, True,
-         ["docker network rm shared-network",
-          "docker network create --driver bridge --opt com.docker.network.mtu=1400 shared-network"]),
+        (
+            _net("macvlan"),
+            {"name": "shared-network"},
+            True,
+            [
+                "docker network rm shared-network",
+                "docker network create --driver bridge shared-network",
+            ],
+        ),
+        (
+            _net(),
+            {"name": "shared-network", "options": {"com.docker.network.mtu": "1400"}},
+            True,
+            [
+                "docker network rm shared-network",
+                "docker network create --driver bridge --opt com.docker.network.mtu=1400 shared-network",
+            ],
+        ),
         (None, {"name": "shared-network", "state": "absent"}, False, []),
-        (_net(), {"name": "shared-network", "state": "absent"}, True,
-         ["docker network rm shared-network"]),
-        (_net(containers=["redis-1"]), {"name": "shared-network", "state": "absent", "force": True},
-         True, ["docker network disconnect --force shared-network redis-1",
-                "docker network rm shared-network"]),
+        (
+            _net(),
+            {"name": "shared-network", "state": "absent"},
+            True,
+            ["docker network rm shared-network"],
+        ),
+        (
+            _net(containers=["redis-1"]),
+            {"name": "shared-network", "state": "absent", "force": True},
+            True,
+            [
+                "docker network disconnect --force shared-network redis-1",
+                "docker network rm shared-network",
+            ],
+        ),
     ],
 )
 def test_network(existing, args, changed, expected):
@@ -157,8 +200,10 @@ def test_copy_plan():
 def test_copy_remote_manifest_parser():
     sha = "b" * 64
     out = f"stat 644 root root ./nginx.conf\nstat 755 root root ./lua/x.lua\n{sha}  ./nginx.conf\n"
-    assert parse_remote(out) == {"nginx.conf": (sha, 0o644, "root:root"),
-                                 "lua/x.lua": ("", 0o755, "root:root")}
+    assert parse_remote(out) == {
+        "nginx.conf": (sha, 0o644, "root:root"),
+        "lua/x.lua": ("", 0o755, "root:root"),
+    }
 
 
 def test_copy_sends_only_changed_files(tmp_path):
@@ -221,23 +266,35 @@ def test_compose_converged(stdout, converged):
 def test_compose_noop_runs_no_compose():
     remote = FakeRemote()
     remote.answer(r"fingerprint=", STATE)
-    outcome, _ = run("compose", {"project_src": "/opt/provision/redis", "project_name": "redis"},
-                     remote, facts=parse_host_facts("compose_v1=1.29.2\n"))
+    outcome, _ = run(
+        "compose",
+        {"project_src": "/opt/provision/redis", "project_name": "redis"},
+        remote,
+        facts=parse_host_facts("compose_v1=1.29.2\n"),
+    )
     assert not outcome.changed
     assert len(remote.calls) == 1
 
 
 def test_compose_up_with_v1_and_v2():
-    for facts, flavour in (("compose_v1=1.29.2", "docker-compose"),
-                           ("compose_v2=2.26.1\ncompose_v1=1.29", "docker compose")):
+    for facts, flavour in (
+        ("compose_v1=1.29.2", "docker-compose"),
+        ("compose_v2=2.26.1\ncompose_v1=1.29", "docker compose"),
+    ):
         states = iter(["fingerprint=f1\nstored=\n", STATE.replace("stored=f1:a1,b2", "stored=")])
         remote = FakeRemote()
         remote.answers.append((r"fingerprint=", lambda argv: _result(next(states))))
-        outcome, _ = run("compose", {"project_src": "/opt/p", "project_name": "p"}, remote,
-                         facts=parse_host_facts(facts))
+        outcome, _ = run(
+            "compose",
+            {"project_src": "/opt/p", "project_name": "p"},
+            remote,
+            facts=parse_host_facts(facts),
+        )
         assert outcome.changed
-        assert any(f"/opt/p {flavour} -p p -f docker-compose.yml up -d --remove-orphans" in c
-                   for c in remote.commands())
+        assert any(
+            f"/opt/p {flavour} -p p -f docker-compose.yml up -d --remove-orphans" in c
+            for c in remote.commands()
+        )
         assert any("/var/lib/provision/compose/p f1:a1,b2" in c for c in remote.commands())
 
 
@@ -251,16 +308,18 @@ def _result(stdout: str):
 def test_secret_generated_once_and_never_logged():
     remote = FakeRemote()
     remote.answer(r"^test -s", code=1)
-    outcome, ctx = run("secret", {"path": "/opt/provision/secrets/redis.env",
-                                  "key": "REDIS_PASSWORD"}, remote)
+    outcome, ctx = run(
+        "secret", {"path": "/opt/provision/secrets/redis.env", "key": "REDIS_PASSWORD"}, remote
+    )
     assert outcome.changed
     value = remote.stdin[0].decode()
     assert value.startswith("REDIS_PASSWORD=") and len(value.strip()) == len("REDIS_PASSWORD=") + 32
     secret = value.split("=", 1)[1].strip()
     assert all(secret not in c for c in remote.commands() + ctx.executed + [outcome.msg])
     again = FakeRemote()
-    outcome, _ = run("secret", {"path": "/opt/provision/secrets/redis.env",
-                                "key": "REDIS_PASSWORD"}, again)
+    outcome, _ = run(
+        "secret", {"path": "/opt/provision/secrets/redis.env", "key": "REDIS_PASSWORD"}, again
+    )
     assert not outcome.changed and not again.stdin
 
 

@@ -1,0 +1,287 @@
+"""The runner: ok/changed/failed, check mode, handlers (also pending from a failed run), tags,
+when, register, retries; driven with test modules and a fake connection (no host)."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provision.facts import PENDING_HANDLERS_FILE
+from provision.inventory import load_inventory
+from provision.modules.base import ModuleSpec, Outcome, TaskContext
+from provision.playbook import load_playbook
+from provision.runner import RunOptions, Runner
+from provision.validate import validate
+from tests.unit.fakes import FakeRemote
+
+
+@dataclass(frozen=True)
+class FileArgs:
+    path: str
+    content: str = "x"
+
+
+def ensure_file(ctx: TaskContext, args: FileArgs) -> Outcome:
+    """A toy module: look (cat), then act (write)."""
+    if ctx.read(["cat", args.path]).stdout == args.content:
+        return ctx.ok("same")
+    ctx.run(["write", args.path, args.content])
+    return ctx.changed("written")
+
+
+@dataclass(frozen=True)
+class FailArgs:
+    msg: str = "boom"
+
+
+def fail(ctx: TaskContext, args: FailArgs) -> Outcome:
+    ctx.run(["false"])
+    return ctx.changed("unreachable")
+
+
+@dataclass(frozen=True)
+class CountArgs:
+    key: str
+
+
+def count(ctx: TaskContext, args: CountArgs) -> Outcome:
+    n = ctx.facts.get(args.key, 0) + 1
+    ctx.facts[args.key] = n
+    return Outcome(False, f"n={n}", data={"n": n})
+
+
+MODULES = {
+    "ensure_file": ModuleSpec("ensure_file", FileArgs, ensure_file),
+    "fail": ModuleSpec("fail", FailArgs, fail),
+    "count": ModuleSpec("count", CountArgs, count),
+}
+
+INVENTORY = """
+all:
+  vars:
+    greeting: hello
+  children:
+    cluster:
+      hosts:
+        h1: {ansible_host: 127.0.0.1}
+        h2: {ansible_host: 127.0.0.2}
+"""
+
+
+class Hosts:
+    """A fake remote per host; a file written by 'write' is then read back by 'cat'."""
+
+    def __init__(self) -> None:
+        self.remotes: dict[str, FakeRemote] = {}
+        self.files: dict[tuple[str, str], str] = {}
+
+    def connect(self, spec):
+        remote = FakeRemote(host=spec)
+        name = spec.name
+
+        def cat(argv):
+            from provision.models import Result
+            content = self.files.get((name, argv[1]))
+            return Result("cat", 0 if content is not None else 1, content or "")
+
+        def write(argv):
+            from provision.models import Result
+            self.files[(name, argv[1])] = argv[2]
+            return Result("write", 0)
+
+        def false(argv):
+            from provision.models import Result
+            return Result("false", 1, "", "it went wrong\nreally wrong")
+
+        remote.answers += [(r"^cat ", cat), (r"^write ", write), (r"^false$", false)]
+        self.remotes[name] = remote
+        return remote
+
+
+def load(tmp_path: Path, playbook: str, extra_vars=None):
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "play.yml").write_text(textwrap.dedent(playbook))
+    book = load_playbook(tmp_path / "play.yml", modules=MODULES)
+    inv = load_inventory(tmp_path / "inv.yml")
+    validate(book, inv, extra_vars or {}, modules=MODULES)
+    return book, inv
+
+
+def run(book, inv, hosts: Hosts, **options):
+    runner = Runner(RunOptions(**options), connector=hosts.connect, modules=MODULES)
+    return runner.run(book, inv)
+
+
+PLAY = """
+- name: files
+  hosts: cluster
+  gather_facts: false
+  tasks:
+    - name: conf
+      ensure_file: {path: /etc/app.conf, content: "{{ greeting }}"}
+      notify: reload
+    - name: other
+      ensure_file: {path: /etc/other, content: "o"}
+      tags: [other]
+  handlers:
+    - name: reload
+      ensure_file: {path: /reloaded, content: "{{ greeting }}-reloaded"}
+"""
+
+
+def test_first_run_changes_second_run_is_ok(tmp_path):
+    book, inv = load(tmp_path, PLAY)
+    hosts = Hosts()
+    first = run(book, inv, hosts)
+    assert {h: (r.ok, r.changed, r.failed) for h, r in first.recap.items()} == {
+        "h1": (0, 3, 0), "h2": (0, 3, 0)}
+    assert hosts.files[("h1", "/etc/app.conf")] == "hello"
+    assert hosts.files[("h2", "/reloaded")] == "hello-reloaded"
+    second = run(book, inv, hosts)
+    assert second.changed == 0
+    assert {h: r.ok for h, r in second.recap.items()} == {"h1": 2, "h2": 2}
+
+
+def test_check_mode_changes_nothing(tmp_path):
+    book, inv = load(tmp_path, PLAY)
+    hosts = Hosts()
+    report = run(book, inv, hosts, check=True)
+    assert report.recap["h1"].changed == 3  # would change: both files and the handler
+    assert hosts.files == {}
+    assert all("write" not in c for r in hosts.remotes.values() for c in r.commands())
+    assert any("write /etc/app.conf hello" in c for c in report.results[0].commands)
+
+
+def test_extra_vars_win_and_tags_select(tmp_path):
+    book, inv = load(tmp_path, PLAY, {"greeting": "hi"})
+    hosts = Hosts()
+    report = run(book, inv, hosts, extra_vars={"greeting": "hi"}, tags=frozenset({"other"}))
+    assert [r.task for r in report.results if r.host == "h1"] == ["other"]
+    assert ("h1", "/etc/app.conf") not in hosts.files
+    report = run(book, inv, hosts, extra_vars={"greeting": "hi"})
+    assert hosts.files[("h1", "/etc/app.conf")] == "hi"
+
+
+FAILING = """
+- name: fails
+  hosts: cluster
+  gather_facts: false
+  tasks:
+    - name: conf
+      ensure_file: {path: /etc/app.conf, content: "v2"}
+      notify: reload
+    - name: broken
+      fail: {}
+      when: inventory_hostname == 'h1'
+    - name: after
+      ensure_file: {path: /after}
+  handlers:
+    - name: reload
+      ensure_file: {path: /reloaded, content: "yes"}
+"""
+
+
+def test_failure_stops_the_host_and_reports_the_command(tmp_path):
+    book, inv = load(tmp_path, FAILING)
+    hosts = Hosts()
+    report = run(book, inv, hosts)
+    assert report.failed
+    assert (report.recap["h1"].failed, report.recap["h2"].failed) == (1, 0)
+    assert report.recap["h2"].skipped == 1
+    failed = next(r for r in report.results if r.status.value == "failed")
+    assert failed.host == "h1" and failed.task == "broken"
+    assert "exit code 1: false" in failed.msg and "really wrong" in failed.msg
+    assert ("h1", "/after") not in hosts.files and ("h2", "/after") in hosts.files
+    # h1's handler did not run, but it was recorded on the host as pending...
+    assert ("h1", "/reloaded") not in hosts.files
+    put = [c for c in hosts.remotes["h1"].commands() if c.startswith("put ")]
+    assert put == [f"put {PENDING_HANDLERS_FILE} 600"]
+    assert hosts.remotes["h1"].stdin[-1] == b"reload\n"
+
+
+def test_pending_handler_runs_on_the_next_run(tmp_path):
+    book, inv = load(tmp_path, PLAY.replace("gather_facts: false", "gather_facts: true"))
+    hosts = Hosts()
+    hosts.files[("h1", "/etc/app.conf")] = "hello"
+    hosts.files[("h1", "/etc/other")] = "o"
+    hosts.files[("h2", "/etc/app.conf")] = "hello"
+    hosts.files[("h2", "/etc/other")] = "o"
+    original = hosts.connect
+
+    def connect(spec):
+        remote = original(spec)
+        if spec.name == "h1":  # the previous run failed after notifying `reload`
+            remote.answer(r"os_id", "os_id=debian\npending=reload\n")
+        return remote
+
+    hosts.connect = connect
+    report = run(book, inv, hosts)
+    assert hosts.files.get(("h1", "/reloaded")) == "hello-reloaded"
+    assert ("h2", "/reloaded") not in hosts.files
+    assert [c for c in hosts.remotes["h1"].commands() if c.startswith("rm ")] == [
+        f"rm -f {PENDING_HANDLERS_FILE}"]
+    assert report.recap["h1"].changed == 1 and report.recap["h2"].changed == 0
+
+
+RETRIES = """
+- name: retries
+  hosts: h1
+  gather_facts: false
+  tasks:
+    - name: count until three
+      count: {key: c}
+      register: counted
+      until: counted.n >= 3
+      retries: 5
+      delay: 0
+    - name: use it
+      ensure_file: {path: /n, content: "{{ counted.n }}"}
+      when: counted.n == 3
+"""
+
+
+def test_register_until_and_when(tmp_path):
+    book, inv = load(tmp_path, RETRIES)
+    hosts = Hosts()
+    report = run(book, inv, hosts)
+    assert not report.failed
+    assert hosts.files[("h1", "/n")] == "3"
+    assert report.results[0].msg == "n=3"
+
+
+def test_unreachable_host_is_reported(tmp_path):
+    from provision.errors import ConnectError
+
+    book, inv = load(tmp_path, PLAY)
+
+    def connect(spec):
+        remote = FakeRemote(host=spec)
+
+        def refuse(argv):
+            raise ConnectError("unreachable after 1s: connection refused", host=spec.target)
+
+        remote.answers.append((r".", refuse))
+        return remote
+
+    runner = Runner(RunOptions(), connector=connect, modules=MODULES)
+    report = runner.run(book, inv)
+    assert report.failed
+    assert report.recap["h1"].unreachable == 1
+    assert "connection refused" in report.errors["h1"]
+
+
+def test_undefined_variable_is_caught_before_any_host(tmp_path):
+    from provision.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nope"):
+        load(tmp_path, PLAY.replace('"{{ greeting }}"', '"{{ nope }}"'))
+
+
+def test_undefined_attribute_at_run_time_fails_the_task_with_its_location(tmp_path):
+    book, inv = load(tmp_path, PLAY.replace('"{{ greeting }}"', '"x{{ greeting.missing }}"'))
+    report = run(book, inv, Hosts())
+    assert report.failed
+    assert "play.yml:" in report.results[0].msg and "missing" in report.results[0].msg
