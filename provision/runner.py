@@ -27,7 +27,7 @@ from provision.modules.base import Remote, build_args
 from provision.modules.hostfacts import gather
 from provision.playbook import Play, Playbook, TaskDef
 from provision.report import RunReport
-from provision.templating import evaluate, render
+from provision.templating import evaluate, is_template, render
 
 __all__ = ["RunOptions", "Runner"]
 
@@ -163,6 +163,11 @@ class Runner:
             facts=state.facts.get("host").as_dict() if state.facts.get("host") else {},
         )
         variables.update(state.registered)
+        # Variables may be templates of other variables (Ansible renders them lazily):
+        # render them here, in order, so that `{{ redis_files }}` gives the list, not its text.
+        for name, value in list(variables.items()):
+            if is_template(value):
+                variables[name] = render(value, variables, loc=play.loc, field=f"vars.{name}")
         return variables
 
     def _host_play(
