@@ -1,0 +1,80 @@
+"""provision: stand up, prove and tear down an OpenResty + Redis service-discovery cluster.
+
+The public API (everything else is private)::
+
+    from provision import Cluster, Options, up, down, verify
+
+    report = up("inventory/aws.yml", Options(extra_vars={"cluster_name": "ci-42"}))
+    assert not report.failed and all(c.passed for c in report.checks)
+    down("inventory/aws.yml", Options(extra_vars={"cluster_name": "ci-42"}))
+
+Names are imported on first use, so that ``import provision`` (and ``provision --help``) stays
+fast: boto3 and paramiko load only when a run needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provision.api import Cluster, ClusterFailed, Options, down, run_playbook, up, verify
+    from provision.errors import (
+        CloudError,
+        CommandError,
+        ConfigError,
+        ConnectError,
+        Interrupted,
+        ProvisionError,
+        VerifyError,
+    )
+    from provision.events import Event
+    from provision.models import CheckResult, HostSpec, Result, Status, TaskResult
+    from provision.report import HostRecap, RunReport
+
+__all__ = [
+    "CheckResult",
+    "CloudError",
+    "Cluster",
+    "ClusterFailed",
+    "CommandError",
+    "ConfigError",
+    "ConnectError",
+    "Event",
+    "HostRecap",
+    "HostSpec",
+    "Interrupted",
+    "Options",
+    "ProvisionError",
+    "Result",
+    "RunReport",
+    "Status",
+    "TaskResult",
+    "VerifyError",
+    "down",
+    "run_playbook",
+    "up",
+    "verify",
+]
+
+_HOMES = {
+    "provision.api": ("Cluster", "ClusterFailed", "Options", "down", "run_playbook", "up",
+                      "verify"),
+    "provision.errors": ("CloudError", "CommandError", "ConfigError", "ConnectError",
+                         "Interrupted", "ProvisionError", "VerifyError"),
+    "provision.events": ("Event",),
+    "provision.models": ("CheckResult", "HostSpec", "Result", "Status", "TaskResult"),
+    "provision.report": ("HostRecap", "RunReport"),
+}
+_WHERE = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'provision' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,164 @@
+"""The images the sandbox needs, made in the local engine only when missing.
+
+This test bed has no registry, so every image can be built from Debian's
+packages: a ``debootstrap`` base per suite, EC2-like SSH hosts on top of it,
+and stand-ins for ``redis:latest`` and ``openresty/openresty:latest``. Where a
+registry answers (a developer's machine), the two service images are pulled
+instead. An image that already exists is never rebuilt: the local engine is
+the cache, so a second call costs a few ``docker image inspect`` calls.
+
+Example::
+
+    >>> from provision.sandbox.images import ensure_images
+    >>> ensure_images(("bookworm", "trixie"), progress=print)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision.errors import ConfigError, ProvisionError
+from provision.sandbox import localdocker
+
+__all__ = [
+    "FILES",
+    "OPENRESTY_IMAGE",
+    "REDIS_IMAGE",
+    "SUPPORTED_DISTROS",
+    "base_image",
+    "ensure_images",
+    "sshhost_image",
+]
+
+#: Dockerfiles and config files baked into the images.
+FILES = Path(__file__).resolve().parent / "files"
+#: Debian suites a sandbox host can run.
+SUPPORTED_DISTROS = ("bookworm", "trixie")
+REDIS_IMAGE = "redis:latest"
+OPENRESTY_IMAGE = "openresty/openresty:latest"
+#: The suite the two service stand-ins are built from.
+SERVICE_SUITE = "bookworm"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Service:
+    ref: str
+    dockerfile: str
+
+
+_SERVICES = (
+    _Service(REDIS_IMAGE, "redis.Dockerfile"),
+    _Service(OPENRESTY_IMAGE, "openresty.Dockerfile"),
+)
+
+
+def base_image(distro: str) -> str:
+    return f"provision/debian-base:{_checked(distro)}"
+
+
+def sshhost_image(distro: str) -> str:
+    return f"provision/sshhost:{_checked(distro)}"
+
+
+def _checked(distro: str) -> str:
+    if distro not in SUPPORTED_DISTROS:
+        raise ConfigError(
+            f"unknown sandbox distro {distro!r}; expected one of {', '.join(SUPPORTED_DISTROS)}",
+            field="distro",
+        )
+    return distro
+
+
+def ensure_images(
+    distros: Sequence[str] = ("bookworm",),
+    *,
+    progress: Progress | None = None,
+) -> None:
+    """Make sure the SSH host images for ``distros`` and both service images exist.
+
+    Each image is built only if missing; raises EngineUnavailable when there is
+    no local engine, CommandError when a build fails.
+    """
+    say = progress or (lambda _msg: None)
+    wanted = [_checked(d) for d in dict.fromkeys(distros)]
+    for service in _SERVICES:
+        _ensure_service(service, say)
+    for distro in wanted:
+        _ensure_sshhost(distro, say)
+
+
+def _ensure_service(service: _Service, say: Progress) -> None:
+    if localdocker.image_exists(service.ref):
+        return
+    # A pull is cheap where a registry answers and fails fast where none does.
+    say(f"pulling {service.ref}")
+    if localdocker.pull(service.ref, timeout=30):
+        return
+    _ensure_base(SERVICE_SUITE, say)
+    _timed(say, f"building stand-in {service.ref}", lambda: _build(service.ref, service.dockerfile))
+
+
+def _ensure_sshhost(distro: str, say: Progress) -> None:
+    ref = sshhost_image(distro)
+    if localdocker.image_exists(ref):
+        return
+    _ensure_base(distro, say)
+    _timed(say, f"building {ref}", lambda: _build(ref, "sshhost.Dockerfile", distro))
+
+
+def _build(ref: str, dockerfile: str, suite: str = SERVICE_SUITE) -> None:
+    localdocker.build(
+        ref, dockerfile=FILES / dockerfile, context=FILES, build_args={"SUITE": suite}
+    )
+
+
+def _ensure_base(distro: str, say: Progress) -> None:
+    ref = base_image(distro)
+    if localdocker.image_exists(ref):
+        return
+    _timed(say, f"debootstrapping {ref}", lambda: _debootstrap_import(distro, ref))
+
+
+def _debootstrap_import(suite: str, ref: str) -> None:
+    """``debootstrap --variant=minbase SUITE ROOT``, then import ROOT as ``ref``."""
+    if shutil.which("debootstrap") is None:
+        raise ProvisionError(
+            f"cannot build {ref}: `debootstrap` is not installed (apt-get install debootstrap)"
+        )
+    if os.geteuid() != 0:
+        raise ProvisionError(f"cannot build {ref}: debootstrap needs root")
+    with tempfile.TemporaryDirectory(prefix="provision-debootstrap-") as tmp:
+        root = Path(tmp) / "root"
+        argv = ["debootstrap", "--variant=minbase", suite, str(root)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join(done.stdout.splitlines()[-10:] + done.stderr.splitlines()[-10:])
+            raise ProvisionError(f"debootstrap {suite} failed ({done.returncode}):\n{tail}")
+        _drop_apt_caches(root)
+        localdocker.import_rootfs(ref, root, changes=[f"LABEL {localdocker.SANDBOX_LABEL}"])
+
+
+def _drop_apt_caches(root: Path) -> None:
+    # debootstrap leaves ~80 MB of .debs and package lists behind; every image
+    # on top runs `apt-get update` anyway, and smaller layers mean a faster
+    # `docker save | ssh | docker load` onto sandbox hosts.
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*"):
+        for path in root.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
+def _timed(say: Progress, what: str, step: Callable[[], None]) -> None:
+    say(f"{what} ...")
+    start = time.monotonic()
+    step()
+    say(f"{what}: done in {time.monotonic() - start:.0f} s")

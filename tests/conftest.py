@@ -1,0 +1,251 @@
+"""Shared fixtures: hermetic environment, an SSH key pair, and sandbox hosts.
+
+Integration tests (``@pytest.mark.integration``, and everything under
+``tests/integration``) run against EC2-like hosts that are containers of the
+local Docker engine. Without an engine they are skipped, except in CI
+(``CI=true``), where they fail: CI must never go green by skipping them.
+
+Everything the tests create carries ``io.provision.test=<session id>`` and is
+removed at the end of the session, even after failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provision.sandbox import hosts, images, localdocker
+from provision.sandbox.hosts import SandboxHost
+
+TEST_LABEL = "io.provision.test"
+log = logging.getLogger("provision.tests")
+
+_AWS_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+          "AWS_ENDPOINT_URL", "SSH_AUTH_SOCK", "SSH_AGENT_PID")  # fmt: skip
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Everything under tests/integration is an integration test, marked or not.
+    for item in items:
+        if "integration" in item.path.parts and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
+
+
+# ---------------------------------------------------------------- hermetic
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Fake AWS credentials, no AWS/SSH config or agent of the user's, a scratch HOME.
+
+    Note: the `ssh` binary reads ~/.ssh/config from the passwd entry, not HOME;
+    build ssh commands with ``ssh_argv`` (it passes ``-F none``).
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for key, value in _AWS_FAKE_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in _UNSET:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config-absent"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-absent"))
+
+
+@pytest.fixture(scope="session")
+def test_session_id() -> str:
+    """Unique per pytest session; the value of the ``io.provision.test`` label."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def sandbox_labels(test_session_id: str) -> dict[str, str]:
+    """Labels to put on anything a test creates in the local engine."""
+    return {TEST_LABEL: test_session_id}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_test_resources(test_session_id: str) -> Iterator[None]:
+    """At session end, remove every container/volume/network this session labelled."""
+    yield
+    if shutil.which("docker") is None:
+        return
+    with contextlib.suppress(localdocker.EngineUnavailable):
+        hosts.remove_all(f"{TEST_LABEL}={test_session_id}")
+
+
+# ---------------------------------------------------------------- engine, images
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A local Docker engine that answers: skip without one, fail in CI."""
+    if localdocker.available():
+        return
+    reason = "no local Docker engine answers (`docker info` failed)"
+    if _in_ci():
+        pytest.fail(f"{reason}; CI=true, so integration tests must not be skipped")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _integration_needs_docker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("integration") is not None:
+        request.getfixturevalue("docker_engine")
+
+
+@pytest.fixture(scope="session")
+def sandbox_images(docker_engine: None) -> None:
+    """SSH host images for bookworm and trixie, and the redis/openresty stand-ins."""
+    images.ensure_images(("bookworm", "trixie"), progress=log.info)
+
+
+# ---------------------------------------------------------------- keys
+
+
+@dataclass(frozen=True)
+class SSHKeyPair:
+    private_key: Path
+    public_key_file: Path
+    public_key: str
+
+
+@pytest.fixture(scope="session")
+def ssh_keypair(tmp_path_factory: pytest.TempPathFactory) -> SSHKeyPair:
+    """An ed25519 key pair without passphrase; the private key file is mode 0600."""
+    folder = tmp_path_factory.mktemp("ssh-key")
+    folder.chmod(0o700)
+    private = folder / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "provision-test", "-f", str(private)],
+        check=True,
+        capture_output=True,
+    )
+    private.chmod(0o600)
+    public_file = private.with_suffix(".pub")
+    return SSHKeyPair(private, public_file, public_file.read_text(encoding="utf-8").strip())
+
+
+# ---------------------------------------------------------------- hosts
+
+_host_numbers = itertools.count(1)
+
+
+class HostFactory:
+    """Starts sandbox hosts (ready for SSH) and removes all of them on ``close``.
+
+    >>> host = ssh_host_factory()                        # doctest: +SKIP
+    >>> host = ssh_host_factory("db", distro="trixie")   # doctest: +SKIP
+    """
+
+    def __init__(self, keypair: SSHKeyPair, labels: dict[str, str], session_id: str) -> None:
+        self._keypair = keypair
+        self._labels = labels
+        self._prefix = f"t{session_id[:6]}"
+        self.started: list[SandboxHost] = []
+
+    def __call__(
+        self, name: str | None = None, *, distro: str = "bookworm", wait: bool = True
+    ) -> SandboxHost:
+        name = f"{self._prefix}-{name or 'host'}-{next(_host_numbers)}"
+        host = hosts.start_host(
+            name, distro=distro, public_key=self._keypair.public_key, labels=self._labels
+        )
+        self.started.append(host)
+        if wait:
+            hosts.wait_for_ssh(host, timeout=90)
+        return host
+
+    def close(self) -> None:
+        errors: list[BaseException] = []
+        for host in reversed(self.started):
+            try:
+                hosts.remove_host(host.name)
+            except Exception as exc:  # keep removing the others
+                errors.append(exc)
+        self.started.clear()
+        if errors:
+            raise errors[0]
+
+
+def _factory(keypair: SSHKeyPair, labels: dict[str, str], session_id: str) -> Iterator[HostFactory]:
+    factory = HostFactory(keypair, labels, session_id)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def ssh_host_factory(
+    sandbox_images: None, ssh_keypair: SSHKeyPair, sandbox_labels: dict[str, str],
+    test_session_id: str,
+) -> Iterator[HostFactory]:  # fmt: skip
+    """Hosts for one test; removed when the test ends, pass or fail."""
+    yield from _factory(ssh_keypair, sandbox_labels, test_session_id)
+
+
+@pytest.fixture(scope="module")
+def module_ssh_host_factory(
+    sandbox_images: None, ssh_keypair: SSHKeyPair, sandbox_labels: dict[str, str],
+    test_session_id: str,
+) -> Iterator[HostFactory]:  # fmt: skip
+    """Hosts shared by the tests of one module (e.g. one host with Docker installed)."""
+    yield from _factory(ssh_keypair, sandbox_labels, test_session_id)
+
+
+@pytest.fixture
+def ssh_host(ssh_host_factory: HostFactory) -> SandboxHost:
+    """One fresh bookworm host, answering SSH."""
+    return ssh_host_factory()
+
+
+@pytest.fixture
+def ssh_argv(
+    ssh_keypair: SSHKeyPair, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., list[str]]:
+    """``ssh_argv(host, "sudo", "true")`` -> an argv for the ``ssh`` binary.
+
+    The remote words are quoted (``shlex.join``), so they arrive as that argv;
+    for a shell script pass ``"sh", "-c", SCRIPT``. Ignores the user's ssh
+    config and agent, and pins the host key read from the container
+    (StrictHostKeyChecking=yes).
+    """
+    folder = tmp_path_factory.mktemp("known-hosts")
+
+    def build(host: SandboxHost, *remote: str) -> list[str]:
+        known = folder / f"{host.name}"
+        known.write_text(hosts.known_hosts_line(host) + "\n", encoding="utf-8")
+        return [
+            "ssh", "-F", "none", "-i", str(ssh_keypair.private_key),
+            "-p", str(host.port), "-l", host.user,
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+            "-o", "ConnectTimeout=10", host.address, "--", shlex.join(remote),
+        ]  # fmt: skip
+
+    return build
