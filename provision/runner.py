@@ -283,13 +283,7 @@ class Runner:
                 result = self._result(task, host, Status.SKIPPED, "condition false", started)
             else:
                 outcome = self._apply(task, ctx, variables)
-                status = (
-                    Status.FAILED
-                    if outcome.failed
-                    else Status.CHANGED
-                    if outcome.changed
-                    else Status.OK
-                )
+                status = _status(outcome)
                 result = self._result(task, host, status, outcome.msg, started, outcome, ctx)
         except ConnectError:
             raise
@@ -362,6 +356,14 @@ class Runner:
             msg=result.msg,
         )
         self._state(host.name).registered[name] = value
+
+
+def _status(outcome: Outcome) -> Status:
+    if outcome.failed:
+        return Status.FAILED
+    if outcome.skipped:
+        return Status.SKIPPED
+    return Status.CHANGED if outcome.changed else Status.OK
 
 
 def _registered(outcome: Outcome) -> dict[str, Any]:

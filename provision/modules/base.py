@@ -81,6 +81,7 @@ class Outcome:
     data: Mapping[str, Any] = field(default_factory=dict)
     checks: tuple[CheckResult, ...] = ()
     failed: bool = False
+    skipped: bool = False  # the module chose not to run (e.g. verify in check mode)
 
 
 Progress = Callable[[str, int, int], None]

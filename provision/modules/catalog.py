@@ -12,6 +12,7 @@ from provision.modules import (
     docker_images,
     docker_network,
     secret,
+    verify,
 )
 from provision.modules.base import ModuleSpec
 
@@ -25,5 +26,6 @@ MODULES: Mapping[str, ModuleSpec] = {
         docker_images.SPEC,
         docker_network.SPEC,
         secret.SPEC,
+        verify.SPEC,
     )
 }

@@ -104,6 +104,8 @@ def _state(ctx: TaskContext, args: ComposeArgs) -> ProjectState:
 
 def _compose(ctx: TaskContext, args: ComposeArgs, *words: str) -> None:
     flavour = host_facts(ctx).compose_command
+    if not flavour and ctx.check:  # Docker is not installed yet; it would be by then
+        flavour = ("docker", "compose")
     if not flavour:
         raise ProvisionError("compose: neither 'docker compose' nor 'docker-compose' on the host")
     files = [part for f in args.files for part in ("-f", f)]
@@ -137,7 +139,7 @@ def _present(ctx: TaskContext, args: ComposeArgs, before: ProjectState) -> Outco
             f"{len(before.containers)} container(s) up to date",
             containers=[c.name for c in before.containers],
         )
-    if before.missing_dir:
+    if before.missing_dir and not ctx.check:
         raise ProvisionError(f"compose: project folder {args.project_src} is missing")
     _compose(ctx, args, "up", "-d", "--remove-orphans")
     if ctx.check:

@@ -80,7 +80,8 @@ def apply(ctx: TaskContext, args: DockerNetworkArgs) -> Outcome:
         _remove(ctx, net, args, "must be recreated (" + "; ".join(wrong) + ")")
     _create(ctx, args)
     created = None if ctx.check else read_network(ctx, args.name)
-    data = {"gateway": created.gateway, "subnet": created.subnet} if created else {}
+    # In check mode the address is not known yet; "" keeps `{{ net.gateway }}` usable.
+    data = {"gateway": created.gateway if created else "", "subnet": created.subnet if created else ""}
     verb = "recreated" if net is not None else "created"
     return ctx.changed(f"{verb} network {args.name}", **data)
 
