@@ -81,9 +81,9 @@ def apply(ctx: TaskContext, args: DockerNetworkArgs) -> Outcome:
     _create(ctx, args)
     created = None if ctx.check else read_network(ctx, args.name)
     # In check mode the address is not known yet; "" keeps `{{ net.gateway }}` usable.
-    data = {"gateway": created.gateway if created else "", "subnet": created.subnet if created else ""}
+    gateway, subnet = (created.gateway, created.subnet) if created else ("", "")
     verb = "recreated" if net is not None else "created"
-    return ctx.changed(f"{verb} network {args.name}", **data)
+    return ctx.changed(f"{verb} network {args.name}", gateway=gateway, subnet=subnet)
 
 
 SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, __doc__ or "")
