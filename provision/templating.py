@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from provision.errors import ConfigError
@@ -135,10 +135,20 @@ def undeclared(value: Any, *, expression: bool = False) -> set[str]:
         return set()
     env = _environment()
     try:
-        names = meta.find_undeclared_variables(env.parse(value))
+        tree = env.parse(value)
     except jinja2.TemplateSyntaxError as exc:
         raise _config_error(exc, None, None) from exc
-    return set(names) - set(env.globals)
+    names = meta.find_undeclared_variables(tree)
+    return set(names) - set(env.globals) - _defaulted(tree)
+
+
+def _defaulted(tree: nodes.Template) -> set[str]:
+    """Names given a fallback with ``| default(...)``: optional, as in Ansible."""
+    return {
+        f.node.name
+        for f in tree.find_all(nodes.Filter)
+        if f.name in ("default", "d") and isinstance(f.node, nodes.Name)
+    }
 
 
 def _config_error(exc: Exception, loc: Location | None, field: str | None) -> ConfigError:

@@ -11,6 +11,7 @@ from provision.modules import (
     docker_engine,
     docker_images,
     docker_network,
+    ec2,
     secret,
     verify,
 )
@@ -25,6 +26,9 @@ MODULES: Mapping[str, ModuleSpec] = {
         docker_engine.SPEC,
         docker_images.SPEC,
         docker_network.SPEC,
+        ec2.CLUSTER_SPEC,
+        ec2.HOSTS_SPEC,
+        ec2.TEARDOWN_SPEC,
         secret.SPEC,
         verify.SPEC,
     )

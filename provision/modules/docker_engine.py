@@ -27,9 +27,12 @@ APT = [
     "-o",
     "DPkg::Lock::Timeout=300",
 ]
-PICK_COMPOSE_PACKAGE = (
+# The packages this release has, beside docker.io: the Compose package it ships, and
+# `docker-cli` where the CLI is split out of docker.io (Debian 13 and later).
+PICK_PACKAGES = (
     "for p in docker-compose-v2 docker-compose-plugin docker-compose; do "
-    'if apt-cache show "$p" >/dev/null 2>&1; then echo "$p"; exit 0; fi; done; exit 1'
+    'if apt-cache show "$p" >/dev/null 2>&1; then echo "$p"; break; fi; done; '
+    "if apt-cache show docker-cli >/dev/null 2>&1; then echo docker-cli; fi"
 )
 COMPOSE_PLUGIN_URL = (
     "https://github.com/docker/compose/releases/download/v{version}/docker-compose-linux-{arch}"
@@ -45,12 +48,14 @@ def _user_needs_group(facts: HostFacts) -> bool:
     return facts.user not in ("", "root") and "docker" not in facts.user_groups
 
 
-def install_commands(facts: HostFacts, args: DockerEngineArgs, compose_pkg: str) -> list[list[str]]:
+def install_commands(
+    facts: HostFacts, args: DockerEngineArgs, packages: tuple[str, ...] = ("docker-compose",)
+) -> list[list[str]]:
     """The commands that install Docker and Compose on a host with these facts."""
     if facts.os_family == "debian":
         return [
             [*APT, "update"],
-            [*APT, "install", "--no-install-recommends", "docker.io", compose_pkg],
+            [*APT, "install", "--no-install-recommends", "docker.io", *packages],
             ["systemctl", "enable", "--now", "docker"],
         ]
     if facts.os_id == "amzn":
@@ -90,12 +95,11 @@ def _install(ctx: TaskContext, facts: HostFacts, args: DockerEngineArgs) -> None
     if facts.cloud_init:
         # A just-booted EC2 host may still be installing packages: wait, as apt would fail.
         ctx.read(["cloud-init", "status", "--wait"])
-    compose_pkg = "docker-compose"
+    packages: tuple[str, ...] = ("docker-compose",)
     if facts.os_family == "debian":
         ctx.run([*APT, "update"])
-        found = ctx.read_sh(PICK_COMPOSE_PACKAGE)
-        compose_pkg = found.stdout.strip() or "docker-compose"
-    commands = install_commands(facts, args, compose_pkg)
+        packages = tuple(ctx.read_sh(PICK_PACKAGES).stdout.split()) or packages
+    commands = install_commands(facts, args, packages)
     if facts.os_family == "debian":
         commands = commands[1:]  # the package lists were just updated
     for argv in commands:

@@ -72,6 +72,11 @@ class SandboxHost:
     user: str
     volume: str
     distro: str = "bookworm"
+    http_port: int = 0  # the host's port 80 (OpenResty), published on 127.0.0.1
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.http_port}"
 
     @property
     def container_name(self) -> str:
@@ -134,13 +139,15 @@ def start_host(
                 "--volume", f"{volume}:/var/lib/docker",
                 "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
                 "--publish", "127.0.0.1::22",
+                "--publish", "127.0.0.1::80",
             ],
         )  # fmt: skip
         port = localdocker.published_port(container_id, "22/tcp")
+        http_port = localdocker.published_port(container_id, "80/tcp")
     except BaseException:
         _remove(CONTAINER_PREFIX + name, volume, keydir)
         raise
-    return SandboxHost(name, container_id, "127.0.0.1", port, "admin", volume, distro)
+    return SandboxHost(name, container_id, "127.0.0.1", port, "admin", volume, distro, http_port)
 
 
 def _write_key_dir(public_key: str) -> Path:
@@ -236,3 +243,31 @@ def _remove(container: str, volume: str | None, keydir: Path | None) -> None:
         and keydir.name.startswith(_KEYDIR_PREFIX)
     ):
         shutil.rmtree(keydir, ignore_errors=True)
+
+
+def find_host(name: str) -> SandboxHost | None:
+    """The running sandbox host called ``name``, e.g. started by an earlier ``provision up``."""
+    container = CONTAINER_PREFIX + _checked_name(name)
+    found = localdocker.docker("container", "inspect", "--format",
+                               "{{.Id}} {{.State.Running}} {{.Config.Image}}", container,
+                               check=False)  # fmt: skip
+    if not found.ok:
+        return None
+    container_id, running, image = found.stdout.split()
+    if running != "true":
+        localdocker.docker("start", container)
+    distro = image.rpartition(":")[2] or "bookworm"
+    return SandboxHost(
+        name, container_id, "127.0.0.1", localdocker.published_port(container_id, "22/tcp"),
+        "admin", _volume_name(name), distro, localdocker.published_port(container_id, "80/tcp"),
+    )  # fmt: skip
+
+
+def find_by_port(port: int, label_selector: str) -> SandboxHost | None:
+    """The sandbox host (among those labelled) whose SSH is published on ``port``."""
+    for container_id in localdocker.container_ids(label_selector):
+        name = localdocker.inspect(container_id, f'{{{{index .Config.Labels "{_HOST_LABEL}"}}}}')
+        host = find_host(name.strip()) if name.strip() else None
+        if host is not None and host.port == port:
+            return host
+    return None

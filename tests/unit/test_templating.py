@@ -104,7 +104,7 @@ def test_there_is_no_quote_filter() -> None:
     [
         ("plain", False, set()),
         ("{{ a }} {{ b.c }}", False, {"a", "b"}),
-        ("{{ a | default(x) }}", False, {"a", "x"}),
+        ("{{ a | default(x) }}", False, {"x"}),  # `a` is optional: it has a default
         ("{% for i in items %}{{ i }}{% endfor %}", False, {"items"}),
         ("{{ range(3) | list }}", False, set()),  # Jinja globals are not variables
         ({"k": ["{{ a }}", "{{ b }}"]}, False, {"a", "b"}),
@@ -126,3 +126,9 @@ def test_undeclared_syntax_error() -> None:
                                                  ("a", False), (1, False), ("{ a }", False)])
 def test_is_template(value: Any, expected: bool) -> None:
     assert is_template(value) is expected
+
+
+def test_a_defaulted_variable_is_optional():
+    from provision.templating import undeclared
+
+    assert undeclared("{{ ssh_cidrs | default([]) }}-{{ x | d('y') }}-{{ z }}") == {"z"}

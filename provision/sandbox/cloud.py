@@ -1,0 +1,92 @@
+"""The sandbox cloud: a moto server plays EC2, and each instance it launches is an EC2-like
+SSH host container of the local engine (systemd, sshd, user ``admin``, its own Docker).
+
+The AWS layer runs unchanged against the moto server; only two things are mapped: where an
+instance's SSH answers (a loopback port), and its host key, which is read out of band from
+the container, as the real cloud's console output would give it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from provision.sandbox import hosts, images, localdocker
+
+if TYPE_CHECKING:
+    from provision.aws.results import Instance
+
+__all__ = [
+    "CLUSTER_LABEL",
+    "endpoint_for",
+    "host_for_instance",
+    "host_key_scanner",
+    "remove_cluster",
+    "sandbox_dir",
+]
+
+CLUSTER_LABEL = "io.provision.sandbox.cluster"
+
+
+def sandbox_dir(state_dir: Path) -> Path:
+    return state_dir / "sandbox"
+
+
+def _host_name(cluster: str, instance_id: str) -> str:
+    return f"{cluster[:24]}-{instance_id.removeprefix('i-')[-12:]}".lower()
+
+
+def host_for_instance(cluster: str, instance_id: str) -> hosts.SandboxHost | None:
+    return hosts.find_host(_host_name(cluster, instance_id))
+
+
+def _public_key(key_file: Path) -> str:
+    import paramiko
+
+    key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def endpoint_for(
+    cluster: str, *, distro: str = "bookworm"
+) -> Callable[[Instance], tuple[str, int]]:
+    """For ``provision.aws.up``: an instance → the loopback address and port of its host
+    container, started (with the cluster's public key) on first sight."""
+
+    def endpoint(instance: Instance) -> tuple[str, int]:
+        host = host_for_instance(cluster, instance.instance_id)
+        if host is None:
+            if instance.key_file is None:
+                raise ValueError(f"{instance.instance_id} has no key file")
+            images.ensure_images((distro,))
+            host = hosts.start_host(_host_name(cluster, instance.instance_id), distro=distro,
+                                    public_key=_public_key(instance.key_file),
+                                    labels={CLUSTER_LABEL: cluster})
+        return host.address, host.port
+
+    return endpoint
+
+
+def host_key_scanner(cluster: str) -> Callable[[str, int], str]:
+    """The host key of the sandbox host on that port, read from inside the container."""
+
+    def scan(address: str, port: int) -> str:
+        host = hosts.find_by_port(port, f"{CLUSTER_LABEL}={cluster}")
+        if host is None:
+            raise LookupError(f"no sandbox host of {cluster} on port {port}")
+        return hosts.host_key(host)
+
+    return scan
+
+
+def remove_cluster(cluster: str) -> list[str]:
+    """Remove the cluster's host containers and their volumes; the names removed."""
+    selector = f"{CLUSTER_LABEL}={cluster}"
+    removed = [c[:12] for c in localdocker.container_ids(selector)]
+    hosts.remove_all(selector)
+    return removed
+
+
+def any_cluster_left() -> bool:
+    return bool(localdocker.container_ids(CLUSTER_LABEL))

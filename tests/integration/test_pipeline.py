@@ -1,0 +1,180 @@
+"""The host pipeline on real EC2-like SSH hosts with their own Docker engine: a bare host is
+converged into a verified cluster; a second run changes nothing; a changed nginx.conf is sent
+alone and restarts only OpenResty; check mode touches nothing; failures are clear."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.api import PLAYBOOKS, Options, host_inventory, run_playbook
+from provision.models import Status
+from provision.sandbox import hosts
+from provision.sandbox.hosts import SandboxHost
+
+pytestmark = pytest.mark.integration
+
+
+def state_for(host: SandboxHost, folder: Path) -> Path:
+    """A state folder whose known_hosts pins the host's key (read from the container)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "known_hosts").write_text(hosts.known_hosts_line(host) + "\n")
+    return folder
+
+
+def up(host: SandboxHost, key: Path, state: Path, playbook: Path = PLAYBOOKS / "up.yml",
+       **options):
+    inventory = host_inventory(f"admin@127.0.0.1:{host.port}", key)
+    return run_playbook(playbook, inventory, Options(state_dir=state, **options))
+
+
+def ssh(host: SandboxHost, key: Path, state: Path, *argv: str) -> str:
+    from provision.connection import Connection
+
+    with Connection(host.host_spec(key), known_hosts=state / "known_hosts") as conn:
+        return conn.run(list(argv), sudo=True).stdout
+
+
+def container_id(host, key, state, project: str, service: str) -> str:
+    return ssh(host, key, state, "docker", "ps", "-q", "--no-trunc", "--filter",
+               f"label=com.docker.compose.project={project}", "--filter",
+               f"label=com.docker.compose.service={service}").strip()
+
+
+@pytest.fixture(scope="module")
+def converged(module_ssh_host_factory, ssh_keypair, tmp_path_factory):
+    """One bare bookworm host, converged once by `up` (the first test's subject)."""
+    host = module_ssh_host_factory("pipeline")
+    state = state_for(host, tmp_path_factory.mktemp("state"))
+    report = up(host, ssh_keypair.private_key, state)
+    return host, state, report
+
+
+def test_bare_host_becomes_a_verified_cluster(converged):
+    host, state, report = converged
+    assert not report.failed, report.errors
+    recap = report.recap["host1"]
+    assert recap.failed == 0 and recap.unreachable == 0
+    by_task = {r.task: r for r in report.results}
+    for task in ("Docker Engine and Compose", "The shared network",
+                 "Images, for hosts that cannot pull", "Start redis", "Start openresty"):
+        assert by_task[task].status is Status.CHANGED, task
+    checks = {c.name: c for c in report.checks}
+    assert set(checks) == {"containers", "dns", "ping", "negative-control"}
+    assert all(c.passed for c in checks.values()), [c.summary for c in checks.values()]
+    assert checks["ping"].evidence["body"] == "PONG"
+    assert checks["dns"].evidence["resolved"] == [checks["dns"].evidence["expected"]]
+
+
+def test_second_run_changes_nothing_over_one_connection(converged, ssh_keypair):
+    host, state, _ = converged
+    report = up(host, ssh_keypair.private_key, state)
+    assert not report.failed, report.errors
+    assert report.recap["host1"].changed == 0
+    assert all(c.passed for c in report.checks)
+
+
+def test_changed_nginx_conf_is_sent_alone_and_restarts_only_openresty(
+        converged, ssh_keypair, tmp_path):
+    host, state, _ = converged
+    key = ssh_keypair.private_key
+    books = tmp_path / "playbooks"
+    shutil.copytree(PLAYBOOKS, books)
+    conf = books / "files" / "openresty" / "nginx.conf"
+    conf.write_text(conf.read_text() + "\n# changed by test_pipeline\n")
+    redis_before = container_id(host, key, state, "redis", "redis")
+    openresty_started = ssh(host, key, state, "docker", "inspect", "--format",
+                            "{{.State.StartedAt}}",
+                            container_id(host, key, state, "openresty", "openresty"))
+    try:
+        report = up(host, key, state, books / "up.yml")
+        assert not report.failed, report.errors
+        changed = [r for r in report.results if r.status is Status.CHANGED]
+        assert [r.task for r in changed] == ["Upload the openresty project", "restart openresty"]
+        assert changed[0].data["files"] == ["nginx.conf"]
+        assert container_id(host, key, state, "redis", "redis") == redis_before
+        started = ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}",
+                      container_id(host, key, state, "openresty", "openresty"))
+        assert started != openresty_started
+        assert all(c.passed for c in report.checks)
+    finally:  # put the project's own nginx.conf back for the tests after this one
+        up(host, key, state)
+
+
+def test_broken_compose_file_fails_clearly(converged, ssh_keypair, tmp_path):
+    host, state, _ = converged
+    books = tmp_path / "playbooks"
+    shutil.copytree(PLAYBOOKS, books)
+    compose = books / "files" / "echo" / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace("services:", "services:\n  bad: {image: 7}", 1))
+    try:
+        done = cli("play", str(books / "up.yml"), "--host", f"admin@127.0.0.1:{host.port}",
+                   "--key", str(ssh_keypair.private_key), "--state-dir", str(state))
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert "failed host1: Start the echo backend" in done.stderr
+        assert "command failed with exit code 1" in done.stderr
+        assert "docker-compose -p echo -f docker-compose.yml up -d" in done.stderr
+        assert "image" in done.stderr  # the tail of compose's own complaint
+    finally:
+        up(host, ssh_keypair.private_key, state)
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provision.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_check_mode_on_a_bare_host_changes_nothing(ssh_host_factory, ssh_keypair, tmp_path):
+    host = ssh_host_factory("check")
+    state = state_for(host, tmp_path / "state")
+    report = up(host, ssh_keypair.private_key, state, check=True)
+    assert not report.failed, report.errors
+    would = [r.task for r in report.results if r.status is Status.CHANGED]
+    assert would[:3] == ["Docker Engine and Compose", "The shared network",
+                         "Images, for hosts that cannot pull"]
+    assert "Start openresty" in would
+    assert ssh(host, ssh_keypair.private_key, state, "sh", "-c",
+               "command -v docker || echo absent; ls /opt/provision 2>&1 || true").startswith(
+        "absent")
+
+
+def test_unreachable_host_and_wrong_key(tmp_path, ssh_host, ssh_keypair):
+    state = state_for(ssh_host, tmp_path / "state")
+    closed = cli("up", "--host", "admin@127.0.0.1:1", "--key", str(ssh_keypair.private_key),
+                 "--state-dir", str(state), "--connect-deadline", "2", timeout=180)
+    assert closed.returncode == 1, closed.stderr
+    assert "unreachable" in closed.stderr and "admin@127.0.0.1:1" in closed.stderr
+    assert "Traceback" not in closed.stderr
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    wrong = cli("up", "--host", f"admin@127.0.0.1:{ssh_host.port}", "--key", str(other),
+                "--state-dir", str(state))
+    assert wrong.returncode == 1
+    assert "authentication failed for user 'admin'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def test_unknown_task_is_rejected_before_any_connection(tmp_path, ssh_keypair):
+    book = tmp_path / "bad.yml"
+    book.write_text("- hosts: cluster\n  tasks:\n    - docker_netwrk: {name: x}\n")
+    done = cli("play", str(book), "--host", "admin@127.0.0.1:1", "--key",
+               str(ssh_keypair.private_key), "--state-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "bad.yml:3:7" in done.stderr and "did you mean 'docker_network'" in done.stderr
+    assert "unreachable" not in done.stderr
+
+
+def test_debian_13_host_with_compose_v2(ssh_host_factory, ssh_keypair, tmp_path):
+    host = ssh_host_factory("trixie", distro="trixie")
+    state = state_for(host, tmp_path / "state")
+    report = up(host, ssh_keypair.private_key, state)
+    assert not report.failed, report.errors
+    engine = next(r for r in report.results if r.task == "Docker Engine and Compose")
+    assert engine.data["compose"] == "docker compose"
+    assert all(c.passed for c in report.checks)
+    assert up(host, ssh_keypair.private_key, state).recap["host1"].changed == 0
