@@ -1,0 +1,126 @@
+"""Against a moto server in its own process: an interrupted run torn down from a fresh process.
+
+These are the "shell that never saw the run" cases: no shared memory, no state file, only the
+tags that the cloud (here a separate moto server process) holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from moto_tests.conftest import FAST, REGION, make_spec, new_session, operator
+from provision.aws import ensure_server, stop_server, up
+from provision.aws.tags import CLUSTER
+from provision.errors import Interrupted
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("sandbox")
+    yield folder
+    stop_server(folder, forget=True)
+
+
+@pytest.fixture
+def endpoint(server_dir: Path) -> str:
+    return ensure_server(server_dir)
+
+
+def server_session(endpoint: str) -> boto3.Session:
+    return new_session()
+
+
+def leftovers(endpoint: str, cluster: str) -> list[str]:
+    ec2 = new_session().client("ec2", REGION, endpoint_url=endpoint)
+    tag = [{"Name": f"tag:{CLUSTER}", "Values": [cluster]}]
+    live = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]}]
+    reservations = ec2.describe_instances(Filters=tag + live)["Reservations"]
+    return [*(i["InstanceId"] for r in reservations for i in r["Instances"]),
+            *(g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]),
+            *(k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"])]
+
+
+def down_in_a_fresh_process(cluster: str, endpoint: str, state_dir: Path) -> list[str]:
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from provision.aws import down, Timeouts\n"
+        "t = Timeouts(terminated=10, delete=10, poll=0.05)\n"
+        f"r = down({cluster!r}, region={REGION!r}, endpoint_url={endpoint!r},\n"
+        f"         state_dir=Path({str(state_dir)!r}), timeouts=t)\n"
+        "print(json.dumps(list(r.removed)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               PYTHONPATH=str(ROOT), AWS_CONFIG_FILE=os.devnull,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    removed: list[str] = json.loads(done.stdout)
+    return removed
+
+
+def test_a_run_stopped_after_run_instances_is_removed_by_a_fresh_process(
+    endpoint: str, tmp_path: Path
+):
+    state_dir = tmp_path / "state"
+    session = new_session()
+
+    def crash(**_: Any) -> None:
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C as RunInstances returned
+
+    session.events.register("after-call.ec2.RunInstances", crash)
+    with pytest.raises(Interrupted, match="provision down"):
+        up(make_spec("crash"), state_dir=state_dir, session=session,
+           endpoint_url=endpoint, wait_ssh=False, my_address=operator, timeouts=FAST)
+    assert len(leftovers(endpoint, "crash")) == 3  # instance, group and key pair exist
+    shutil.rmtree(state_dir)  # and this machine forgot all about them
+
+    removed = down_in_a_fresh_process("crash", endpoint, tmp_path / "other-state")
+    assert len(removed) == 3
+    assert leftovers(endpoint, "crash") == []
+    assert down_in_a_fresh_process("crash", endpoint, tmp_path / "other-state") == []
+
+
+def test_an_interrupted_up_is_finished_by_running_it_again(endpoint: str, tmp_path: Path):
+    state_dir = tmp_path / "state"
+    session = new_session()
+    session.events.register("after-call.ec2.RunInstances",
+                            lambda **_: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(Interrupted):
+        up(make_spec("resume"), state_dir=state_dir, session=session,
+           endpoint_url=endpoint, wait_ssh=False, my_address=operator, timeouts=FAST)
+    launched = set(leftovers(endpoint, "resume"))
+    result = up(make_spec("resume"), state_dir=state_dir,
+                session=new_session(), endpoint_url=endpoint, wait_ssh=False,
+                my_address=operator, timeouts=FAST)
+    assert result.created == ()
+    assert set(leftovers(endpoint, "resume")) == launched
+    assert down_in_a_fresh_process("resume", endpoint, state_dir)
+    assert not (state_dir / "resume").exists()
+
+
+def test_the_sandbox_cloud_survives_a_server_restart(server_dir: Path, endpoint: str,
+                                                     tmp_path: Path):
+    result = up(make_spec("keep"), state_dir=tmp_path, session=new_session(),
+                endpoint_url=endpoint, wait_ssh=False, my_address=operator, timeouts=FAST)
+    assert ensure_server(server_dir) == endpoint  # still running: same server
+    assert stop_server(server_dir)
+    restarted = ensure_server(server_dir)
+    assert restarted != endpoint
+    assert sorted(leftovers(restarted, "keep")) == sorted(
+        [result.instances[0].instance_id, result.security_group_id, result.key_name])
+    assert down_in_a_fresh_process("keep", restarted, tmp_path)

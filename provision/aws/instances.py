@@ -1,0 +1,90 @@
+"""Finding a cluster's instances by their tags, and launching them when there are none."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from provision.aws.calls import Clients, call, pages
+from provision.aws.tags import CLUSTER, USER, cluster_filters, tag_dict, tag_specifications
+
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def find_instances(
+    clients: Clients, cluster: str, *, states: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The cluster's instances (not terminated), in launch order."""
+    filters = [
+        *cluster_filters(cluster),
+        {"Name": "instance-state-name", "Values": states or LIVE_STATES},
+    ]
+    reservations = pages(clients.ec2, "describe_instances", {"Filters": filters}, "Reservations")
+    found = [i for r in reservations for i in r.get("Instances", [])]
+    # Belt and braces: keep only what carries our exact tag, whatever the filter matched.
+    owned = [i for i in found if tag_dict(i.get("Tags")).get(CLUSTER) == cluster]
+    return sorted(owned, key=lambda i: (i.get("AmiLaunchIndex", 0), i["InstanceId"]))
+
+
+def host_name(cluster: str, instance: Mapping[str, Any]) -> str:
+    """``<cluster>-1``, ``<cluster>-2``...: stable, from RunInstances' launch index."""
+    return f"{cluster}-{int(instance.get('AmiLaunchIndex', 0)) + 1}"
+
+
+def client_token(cluster: str, run_id: str) -> str:
+    """RunInstances' idempotency token (<= 64 chars): a retried launch of one run is one launch."""
+    digest = hashlib.sha256(f"{cluster}/{run_id}".encode()).hexdigest()[:32]
+    return f"provision-{digest}"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    cluster: str
+    run_id: str
+    ami_id: str
+    root_device: str
+    instance_type: str
+    root_volume_gb: int
+    count: int
+    key_name: str
+    security_group_id: str
+    subnet_id: str | None
+    user: str
+
+
+def launch(clients: Clients, request: LaunchRequest, tags: Mapping[str, str]) -> list[str]:
+    """RunInstances: IMDSv2 only (hop limit 1), an encrypted root volume, tagged at creation."""
+    instance_tags = {**tags, USER: request.user, "Name": request.cluster}
+    params: dict[str, Any] = {
+        "ImageId": request.ami_id,
+        "InstanceType": request.instance_type,
+        "MinCount": request.count,
+        "MaxCount": request.count,
+        "KeyName": request.key_name,
+        "SecurityGroupIds": [request.security_group_id],
+        "ClientToken": client_token(request.cluster, request.run_id),
+        "MetadataOptions": {
+            "HttpTokens": "required",
+            "HttpPutResponseHopLimit": 1,
+            "HttpEndpoint": "enabled",
+        },
+        "BlockDeviceMappings": [{
+            "DeviceName": request.root_device,
+            "Ebs": {
+                "VolumeSize": request.root_volume_gb,
+                "VolumeType": "gp3",
+                "Encrypted": True,
+                "DeleteOnTermination": True,
+            },
+        }],
+        "TagSpecifications": [
+            *tag_specifications(["instance"], instance_tags),
+            *tag_specifications(["volume", "network-interface"], tags),
+        ],
+    }
+    if request.subnet_id:
+        params["SubnetId"] = request.subnet_id
+    answer = call(clients.ec2, "run_instances", params)
+    return [str(i["InstanceId"]) for i in answer["Instances"]]

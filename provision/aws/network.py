@@ -1,0 +1,136 @@
+"""Where instances live: the VPC, and a security group that lets in SSH from us and HTTP.
+
+The group opens 22 to the caller's own /32 (or the ``ssh_cidrs`` given), 80 to the configured
+CIDR, and nothing else: Redis (6379) stays reachable only through an SSH tunnel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from provision.aws.calls import Clients, call
+from provision.aws.tags import cluster_filters, tag_specifications
+from provision.aws.waits import poll
+from provision.errors import CloudError
+
+AddressFinder = Callable[[], str]
+CHECKIP_URL = "https://checkip.amazonaws.com"
+
+
+def checkip_address() -> str:
+    """The caller's public IPv4 address, as checkip.amazonaws.com sees it (the default finder)."""
+    with urllib.request.urlopen(CHECKIP_URL, timeout=10) as answer:
+        text = answer.read(64).decode("ascii", "replace").strip()
+    return str(ipaddress.IPv4Address(text))
+
+
+def ssh_cidrs(given: tuple[str, ...] | None, finder: AddressFinder | None) -> tuple[str, ...]:
+    """The CIDRs allowed to SSH in: the spec's list, else the caller's address as a /32."""
+    if given:
+        return given
+    try:
+        address = ipaddress.IPv4Address((finder or checkip_address)().strip())
+    except (OSError, ValueError) as exc:
+        raise CloudError(
+            f"could not find this machine's public address ({exc}); set ssh_cidrs in the "
+            "inventory", code="NoCallerAddress") from exc
+    return (f"{address}/32",)
+
+
+def vpc_id(clients: Clients, subnet_id: str | None) -> str:
+    """The subnet's VPC, or the region's default VPC."""
+    if subnet_id:
+        subnets = call(clients.ec2, "describe_subnets", {"SubnetIds": [subnet_id]})["Subnets"]
+        return str(subnets[0]["VpcId"])
+    params = {"Filters": [{"Name": "is-default", "Values": ["true"]}]}
+    vpcs = call(clients.ec2, "describe_vpcs", params)["Vpcs"]
+    if not vpcs:
+        raise CloudError(
+            f"region {clients.region} has no default VPC; set `subnet` in the inventory",
+            code="NoDefaultVpc")
+    return str(vpcs[0]["VpcId"])
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    group_id: str
+    created: bool
+
+
+# A rule as (protocol, from port, to port, CIDR): comparable, and enough to revoke it again.
+Rule = tuple[str, int, int, str]
+
+
+def _wanted_rules(ssh: tuple[str, ...], http_cidr: str) -> set[Rule]:
+    return {("tcp", 22, 22, cidr) for cidr in ssh} | {("tcp", 80, 80, http_cidr)}
+
+
+def _held_rules(group: Mapping[str, Any]) -> set[Rule]:
+    return {
+        (str(p["IpProtocol"]), int(p.get("FromPort", -1)), int(p.get("ToPort", -1)), r["CidrIp"])
+        for p in group.get("IpPermissions", [])
+        for r in p.get("IpRanges", [])
+    }
+
+
+def _permissions(rules: set[Rule]) -> list[dict[str, Any]]:
+    return [
+        {"IpProtocol": proto, "FromPort": low, "ToPort": high, "IpRanges": [{"CidrIp": cidr}]}
+        for proto, low, high, cidr in sorted(rules)
+    ]
+
+
+def ensure_security_group(
+    clients: Clients,
+    *,
+    cluster: str,
+    vpc: str,
+    ssh: tuple[str, ...],
+    http_cidr: str,
+    tags: Mapping[str, str],
+    timeout: float,
+    interval: float,
+) -> SecurityGroup:
+    """Find the cluster's group by its tags, or create it; then make its rules exactly ours."""
+    filters = [*cluster_filters(cluster), {"Name": "vpc-id", "Values": [vpc]}]
+    groups = call(clients.ec2, "describe_security_groups", {"Filters": filters})["SecurityGroups"]
+    created = not groups
+    if created:
+        params = {
+            "GroupName": f"provision-{cluster}",
+            "Description": f"provision cluster {cluster}: SSH from the operator, HTTP",
+            "VpcId": vpc,
+            "TagSpecifications": tag_specifications(["security-group"], tags),
+        }
+        group_id = str(call(clients.ec2, "create_security_group", params)["GroupId"])
+        held: set[Rule] = set()
+    else:
+        group_id, held = str(groups[0]["GroupId"]), _held_rules(groups[0])
+    _sync_rules(clients, group_id, held, _wanted_rules(ssh, http_cidr), timeout, interval)
+    return SecurityGroup(group_id, created)
+
+
+def _sync_rules(
+    clients: Clients,
+    group_id: str,
+    held: set[Rule],
+    wanted: set[Rule],
+    timeout: float,
+    interval: float,
+) -> None:
+    """Add missing rules and revoke extra ones (e.g. an old caller address, or 6379)."""
+    for method, rules in (
+        ("authorize_security_group_ingress", wanted - held),
+        ("revoke_security_group_ingress", held - wanted),
+    ):
+        if not rules:
+            continue
+        params = {"GroupId": group_id, "IpPermissions": _permissions(rules)}
+        # A group AWS has just created may not be visible yet: retried as "not yet".
+        poll(partial(call, clients.ec2, method, params), what=f"{method} on {group_id}",
+             timeout=timeout, interval=interval)
