@@ -1,0 +1,55 @@
+-- Settings, read once by init_by_lua in nginx's master (as root, so it can read the secret
+-- file) and inherited by every worker when they fork.
+local _M = {
+    redis_host = "redis",
+    redis_port = 6379,
+    password = nil,
+    etc_hosts = {},           -- name -> IPv4 address, from /etc/hosts
+    resolver = "127.0.0.11",  -- Docker's embedded DNS; the same as nginx.conf's resolver
+    cache_ttl = 2,            -- seconds a route table from Redis is used without asking again
+    worker_ttl = 1,           -- seconds a worker reuses what it read from the shared dicts
+    down_ttl = 1,             -- seconds to stop asking a Redis that just failed
+    dns_ttl = 10,             -- like the resolver's valid=10s
+}
+
+-- Cosockets and the resolver ignore /etc/hosts, where Docker writes extra_hosts entries
+-- (host.docker.internal); its embedded DNS does not serve them. So read it once here.
+local function read_hosts(path)
+    local hosts = {}
+    local fh = io.open(path, "r")
+    if not fh then
+        return hosts
+    end
+    for line in fh:lines() do
+        local ip, names = line:match("^%s*(%d+%.%d+%.%d+%.%d+)%s+([^#]+)")
+        for name in (names or ""):gmatch("%S+") do
+            hosts[name] = hosts[name] or ip
+        end
+    end
+    fh:close()
+    return hosts
+end
+
+local function read_password(path)
+    local fh = io.open(path, "r")
+    if not fh then
+        return nil
+    end
+    local text = fh:read("*a")
+    fh:close()
+    return text:match("REDIS_PASSWORD=([^\r\n]+)")
+end
+
+function _M.init()
+    _M.redis_host = os.getenv("REDIS_HOST") or _M.redis_host
+    _M.redis_port = tonumber(os.getenv("REDIS_PORT") or "") or _M.redis_port
+    _M.resolver = os.getenv("DNS_RESOLVER") or _M.resolver
+    _M.etc_hosts = read_hosts("/etc/hosts")
+    _M.password = os.getenv("REDIS_PASSWORD")
+        or read_password(os.getenv("REDIS_PASSWORD_FILE") or "/run/secrets/redis_env")
+    if not _M.password then
+        ngx.log(ngx.WARN, "no Redis password (REDIS_PASSWORD or REDIS_PASSWORD_FILE)")
+    end
+end
+
+return _M

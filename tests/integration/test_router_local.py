@@ -1,0 +1,265 @@
+"""The router of playbooks/files, for real: the three compose projects on the local engine
+(docker-compose v1), on a network of their own, the HTTP port on 127.0.0.1 only.
+
+The tests of this module share one cluster and run in file order; each one leaves the route
+table as it found it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provision.checks import SLOW_CHECKS, VerifyConfig, run_suite
+from provision.local import LocalConnection
+from provision.routes import RouteTable
+
+pytestmark = pytest.mark.integration
+
+FILES = Path(__file__).resolve().parents[2] / "playbooks" / "files"
+SERVICES = {"redis": ["redis"], "openresty": ["openresty"], "echo": ["echo-a", "echo-b"]}
+IMAGES = ("redis:latest", "openresty/openresty:latest")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class Cluster:
+    config: VerifyConfig
+    root: Path
+    labels: dict[str, str]
+
+    def compose(self, component: str, *args: str, project: str | None = None) -> None:
+        argv = [*self.config.compose_argv(component),
+                "-f", str(self.root / component / "test-labels.yml"), *args]
+        if project:
+            argv[argv.index("-p") + 1] = project
+        subprocess.run(argv, cwd=self.root / component, check=True, capture_output=True)
+
+    def get(self, path: str, url: str | None = None) -> Reply:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open((url or self.config.http_url) + path, timeout=5) as r:
+                return Reply(r.status, {k.lower(): v for k, v in r.headers.items()},
+                             r.read().decode())
+        except urllib.error.HTTPError as e:
+            return Reply(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode())
+        except OSError as e:  # not listening yet
+            return Reply(0, {}, str(e))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _labels_override(component: str, labels: dict[str, str]) -> str:
+    lines = ["services:"]
+    for service in SERVICES[component]:
+        lines += [f"  {service}:", "    labels:"]
+        lines += [f'      {k}: "{v}"' for k, v in labels.items()]
+    if component == "redis":
+        lines += ["volumes:", "  redis-data:", "    labels:"]
+        lines += [f'      {k}: "{v}"' for k, v in labels.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _stage(root: Path, network: str, port: int, labels: dict[str, str]) -> None:
+    secrets_dir = root / "secrets"
+    secrets_dir.mkdir()
+    secret = secrets_dir / "redis.env"
+    secret.write_text(f"REDIS_PASSWORD={secrets.token_hex(16)}\n")
+    secret.chmod(0o600)
+    for component in SERVICES:
+        shutil.copytree(FILES / component, root / component)
+        (root / component / ".env").write_text(
+            f"NETWORK={network}\nSECRETS_DIR={secrets_dir}\nHTTP_BIND=127.0.0.1\n"
+            f"HTTP_PORT={port}\n"
+        )
+        (root / component / "test-labels.yml").write_text(_labels_override(component, labels))
+
+
+def _remove(prefix: str, network: str) -> None:
+    """Remove every container, volume and network of this module, whatever state it is in.
+
+    Compose names them after the project (``prefix-redis_redis_1``, ``prefix-redis_redis-data``).
+    """
+    def names(*argv: str) -> list[str]:
+        return subprocess.run(["docker", *argv], capture_output=True, text=True).stdout.split()
+
+    for cid in names("ps", "-aq", "--filter", f"name={prefix}-"):
+        subprocess.run(["docker", "rm", "-f", "-v", cid], capture_output=True)
+    for volume in names("volume", "ls", "-q", "--filter", f"name={prefix}-"):
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+    subprocess.run(["docker", "network", "rm", network], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_labels: dict[str, str]
+) -> Iterator[Cluster]:
+    missing = [i for i in IMAGES if subprocess.run(["docker", "image", "inspect", i],
+                                                   capture_output=True).returncode]
+    if missing:
+        pytest.fail(f"images {missing} are missing: build the sandbox images first")
+    suffix = secrets.token_hex(3)
+    prefix, network, port = f"prvrt-{suffix}", f"prvrt-{suffix}-net", _free_port()
+    root = tmp_path_factory.mktemp("router")
+    _stage(root, network, port, sandbox_labels)
+    config = VerifyConfig(
+        network=network, root=str(root), redis_project=f"{prefix}-redis",
+        openresty_project=f"{prefix}-openresty", echo_project=f"{prefix}-echo",
+        compose=("docker-compose",), http_url=f"http://127.0.0.1:{port}", sudo=os.geteuid() != 0,
+        secrets_dir=str(root / "secrets"), deadline=30.0,
+    )
+    labels = [f for k, v in sandbox_labels.items() for f in ("--label", f"{k}={v}")]
+    try:
+        subprocess.run(["docker", "network", "create", *labels, network], check=True,
+                       capture_output=True)
+        made = Cluster(config, root, sandbox_labels)
+        for component in ("redis", "echo", "openresty"):
+            made.compose(component, "up", "-d")
+        with LocalConnection() as conn:
+            assert run_suite(conn, config, checks=["containers"])[0].passed
+        yield made
+    finally:
+        _remove(prefix, network)
+
+
+def _until(
+    probe: Callable[[], Reply], done: Callable[[Reply], bool], deadline: float = 20
+) -> Reply:
+    end = time.monotonic() + deadline
+    while True:
+        reply = probe()
+        if done(reply) or time.monotonic() > end:
+            return reply
+        time.sleep(0.3)
+
+
+def _instance(reply: Reply) -> Any:
+    return json.loads(reply.body).get("instance") if reply.status == 200 else None
+
+
+def test_ping_by_name(cluster: Cluster) -> None:
+    reply = cluster.get("/ping")
+    assert (reply.status, reply.body.strip()) == (200, "PONG")
+
+
+def test_route_round_robin_then_removed(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/api/echo", "echo", ["echo-a:80", "echo-b:80"])
+        assert table.list_routes()["/api/echo"].endpoints == ("echo-a:80", "echo-b:80")
+        first = _until(lambda: cluster.get("/api/echo/hello"), lambda r: r.status == 200)
+        assert '"path":"/api/echo/hello"' in first.body
+        seen = [_instance(cluster.get("/api/echo/hello")) for _ in range(4)]
+        assert all(a != b for a, b in itertools.pairwise(seen)), seen  # strict alternation
+        assert set(seen) == {"echo-a", "echo-b"}
+        assert table.remove_route("/api/echo") is True
+    gone = _until(lambda: cluster.get("/api/echo/hello"), lambda r: r.status == 404)
+    assert gone.status == 404 and '"error":"no route"' in gone.body
+
+
+def test_unknown_route_is_404_json(cluster: Cluster) -> None:
+    reply = cluster.get("/no/such/route")
+    assert reply.status == 404
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.body.strip() == '{"error":"no route","path":"/no/such/route"}'
+
+
+def test_service_without_endpoints_is_503_json(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/empty", "empty", [])
+        try:
+            reply = _until(lambda: cluster.get("/empty/x"), lambda r: r.status != 404)
+        finally:
+            table.remove_route("/empty")
+    assert reply.status == 503
+    assert reply.body.strip() == '{"error":"no endpoint","service":"empty"}'
+
+
+def test_stale_routes_while_redis_is_down(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/stale", "echo", ["echo-a:80"])
+    _until(lambda: cluster.get("/stale/x"), lambda r: r.status == 200)
+    cluster.compose("redis", "stop")
+    try:
+        down = _until(lambda: cluster.get("/stale/x"), lambda r: "x-route-source" in r.headers)
+        assert down.status == 200 and _instance(down) == "echo-a"
+        assert down.headers["x-route-source"] == "stale-cache"
+    finally:
+        cluster.compose("redis", "start")
+    back = _until(lambda: cluster.get("/stale/x"),
+                  lambda r: r.status == 200 and "x-route-source" not in r.headers, deadline=30)
+    assert back.status == 200 and "x-route-source" not in back.headers
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.remove_route("/stale")
+
+
+def test_routes_survive_redis_restart_and_recreate(cluster: Cluster) -> None:
+    with LocalConnection() as conn:
+        with RouteTable(conn, cluster.config) as table:
+            table.add_route("/kept", "kept", ["echo-b:80"])
+        cluster.compose("redis", "restart")
+        with RouteTable(conn, cluster.config) as table:
+            assert table.list_routes()["/kept"].endpoints == ("echo-b:80",)
+        # A new container on the same named volume: only the append-only file carries it over.
+        cluster.compose("redis", "up", "-d", "--force-recreate")
+        with RouteTable(conn, cluster.config) as table:
+            assert table.list_routes()["/kept"].endpoints == ("echo-b:80",)
+            table.remove_route("/kept")
+
+
+def test_run_suite_passes_every_check(cluster: Cluster) -> None:
+    with LocalConnection() as conn:
+        results = run_suite(conn, cluster.config, include=SLOW_CHECKS)
+    failed = {r.name: (r.summary, r.evidence) for r in results if not r.passed}
+    assert not failed
+    assert [r.name for r in results] == [
+        "containers", "dns", "ping", "negative-control", "redis-port-closed", *SLOW_CHECKS,
+    ]
+
+
+def test_openresty_pointed_at_loopback_fails_with_evidence(cluster: Cluster) -> None:
+    """The seed's trap: a second OpenResty project whose .env says REDIS_HOST=127.0.0.1."""
+    root = cluster.root / "broken"
+    shutil.copytree(cluster.root / "openresty", root / "openresty")
+    port = _free_port()
+    env = root / "openresty" / ".env"
+    old_port = "HTTP_PORT=" + cluster.config.http_url.rsplit(":", 1)[1]
+    env.write_text(env.read_text().replace(old_port, "")
+                   + f"HTTP_PORT={port}\nREDIS_HOST=127.0.0.1\n")
+    config = replace(cluster.config, root=str(root),
+                     openresty_project=cluster.config.redis_project.replace("-redis", "-broken"),
+                     http_url=f"http://127.0.0.1:{port}")
+    broken = Cluster(config, root, cluster.labels)
+    broken.compose("openresty", "up", "-d")
+    assert _until(lambda: broken.get("/health"), lambda r: r.status == 200).status == 200
+    with LocalConnection() as conn:
+        results = {r.name: r for r in run_suite(conn, config, checks=["negative-control", "ping"])}
+    negative, ping = results["negative-control"], results["ping"]
+    assert not negative.passed and negative.evidence["REDIS_HOST"] == "127.0.0.1"
+    assert any("refused" in line for line in negative.evidence["error"])
+    assert not ping.passed and ping.evidence["status"] == 502
+    assert "127.0.0.1" in ping.evidence["body"]  # ERR connect 127.0.0.1:6379: connection refused
+    assert ping.evidence["logs"]["openresty/openresty"] != ["no container"]

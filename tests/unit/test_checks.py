@@ -1,0 +1,200 @@
+"""The checks' parsers and verdicts, from recorded output (a fake host; real ones are in
+tests/integration/test_router_local.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from provision.checks import (
+    VerifyConfig,
+    check_dns,
+    check_negative_control,
+    check_ping,
+    run_suite,
+)
+from provision.checks.basic import parse_probe, parse_state
+from provision.checks.config import (
+    parse_container_ip,
+    parse_gateway,
+    parse_getent,
+    parse_http,
+    parse_password,
+)
+from provision.errors import ConfigError
+from provision.routes import validate
+from tests.unit.fakes import FakeRemote
+
+CONFIG = VerifyConfig(sudo=False, deadline=0)
+NETWORKS = json.dumps({"shared-network": {"IPAddress": "172.20.0.3"}, "other": {"IPAddress": "x"}})
+
+
+@pytest.mark.parametrize(("stdout", "expected"), [
+    ("172.20.0.3      redis\n", ["172.20.0.3"]),
+    ("172.20.0.3 redis r1\nfe80::1 redis\n", ["172.20.0.3", "fe80::1"]),
+    ("", []),
+    ("getent: no such host\n", []),
+])
+def test_parse_getent(stdout: str, expected: list[str]) -> None:
+    assert parse_getent(stdout) == expected
+
+
+@pytest.mark.parametrize(("text", "network", "expected"), [
+    (NETWORKS, "shared-network", "172.20.0.3"),
+    (NETWORKS, "missing", ""),
+    ("", "shared-network", ""),
+    ("not json", "shared-network", ""),
+])
+def test_parse_container_ip(text: str, network: str, expected: str) -> None:
+    assert parse_container_ip(text, network) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("172.20.0.1,172.20.0.0/16 \n", "172.20.0.1"),
+    (",172.17.0.0/16 \n", "172.17.0.1"),  # the default bridge on a 20.10 engine
+    ("", ""),
+])
+def test_parse_gateway(text: str, expected: str) -> None:
+    assert parse_gateway(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("REDIS_PASSWORD=abc123\n", "abc123"),
+    ("# generated\nexport REDIS_PASSWORD='q9'\n", "q9"),
+    ("REDIS_PASSWORD=old\nREDIS_PASSWORD=new\n", "new"),
+    ("OTHER=1\n", None),
+    ("", None),
+])
+def test_parse_password(text: str, expected: str | None) -> None:
+    assert parse_password(text) == expected
+
+
+@pytest.mark.parametrize(("stdout", "status", "header", "body"), [
+    ('{"status": 200, "headers": {"X-Route-Source": "stale-cache"}, "body": "ok"}',
+     200, "stale-cache", "ok"),
+    ('{"status": 0, "headers": {}, "body": "ConnectionRefusedError(111)"}', 0, None,
+     "ConnectionRefusedError(111)"),
+    ("Traceback (most recent call last): boom", 0, None, "Traceback (most recent call last): boom"),
+])
+def test_parse_http(stdout: str, status: int, header: str | None, body: str) -> None:
+    reply = parse_http(stdout)
+    assert (reply.status, reply.headers.get("x-route-source"), reply.body) == (status, header, body)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("running healthy\n", ("running", "healthy")),
+    ("running \n", ("running", "")),
+    ("exited unhealthy", ("exited", "unhealthy")),
+    ("", ("missing", "")),
+])
+def test_parse_state(text: str, expected: tuple[str, str]) -> None:
+    assert parse_state(text) == expected
+
+
+@pytest.mark.parametrize(("stdout", "expected"), [
+    ("refused [Errno 111] Connection refused\n", "refused"),
+    ("open\n", "open"),
+    ("error timed out\n", "error"),
+    ("", "error"),
+])
+def test_parse_probe(stdout: str, expected: str) -> None:
+    assert parse_probe(stdout) == expected
+
+
+@pytest.mark.parametrize(("strategy", "redis_files", "openresty_files"), [
+    ("shared-network", ["r/redis/docker-compose.yml"], ["r/openresty/docker-compose.yml"]),
+    ("host-gateway",
+     ["r/redis/docker-compose.yml", "r/redis/strategy-host-gateway.yml"],
+     ["r/openresty/docker-compose.yml", "r/openresty/strategy-host-gateway.yml"]),
+    ("host-docker-internal",
+     ["r/redis/docker-compose.yml", "r/redis/strategy-host-gateway.yml"],
+     ["r/openresty/docker-compose.yml", "r/openresty/strategy-host-docker-internal.yml"]),
+])
+def test_compose_files_per_strategy(
+    strategy: str, redis_files: list[str], openresty_files: list[str]
+) -> None:
+    config = VerifyConfig(root="r", strategy=strategy)  # type: ignore[arg-type]
+    assert config.compose_files("redis") == redis_files
+    assert config.compose_files("openresty") == openresty_files
+    assert config.compose_argv("echo", "ps") == [
+        "docker", "compose", "-p", "echo", "-f", "r/echo/docker-compose.yml", "ps"]
+
+
+def test_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        VerifyConfig(strategy="bridge")  # type: ignore[arg-type]
+
+
+def _host(redis_host: str = "redis", resolved: str = "172.20.0.3") -> FakeRemote:
+    fake = FakeRemote()
+    fake.answer(r"project=openresty .*service=openresty", "oc1 running\n")
+    fake.answer(r"project=redis .*service=redis", "rc1 running\n")
+    fake.answer(r"inspect -f \{\{json .NetworkSettings.Networks\}\} rc1", NETWORKS)
+    fake.answer(r"exec oc1 getent hosts redis", f"{resolved}  redis\n")
+    fake.answer(r"inspect -f \{\{json .Config.Env\}\} oc1",
+                json.dumps([f"REDIS_HOST={redis_host}", "PATH=/usr/bin"]))
+    fake.answer(r"exec oc1 curl .*telnet://127.0.0.1:6379", code=7,
+                stderr="* connect to 127.0.0.1 port 6379 failed: Connection refused\n")
+    return fake
+
+
+def test_dns_passes_when_the_name_gives_the_container_address() -> None:
+    result = check_dns(_host(), CONFIG)
+    assert result.passed, result
+    assert result.evidence["resolved"] == ["172.20.0.3"]
+
+
+def test_dns_fails_on_another_address_with_compose_ps_and_logs() -> None:
+    result = check_dns(_host(resolved="172.20.0.9"), CONFIG)
+    assert not result.passed
+    assert set(result.evidence["logs"]) == {"openresty/openresty", "redis/redis"}
+    assert set(result.evidence["compose_ps"]) == {"openresty", "redis"}
+
+
+@pytest.mark.parametrize(("redis_host", "passed"), [("redis", True), ("127.0.0.1", False),
+                                                    ("localhost", False)])
+def test_negative_control(redis_host: str, passed: bool) -> None:
+    result = check_negative_control(_host(redis_host=redis_host), CONFIG)
+    assert result.passed is passed
+    refused = "* connect to 127.0.0.1 port 6379 failed: Connection refused"
+    assert result.evidence["error"] == [refused]
+
+
+def test_ping_failure_carries_health_and_logs() -> None:
+    fake = _host()
+    reply = {"status": 502, "headers": {}, "body": "ERR connect 127.0.0.1:6379: refused\n"}
+    fake.answer(r"(?s)^python3 -c .* http://127.0.0.1:80/ping ", json.dumps(reply))
+    fake.answer(r"(?s)^python3 -c .* http://127.0.0.1:80/health ",
+                json.dumps({"status": 200, "headers": {}, "body": '{"status":"degraded"}'}))
+    result = check_ping(fake, CONFIG)
+    assert not result.passed and result.evidence["status"] == 502
+    assert result.evidence["health"] == {"status": "degraded"}
+    assert "openresty/openresty" in result.evidence["logs"]
+
+
+def test_run_suite_refuses_unknown_checks() -> None:
+    with pytest.raises(ConfigError, match="unknown check"):
+        run_suite(FakeRemote(), CONFIG, checks=["dns", "nope"])
+
+
+def test_run_suite_turns_a_missing_secret_into_a_failed_check() -> None:
+    fake = _host()
+    fake.answer(r"^cat /opt/provision/secrets/redis.env", code=1, stderr="No such file")
+    [result] = run_suite(fake, CONFIG, checks=["route-roundtrip"])
+    assert not result.passed and "no REDIS_PASSWORD" in result.summary
+
+
+@pytest.mark.parametrize(("prefix", "service", "endpoints", "field"), [
+    ("api", "echo", ["echo-a:80"], "prefix"),
+    ("/a b", "echo", ["echo-a:80"], "prefix"),
+    ("/api", "bad\tname", ["echo-a:80"], "service"),
+    ("/api", "echo", ["echo-a"], "endpoints"),
+    ("/api", "echo", ["echo a:80"], "endpoints"),
+])
+def test_route_values_the_router_cannot_read_are_refused(
+    prefix: str, service: str, endpoints: list[str], field: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate(prefix, service, endpoints)
+    assert info.value.field == field
