@@ -46,6 +46,15 @@ def test_engine_installs_on_bare_debian():
     assert remote.reconnects == 1
 
 
+def test_engine_installs_the_split_cli_on_debian_13():
+    remote = FakeRemote()
+    remote.answer(r"os_id", DEBIAN13_DOCKER)
+    remote.answer(r"apt-cache show", "docker-compose\ndocker-cli\n")
+    run("docker_engine", {}, remote, facts=parse_host_facts(DEBIAN12_BARE))
+    assert any(c.endswith("install --no-install-recommends docker.io docker-compose docker-cli")
+               for c in remote.commands())
+
+
 def test_engine_ok_when_present():
     remote = FakeRemote()
     outcome, _ = run("docker_engine", {}, remote, facts=parse_host_facts(DEBIAN13_DOCKER))
