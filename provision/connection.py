@@ -11,6 +11,7 @@ values (``sh``), never a command string they built by hand.
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import shlex
 import socket
@@ -26,6 +27,11 @@ from provision.errors import CommandError, ConnectError
 from provision.models import HostSpec, Result
 
 __all__ = ["Connection", "HostKeyPolicy"]
+
+# paramiko logs the failures we translate into ConnectError (with tracebacks, from its
+# transport thread); without a handler Python would print them to stderr.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 _CHUNK = 1 << 16
 

@@ -37,6 +37,17 @@ class RunReport:
             setattr(recap, result.status.value, getattr(recap, result.status.value) + 1)
             if result.status is Status.FAILED:
                 self.errors.setdefault(result.host, f"{result.task}: {result.msg}")
+            self._collect(result)
+
+    def _collect(self, result: TaskResult) -> None:
+        """The cloud's resources, from the cloud modules' results (hosts, ids, the URL)."""
+        for key in ("hosts", "created", "removed"):
+            values = result.data.get(key)
+            if isinstance(values, list) and result.module.startswith("ec2_"):
+                known = self.resources.setdefault(key, [])
+                known.extend(str(v) for v in values if str(v) not in known)
+        if result.data.get("url"):
+            self.resources["url"] = str(result.data["url"])
 
     def unreachable(self, host: str, msg: str) -> None:
         with self._lock:

@@ -45,6 +45,10 @@ def make_clients(
     import boto3
     from botocore.config import Config
 
+    if session is None and endpoint_url is not None:
+        # A local endpoint (the sandbox's moto server) needs no real credentials: never send
+        # the user's to it.
+        session = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
     session = session if session is not None else boto3.Session()
     if session.get_credentials() is None:
         raise ConfigError(

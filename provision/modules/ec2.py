@@ -55,6 +55,21 @@ class FindArgs:
         check_name(self.cluster, "cluster")
 
 
+def _find(args: FindArgs | ClusterArgs) -> list[Instance]:
+    """The cluster's running instances, by tags; in the sandbox, mapped to their containers."""
+    from provision import aws
+
+    state_dir = Path(args.state_dir)
+    endpoint_for = None
+    if args.cloud == "sandbox":
+        from provision.sandbox.cloud import existing_endpoint
+
+        endpoint_for = existing_endpoint(args.cluster)
+    return aws.find_hosts(args.cluster, region=args.region, state_dir=state_dir,
+                          endpoint_for=endpoint_for,
+                          endpoint_url=_endpoint_url(args.cloud, state_dir))
+
+
 def _endpoint_url(cloud: str, state_dir: Path) -> str | None:
     if cloud != "sandbox":
         return None
@@ -102,8 +117,7 @@ def apply_cluster(ctx: TaskContext, args: ClusterArgs) -> Outcome:
         "ssh_cidrs": list(args.ssh_cidrs) or None,
     })
     if ctx.check:
-        existing = aws.find_hosts(args.cluster, region=args.region, state_dir=state_dir,
-                                  endpoint_url=_endpoint_url(args.cloud, state_dir))
+        existing = _find(args)
         if existing:
             return _found(existing, args.cloud, args.cluster, False, "instances exist")
         return Outcome(True, f"would launch {spec.instance_type} {spec.image} in {spec.region}")
@@ -111,11 +125,14 @@ def apply_cluster(ctx: TaskContext, args: ClusterArgs) -> Outcome:
     if args.cloud == "sandbox":
         from provision.sandbox import cloud
 
+        # The host key is read from the container itself (out of band, as a console output
+        # would give it); moto's console output never carries one, so do not wait for it.
         extra = {"endpoint_for": cloud.endpoint_for(args.cluster),
                  "host_key_scanner": cloud.host_key_scanner(args.cluster),
-                 "trust_on_first_use": True}  # the key is read from the container itself
+                 "trust_on_first_use": True,
+                 "timeouts": aws.Timeouts(console=0, poll=0.5)}
+    extra.setdefault("trust_on_first_use", args.trust_on_first_use)
     result = aws.up(spec, state_dir=state_dir, endpoint_url=_endpoint_url(args.cloud, state_dir),
-                    trust_on_first_use=args.trust_on_first_use,
                     on_event=_events(ctx), **extra)
     msg = (f"created {', '.join(result.created)}" if result.created
            else f"{len(result.instances)} instance(s) up")
@@ -125,11 +142,7 @@ def apply_cluster(ctx: TaskContext, args: ClusterArgs) -> Outcome:
 
 
 def apply_hosts(ctx: TaskContext, args: FindArgs) -> Outcome:
-    from provision import aws
-
-    state_dir = Path(args.state_dir)
-    found = aws.find_hosts(args.cluster, region=args.region, state_dir=state_dir,
-                           endpoint_url=_endpoint_url(args.cloud, state_dir))
+    found = _find(args)
     return _found(found, args.cloud, args.cluster, False, f"{len(found)} host(s) found")
 
 
@@ -137,11 +150,10 @@ def apply_teardown(ctx: TaskContext, args: FindArgs) -> Outcome:
     from provision import aws
 
     state_dir = Path(args.state_dir)
-    if args.cloud == "sandbox" and not _sandbox_running(state_dir):
+    if args.cloud == "sandbox" and not _sandbox_exists(state_dir, args.cluster):
         return Outcome(False, "sandbox: nothing to remove")
     if ctx.check:
-        found = aws.find_hosts(args.cluster, region=args.region,
-                               endpoint_url=_endpoint_url(args.cloud, state_dir))
+        found = _find(args)
         return Outcome(bool(found), f"would remove {len(found)} instance(s) and their group/key")
     result = aws.down(args.cluster, region=args.region, state_dir=state_dir,
                       endpoint_url=_endpoint_url(args.cloud, state_dir), on_event=_events(ctx))
@@ -152,10 +164,14 @@ def apply_teardown(ctx: TaskContext, args: FindArgs) -> Outcome:
                    else "nothing to remove", data={"removed": removed})
 
 
-def _sandbox_running(state_dir: Path) -> bool:
-    from provision.sandbox.cloud import any_cluster_left, sandbox_dir
+def _sandbox_exists(state_dir: Path, cluster: str) -> bool:
+    """A sandbox cloud is there to tear down: a server or its recording, or host containers.
+    (Otherwise `down` would start a moto server only to find it empty.)"""
+    from provision.sandbox.cloud import host_containers, sandbox_dir
 
-    return (sandbox_dir(state_dir) / "moto").exists() or any_cluster_left()
+    moto = sandbox_dir(state_dir) / "moto"
+    recorded = (moto / "server.json").exists() or (moto / "recording.jsonl").exists()
+    return recorded or bool(host_containers(cluster))
 
 
 def _remove_sandbox(cluster: str, state_dir: Path) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from provision.errors import ProvisionError
 from provision.sandbox import hosts, images, localdocker
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ CLUSTER_LABEL = "io.provision.sandbox.cluster"
 
 
 def sandbox_dir(state_dir: Path) -> Path:
-    return state_dir / "sandbox"
+    # Not a valid cluster name, so never the folder of a cluster (which `down` deletes).
+    return state_dir / "_sandbox-cloud"
 
 
 def _host_name(cluster: str, instance_id: str) -> str:
@@ -68,6 +70,22 @@ def endpoint_for(
     return endpoint
 
 
+def existing_endpoint(cluster: str) -> Callable[[Instance], tuple[str, int]]:
+    """Like ``endpoint_for`` but never starts a host: a missing one is an error, so that a
+    sandbox run can never fall back to the (fake, unroutable) address moto made up."""
+
+    def endpoint(instance: Instance) -> tuple[str, int]:
+        host = host_for_instance(cluster, instance.instance_id)
+        if host is None:
+            raise ProvisionError(
+                f"the sandbox host of {instance.instance_id} is gone; run `provision down` "
+                "then `provision up`"
+            )
+        return host.address, host.port
+
+    return endpoint
+
+
 def host_key_scanner(cluster: str) -> Callable[[str, int], str]:
     """The host key of the sandbox host on that port, read from inside the container."""
 
@@ -86,6 +104,10 @@ def remove_cluster(cluster: str) -> list[str]:
     removed = [c[:12] for c in localdocker.container_ids(selector)]
     hosts.remove_all(selector)
     return removed
+
+
+def host_containers(cluster: str) -> list[str]:
+    return localdocker.container_ids(f"{CLUSTER_LABEL}={cluster}")
 
 
 def any_cluster_left() -> bool:

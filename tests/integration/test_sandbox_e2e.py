@@ -1,0 +1,78 @@
+"""The embedded default, end to end, through the CLI: `provision up` with no inventory brings
+the sandbox cluster up (a moto server as EC2, an EC2-like SSH host container per instance) and
+verifies it; again changes nothing; `provision down` removes all of it; again: ok."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from provision.sandbox import cloud, localdocker
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "data" / "report.schema.json"
+
+
+def provision(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+def moto_running(state: Path) -> bool:
+    return (cloud.sandbox_dir(state) / "moto" / "server.json").exists()
+
+
+@pytest.fixture
+def sandbox(tmp_path, sandbox_images):
+    """A uniquely named sandbox cluster; removed at the end even when the test fails."""
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    yield tmp_path, name
+    provision(tmp_path, "down", "-e", f"cluster_name={name}")
+    cloud.remove_cluster(name)
+    from provision.aws.moto_server import stop_server
+
+    stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
+
+
+def test_up_again_down_again(sandbox):
+    cwd, name = sandbox
+    first = provision(cwd, "up", "-e", f"cluster_name={name}", "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    jsonschema.validate(report, json.loads(SCHEMA.read_text()))
+    hosts = [h for h in report["recap"] if h != "localhost"]
+    assert report["ok"] and len(hosts) == 1 and report["recap"][hosts[0]]["failed"] == 0
+    assert {c["name"] for c in report["checks"]} == {"containers", "dns", "ping",
+                                                       "negative-control"}
+    assert all(c["passed"] for c in report["checks"])
+    url = report["resources"]["url"]
+    assert url.startswith("http://127.0.0.1:") and f"OpenResty: {url}" in first.stderr
+    ids = report["resources"]["created"]
+    assert any(i.startswith("i-") for i in ids) and any(i.startswith("sg-") for i in ids)
+    assert localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+
+    again = provision(cwd, "up", "-e", f"cluster_name={name}", "--json")
+    assert again.returncode == 0, again.stderr
+    recap = json.loads(again.stdout)["recap"]
+    assert sum(r["changed"] for r in recap.values()) == 0, recap
+
+    down = provision(cwd, "down", "-e", f"cluster_name={name}", "--json")
+    assert down.returncode == 0, down.stderr
+    removed = json.loads(down.stdout)["resources"]["removed"]
+    assert set(ids) <= set(removed)  # instance, security group, key pair
+    assert "moto server" in removed
+    label = f"{cloud.CLUSTER_LABEL}={name}"
+    assert localdocker.container_ids(label) == []
+    assert localdocker.volume_names(label) == []
+    assert not moto_running(cwd / ".provision")
+
+    down_again = provision(cwd, "down", "-e", f"cluster_name={name}", "--json")
+    assert down_again.returncode == 0, down_again.stderr
+    assert json.loads(down_again.stdout)["recap"]["localhost"]["changed"] == 0
