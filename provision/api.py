@@ -34,6 +34,8 @@ __all__ = [
     "host_inventory",
     "load",
     "run_playbook",
+    "status",
+    "sweep",
     "up",
     "verify",
 ]
@@ -94,7 +96,7 @@ def run_playbook(
     stop: threading.Event | None = None,
 ) -> RunReport:
     """Run a playbook (with no inventory: the local sandbox)."""
-    from provision.runner import RunOptions, Runner
+    from provision.runner import Runner, RunOptions
 
     options = options or Options()
     book, inv = load(playbook, inventory, options)
@@ -131,6 +133,47 @@ def verify(inventory: str | Path | Inventory | None = None, options: Options | N
            **kwargs: Any) -> RunReport:
     """Run the verification suite only (``playbooks/verify.yml``)."""
     return run_playbook(PLAYBOOKS / "verify.yml", inventory, options, **kwargs)
+
+
+def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:
+    """The variables of the cluster as a whole (``all``'s, with extra vars on top)."""
+    from provision.inventory import resolve_vars
+
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(
+        inventory or SANDBOX_INVENTORY)
+    return resolve_vars(inv, "localhost", {}, options.extra_vars)
+
+
+def sweep(inventory: str | Path | Inventory | None = None,
+          options: Options | None = None) -> dict[str, list[str]]:
+    """Remove every cluster of the inventory's cloud and region past its expires-at tag."""
+    from provision.modules.ec2 import sweep as sweep_expired
+
+    options = options or Options()
+    variables = cluster_vars(inventory, options)
+    if variables.get("cloud", "none") not in ("aws", "sandbox"):
+        raise ConfigError("sweep needs an inventory with cloud: aws or sandbox", field="cloud")
+    return sweep_expired(variables["cloud"], str(variables["region"]),
+                         options.state_dir.resolve())
+
+
+def status(inventory: str | Path | Inventory | None = None,
+           options: Options | None = None) -> list[dict[str, Any]]:
+    """The cluster's running hosts: found by their tags, or the inventory's static ones."""
+    from provision.modules.ec2 import FindArgs, find, host_entry
+
+    options = options or Options()
+    variables = cluster_vars(inventory, options)
+    if variables.get("cloud", "none") == "none":
+        raise ConfigError("status needs an inventory with cloud: aws or sandbox", field="cloud")
+    found = find(FindArgs(cloud=variables["cloud"], cluster=str(variables["cluster_name"]),
+                          region=str(variables["region"]),
+                          state_dir=str(options.state_dir.resolve())))
+    cloud, cluster = str(variables["cloud"]), str(variables["cluster_name"])
+    return [{"name": i.name, "instance_id": i.instance_id,
+             "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
+             "url": host_entry(i, cloud, cluster)["url"]}
+            for i in found]
 
 
 class Cluster:

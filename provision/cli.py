@@ -6,11 +6,12 @@ Heavy imports (boto3, paramiko, rich) happen inside the commands, so ``--help`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -196,35 +197,127 @@ def _interrupted(kw: dict[str, Any]) -> None:
     sys.exit(EXIT_INTERRUPTED)
 
 
-class _bad_input:  # noqa: N801 - used as a context manager, reads like a statement
+@contextlib.contextmanager
+def _bad_input() -> Iterator[None]:
     """Bad input → its message (file:line:column: field: ...) and exit 2, no traceback.
-    Other expected errors → exit 1 with their message; Ctrl-C → 130."""
+    Other expected errors → exit 1 with their message; an interrupted run → 130."""
+    from provision.errors import ConfigError, Interrupted, ProvisionError
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: Any) -> bool:
-        from provision.errors import ConfigError, Interrupted, ProvisionError
-
-        if ev is None:
-            return False
-        if isinstance(ev, ConfigError):
-            click.echo(f"error: {ev}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        if isinstance(ev, Interrupted):
-            click.echo(RESUME_HINT.format(inv=""), err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        if isinstance(ev, ProvisionError):
-            click.echo(f"error: {ev}", err=True)
-            sys.exit(EXIT_FAILED)
-        return False
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Interrupted:
+        click.echo(RESUME_HINT.format(inv=""), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except ProvisionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
-# -- routes ---------------------------------------------------------------------------------
+# -- routes, sweep, status ------------------------------------------------------------------
+def cluster_options(func: F) -> F:
+    """The flags of commands that act on an existing cluster."""
+    options = [
+        click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Inventory file (default: the local sandbox)."),
+        click.option("-e", "--extra-vars", "extra", multiple=True, metavar="KEY=VALUE",
+                     help="Extra variables (highest precedence)."),
+        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path(".provision"), show_default=True),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _cluster_options(kw: dict[str, Any]) -> Options:
+    from provision.api import Options
+    from provision.inventory import parse_extra_vars
+
+    return Options(extra_vars=parse_extra_vars(kw["extra"]), state_dir=kw["state_dir"])
+
+
 @main.group()
 def routes() -> None:
-    """The service-discovery route table in Redis (through an SSH tunnel)."""
+    """The service-discovery route table in Redis (through an SSH tunnel; no port opened)."""
+
+
+@routes.command("add")
+@click.argument("prefix")
+@click.argument("service")
+@click.argument("endpoints", nargs=-1, required=True)
+@cluster_options
+def routes_add(prefix: str, service: str, endpoints: tuple[str, ...], **kw: Any) -> None:
+    """Route PREFIX to SERVICE, whose endpoints are ENDPOINTS (host:port ...)."""
+    from provision.routes_api import ClusterRoutes
+
+    with _bad_input():
+        ClusterRoutes(kw["inventory"], _cluster_options(kw)).add(prefix, service, endpoints)
+    click.echo(f"{prefix} -> {service} ({', '.join(endpoints)})")
+
+
+@routes.command("rm")
+@click.argument("prefix")
+@cluster_options
+def routes_rm(prefix: str, **kw: Any) -> None:
+    """Remove the route of PREFIX."""
+    from provision.routes_api import ClusterRoutes
+
+    with _bad_input():
+        removed = ClusterRoutes(kw["inventory"], _cluster_options(kw)).remove(prefix)
+    click.echo(f"removed {prefix}" if removed else f"no route {prefix}")
+
+
+@routes.command("ls")
+@cluster_options
+def routes_ls(**kw: Any) -> None:
+    """List the routes."""
+    from provision.routes_api import ClusterRoutes
+
+    with _bad_input():
+        table = ClusterRoutes(kw["inventory"], _cluster_options(kw)).list()
+    if kw["as_json"]:
+        click.echo(json.dumps({p: {"service": r.service, "endpoints": list(r.endpoints)}
+                               for p, r in sorted(table.items())}, indent=2))
+        return
+    for prefix, route in sorted(table.items()):
+        click.echo(f"{prefix:<24} {route.service:<16} {' '.join(route.endpoints)}")
+
+
+@main.command()
+@cluster_options
+def sweep(**kw: Any) -> None:
+    """Remove every cluster of the inventory's region whose expires-at tag has passed."""
+    from provision.api import sweep as sweep_expired
+
+    with _bad_input():
+        removed = sweep_expired(kw["inventory"], _cluster_options(kw))
+    if kw["as_json"]:
+        click.echo(json.dumps(removed, indent=2))
+    for cluster, ids in removed.items():
+        click.echo(f"{cluster}: removed {', '.join(ids) or 'nothing'}")
+    if not removed:
+        click.echo("no expired cluster", err=True)
+
+
+@main.command()
+@cluster_options
+def status(**kw: Any) -> None:
+    """The cluster's hosts, found by their tags (or the inventory), and its URL."""
+    from provision.api import status as cluster_status
+
+    with _bad_input():
+        hosts = cluster_status(kw["inventory"], _cluster_options(kw))
+    if kw["as_json"]:
+        click.echo(json.dumps(hosts, indent=2))
+        return
+    for host in hosts:
+        click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
+    if not hosts:
+        click.echo("no running host", err=True)
 
 
 # -- doctor ---------------------------------------------------------------------------------

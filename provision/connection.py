@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any, cast
 
 import paramiko
 
@@ -308,7 +309,7 @@ def _exchange(
         view = memoryview(chunk)
         while view:
             drain()
-            sent = channel.send(view[:_CHUNK])
+            sent = channel.send(bytes(view[:_CHUNK]))
             view = view[sent:]
             if on_bytes:
                 on_bytes(sent)
@@ -317,7 +318,7 @@ def _exchange(
         if deadline is not None and time.monotonic() > deadline:
             channel.close()
             raise OSError(f"timed out after {timeout}s")
-        select.select([channel], [], [], 0.1)
+        select.select([cast(Any, channel)], [], [], 0.1)  # a Channel has fileno()
         drain()
     drain()
     return b"".join(out), b"".join(err)
@@ -326,7 +327,7 @@ def _exchange(
 def _pump(sock: socket.socket, chan: paramiko.Channel, stop: threading.Event) -> None:
     try:
         while not stop.is_set():
-            ready, _, _ = select.select([sock, chan], [], [], 0.2)
+            ready, _, _ = select.select([sock, cast(Any, chan)], [], [], 0.2)
             if sock in ready:
                 data = sock.recv(_CHUNK)
                 if not data:

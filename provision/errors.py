@@ -5,7 +5,7 @@ libraries underneath (boto3, paramiko, yaml, redis) are translated at the module
 that owns that library, with ``raise ... from exc``::
 
     ProvisionError
-    ├── ConfigError      bad input: a playbook, inventory, argument or name (file:line:column, field)
+    ├── ConfigError      bad input: playbook, inventory, argument, name (file:line:col, field)
     ├── CloudError       an AWS call failed (carries AWS's error code)
     ├── ConnectError     a host could not be reached or authenticated over SSH
     ├── CommandError     a command on a host exited non-zero (carries the Result)
@@ -38,7 +38,8 @@ class ProvisionError(Exception):
 class ConfigError(ProvisionError):
     """Bad input, found before any host or cloud call.
 
-    >>> str(ConfigError("unknown module 'dockr'", file="up.yml", line=3, column=7, field="tasks[0]"))
+    >>> str(ConfigError("unknown module 'dockr'", file="up.yml", line=3, column=7,
+    ...                 field="tasks[0]"))
     "up.yml:3:7: tasks[0]: unknown module 'dockr'"
     """
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provision.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
-
 from provision.errors import CommandError, ConfigError, ConnectError, Interrupted, ProvisionError
 from provision.events import Event, EventSink
-from provision.facts import PENDING_HANDLERS_FILE
+from provision.facts import PENDING_HANDLERS_FILE, HostFacts
+from provision.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
 from provision.models import HostSpec, Status, TaskResult
 from provision.modules import ModuleSpec, Outcome, TaskContext, registry
 from provision.modules.base import Remote, build_args
@@ -160,7 +159,7 @@ class Runner:
             groups={g: list(names) for g, names in inventory.groups.items()},
             play_hosts=[h.name for h in inventory.select(play.hosts)],
             playbook_dir=self._playbook_dir,
-            facts=state.facts.get("host").as_dict() if state.facts.get("host") else {},
+            facts=_facts_dict(state.facts.get("host")),
         )
         variables.update(state.registered)
         # Variables may be templates of other variables (Ansible renders them lazily):
@@ -356,6 +355,10 @@ class Runner:
             msg=result.msg,
         )
         self._state(host.name).registered[name] = value
+
+
+def _facts_dict(facts: Any) -> dict[str, Any]:
+    return facts.as_dict() if isinstance(facts, HostFacts) else {}
 
 
 def _status(outcome: Outcome) -> Status:

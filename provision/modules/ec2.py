@@ -19,7 +19,9 @@ from provision.names import check_name
 if TYPE_CHECKING:
     from provision.aws.results import Instance
 
-__all__ = ["CLUSTER_SPEC", "HOSTS_SPEC", "TEARDOWN_SPEC", "ClusterArgs", "FindArgs"]
+__all__ = [
+    "CLUSTER_SPEC", "HOSTS_SPEC", "TEARDOWN_SPEC", "ClusterArgs", "FindArgs", "find", "sweep",
+]
 
 Cloud = Literal["aws", "sandbox"]
 
@@ -55,7 +57,7 @@ class FindArgs:
         check_name(self.cluster, "cluster")
 
 
-def _find(args: FindArgs | ClusterArgs) -> list[Instance]:
+def find(args: FindArgs | ClusterArgs) -> list[Instance]:
     """The cluster's running instances, by tags; in the sandbox, mapped to their containers."""
     from provision import aws
 
@@ -79,7 +81,7 @@ def _endpoint_url(cloud: str, state_dir: Path) -> str | None:
     return ensure_server(sandbox_dir(state_dir))
 
 
-def _host_entry(instance: Instance, cloud: str, cluster: str) -> dict[str, Any]:
+def host_entry(instance: Instance, cloud: str, cluster: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "ansible_host": instance.address, "ansible_port": instance.port,
         "ansible_user": instance.user, "instance_id": instance.instance_id,
@@ -97,7 +99,7 @@ def _host_entry(instance: Instance, cloud: str, cluster: str) -> dict[str, Any]:
 
 def _found(instances: list[Instance] | tuple[Instance, ...], cloud: str, cluster: str,
            changed: bool, msg: str, **data: Any) -> Outcome:
-    entries = [_host_entry(i, cloud, cluster) for i in instances]
+    entries = [host_entry(i, cloud, cluster) for i in instances]
     urls = sorted({e["url"] for e in entries})
     return Outcome(changed, msg, data={
         "add_hosts": entries, "group": "cluster", "hosts": [e["name"] for e in entries],
@@ -117,7 +119,7 @@ def apply_cluster(ctx: TaskContext, args: ClusterArgs) -> Outcome:
         "ssh_cidrs": list(args.ssh_cidrs) or None,
     })
     if ctx.check:
-        existing = _find(args)
+        existing = find(args)
         if existing:
             return _found(existing, args.cloud, args.cluster, False, "instances exist")
         return Outcome(True, f"would launch {spec.instance_type} {spec.image} in {spec.region}")
@@ -142,7 +144,7 @@ def apply_cluster(ctx: TaskContext, args: ClusterArgs) -> Outcome:
 
 
 def apply_hosts(ctx: TaskContext, args: FindArgs) -> Outcome:
-    found = _find(args)
+    found = find(args)
     return _found(found, args.cloud, args.cluster, False, f"{len(found)} host(s) found")
 
 
@@ -153,7 +155,7 @@ def apply_teardown(ctx: TaskContext, args: FindArgs) -> Outcome:
     if args.cloud == "sandbox" and not _sandbox_exists(state_dir, args.cluster):
         return Outcome(False, "sandbox: nothing to remove")
     if ctx.check:
-        found = _find(args)
+        found = find(args)
         return Outcome(bool(found), f"would remove {len(found)} instance(s) and their group/key")
     result = aws.down(args.cluster, region=args.region, state_dir=state_dir,
                       endpoint_url=_endpoint_url(args.cloud, state_dir), on_event=_events(ctx))
@@ -196,3 +198,17 @@ def _events(ctx: TaskContext) -> Any:
 CLUSTER_SPEC = ModuleSpec("ec2_cluster", ClusterArgs, apply_cluster, __doc__ or "", local=True)
 HOSTS_SPEC = ModuleSpec("ec2_hosts", FindArgs, apply_hosts, __doc__ or "", local=True)
 TEARDOWN_SPEC = ModuleSpec("ec2_teardown", FindArgs, apply_teardown, __doc__ or "", local=True)
+
+
+def sweep(cloud: Cloud, region: str, state_dir: Path) -> dict[str, list[str]]:
+    """Remove every cluster of ``region`` past its expires-at tag: {cluster: removed ids}."""
+    from provision import aws
+
+    if cloud == "sandbox" and not _sandbox_exists(state_dir, ""):
+        return {}
+    results = aws.sweep(region, state_dir=state_dir, endpoint_url=_endpoint_url(cloud, state_dir))
+    swept = {r.cluster: list(r.removed) for r in results}
+    if cloud == "sandbox":
+        for cluster in swept:
+            swept[cluster] += _remove_sandbox(cluster, state_dir)
+    return swept

@@ -55,7 +55,7 @@ def converged(module_ssh_host_factory, ssh_keypair, tmp_path_factory):
 
 
 def test_bare_host_becomes_a_verified_cluster(converged):
-    host, state, report = converged
+    _, _, report = converged
     assert not report.failed, report.errors
     recap = report.recap["host1"]
     assert recap.failed == 0 and recap.unreachable == 0

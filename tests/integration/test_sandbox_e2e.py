@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -57,6 +58,18 @@ def test_up_again_down_again(sandbox):
     ids = report["resources"]["created"]
     assert any(i.startswith("i-") for i in ids) and any(i.startswith("sg-") for i in ids)
     assert localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+
+    # Routes from Python through the SSH tunnel; a request through OpenResty reaches echo.
+    added = provision(cwd, "routes", "add", "/api/users", "users", "echo-a:80",
+                      "-e", f"cluster_name={name}")
+    assert added.returncode == 0, added.stderr
+    with urllib.request.urlopen(f"{url}/api/users/7", timeout=10) as reply:
+        assert json.loads(reply.read())["instance"] == "echo-a"
+    listed = provision(cwd, "routes", "ls", "--json", "-e", f"cluster_name={name}")
+    assert json.loads(listed.stdout) == {"/api/users": {"service": "users",
+                                                        "endpoints": ["echo-a:80"]}}
+    assert provision(cwd, "routes", "rm", "/api/users", "-e", f"cluster_name={name}"
+                     ).returncode == 0
 
     again = provision(cwd, "up", "-e", f"cluster_name={name}", "--json")
     assert again.returncode == 0, again.stderr

@@ -36,7 +36,7 @@ def test_engine_installs_on_bare_debian():
     bare = parse_host_facts(DEBIAN12_BARE)
     remote.answer(r"os_id", DEBIAN13_DOCKER)  # the re-gather after install
     remote.answer(r"apt-cache show", "docker-compose\n")
-    outcome, ctx = run("docker_engine", {}, remote, facts=bare)
+    outcome, _ = run("docker_engine", {}, remote, facts=bare)
     assert outcome.changed
     cmds = remote.commands()
     assert any("apt-get -q -y -o DPkg::Lock::Timeout=300 update" in c for c in cmds)
@@ -143,7 +143,8 @@ def _net(driver="bridge", containers=(), options=None):
             True,
             [
                 "docker network rm shared-network",
-                "docker network create --driver bridge --opt com.docker.network.mtu=1400 shared-network",
+                "docker network create --driver bridge --opt com.docker.network.mtu=1400 "
+                "shared-network",
             ],
         ),
         (None, {"name": "shared-network", "state": "absent"}, False, []),
@@ -292,7 +293,7 @@ def test_compose_up_with_v1_and_v2():
     ):
         states = iter(["fingerprint=f1\nstored=\n", STATE.replace("stored=f1:a1,b2", "stored=")])
         remote = FakeRemote()
-        remote.answers.append((r"fingerprint=", lambda argv: _result(next(states))))
+        remote.answers.append((r"fingerprint=", lambda argv, s=states: _result(next(s))))
         outcome, _ = run(
             "compose",
             {"project_src": "/opt/p", "project_name": "p"},

@@ -13,7 +13,7 @@ from provision.facts import PENDING_HANDLERS_FILE
 from provision.inventory import load_inventory
 from provision.modules.base import ModuleSpec, Outcome, TaskContext
 from provision.playbook import load_playbook
-from provision.runner import RunOptions, Runner
+from provision.runner import Runner, RunOptions
 from provision.validate import validate
 from tests.unit.fakes import FakeRemote
 
