@@ -168,6 +168,10 @@ class Connection:
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(self.keepalive)
+            # Each command is a few small packets; Nagle + delayed ACK would add ~40 ms each.
+            sock = transport.sock
+            if isinstance(sock, socket.socket):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client
 
     def reconnect(self) -> None:
@@ -318,7 +322,8 @@ def _exchange(
         if deadline is not None and time.monotonic() > deadline:
             channel.close()
             raise OSError(f"timed out after {timeout}s")
-        select.select([cast(Any, channel)], [], [], 0.1)  # a Channel has fileno()
+        # Data wakes select; the exit status does not, so poll briefly for it.
+        select.select([cast(Any, channel)], [], [], 0.005)
         drain()
     drain()
     return b"".join(out), b"".join(err)

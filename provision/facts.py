@@ -38,14 +38,21 @@ echo "os_codename=${VERSION_CODENAME:-}"
 echo "arch=$(uname -m)"
 echo "user=${1:-}"
 if [ -n "${1:-}" ]; then echo "user_groups=$(id -nG "$1" 2>/dev/null)"; fi
+# The Docker and Compose probes run side by side: Compose v1 alone takes ~0.3 s (Python).
+t=$(mktemp -d)
 if command -v docker >/dev/null 2>&1; then
   echo "docker_cli=$(docker --version 2>/dev/null)"
-  echo "docker_server=$(docker info --format '{{.ServerVersion}}' 2>/dev/null)"
-  echo "compose_v2=$(docker compose version --short 2>/dev/null)"
+  (docker info --format '{{.ServerVersion}}' > "$t/server" 2>/dev/null) &
+  (docker compose version --short > "$t/v2" 2>/dev/null) &
 fi
 if command -v docker-compose >/dev/null 2>&1; then
-  echo "compose_v1=$(docker-compose version --short 2>/dev/null)"
+  (docker-compose version --short > "$t/v1" 2>/dev/null) &
 fi
+wait
+echo "docker_server=$(cat "$t/server" 2>/dev/null)"
+echo "compose_v2=$(cat "$t/v2" 2>/dev/null)"
+echo "compose_v1=$(cat "$t/v1" 2>/dev/null)"
+rm -rf "$t"
 if command -v cloud-init >/dev/null 2>&1; then echo "cloud_init=1"; fi
 if command -v systemctl >/dev/null 2>&1; then echo "systemd=1"; fi
 p=/var/lib/provision/pending-handlers

@@ -185,7 +185,9 @@ class Runner:
                 progress=self._progress(host),
             )
             notified: list[str] = []
-            if play.gather_facts and host.name != "localhost":
+            if play.gather_facts and host.name != "localhost" and "host" not in state.facts:
+                # Once per host per run: later plays see the facts as tasks left them
+                # (docker_engine refreshes them after an install).
                 notified += [h for h in gather(ctx).pending_handlers if h not in notified]
             for task in play.tasks:
                 if self.stop.is_set() or not self._selected(task):

@@ -19,7 +19,7 @@ __all__ = [
     "check_redis_port_closed",
     "failure_evidence",
     "parse_probe",
-    "parse_state",
+    "parse_ps",
 ]
 
 SERVICES = {"redis": ("redis",), "openresty": ("openresty",), "echo": ("echo-a", "echo-b")}
@@ -45,21 +45,40 @@ def failure_evidence(
     return evidence
 
 
-def parse_state(text: str) -> tuple[str, str]:
-    """(status, health) from ``{{.State.Status}} {{if .State.Health}}...{{end}}``."""
-    fields = text.split()
-    return (fields[0] if fields else "missing", fields[1] if len(fields) > 1 else "")
+_PS_FORMAT = ('{{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.service"}} '
+              "{{.State}} {{.Status}}")
+
+
+def parse_ps(text: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(project, service): (state, health)} from ``docker ps -a --format _PS_FORMAT``;
+    health comes from the Status text: "Up 5 seconds (healthy)", "(health: starting)"."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) < 3:
+            continue
+        status = parts[3] if len(parts) > 3 else ""
+        health = ""
+        if "(" in status and status.rstrip().endswith(")"):
+            health = status.rsplit("(", 1)[1].rstrip(")").removeprefix("health: ")
+            health = "" if health[:1].isdigit() else health  # "Exited (0) ..." is no health
+        key = (parts[0], parts[1])
+        if key not in found or parts[2] == "running":  # a running container wins
+            found[key] = (parts[2], health)
+    return found
 
 
 def _states(conn: Remote, config: VerifyConfig) -> dict[str, tuple[str, str]]:
-    states = {}
-    for component in components(config):
-        for service in SERVICES[component]:
-            cid = c.container_id(conn, config, component, service)
-            fmt = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
-            out = c.docker(conn, config, "inspect", "-f", fmt, cid).stdout if cid else ""
-            states[f"{component}/{service}"] = parse_state(out)
-    return states
+    """Every service's container state and health, in one ``docker ps``."""
+    # Label filters are ANDed by Docker: take every compose container, pick ours below.
+    out = c.docker(conn, config, "ps", "-a", "--filter", "label=com.docker.compose.project",
+                   "--format", _PS_FORMAT).stdout
+    seen = parse_ps(out)
+    return {
+        f"{comp}/{service}": seen.get((config.project(comp), service), ("missing", ""))
+        for comp in components(config)
+        for service in SERVICES[comp]
+    }
 
 
 def check_containers(conn: Remote, config: VerifyConfig) -> CheckResult:

@@ -18,9 +18,10 @@ from provision.names import check_image
 
 __all__ = ["SPEC", "DockerImagesArgs", "parse_remote_ids"]
 
+# One `docker image inspect` for all images; a missing one just prints no line.
 REMOTE_IDS = (
-    "for i; do printf '%s %s\\n' \"$i\" "
-    '"$(docker image inspect --format \'{{.Id}}\' "$i" 2>/dev/null)"; done'
+    "docker image inspect --format '{{.Id}}{{range .RepoTags}} {{.}}{{end}}' \"$@\" "
+    "2>/dev/null; true"
 )
 LOAD = "gunzip | docker load"
 
@@ -35,11 +36,18 @@ class DockerImagesArgs:
 
 
 def parse_remote_ids(stdout: str) -> dict[str, str]:
+    """{tag: image id} from lines "ID TAG TAG..." (an image may carry several tags)."""
     ids = {}
     for line in stdout.splitlines():
-        name, _, image_id = line.partition(" ")
-        ids[name] = image_id.strip()
+        image_id, *tags = line.split()
+        for tag in tags:
+            ids[tag] = image_id
     return ids
+
+
+def _tagged(image: str) -> str:
+    """``redis`` → ``redis:latest``, as Docker lists it in RepoTags."""
+    return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
 
 
 def _local(argv: list[str]) -> str:
@@ -77,7 +85,7 @@ def _stream(images: list[str], on_raw: Callable[[int], None]) -> Iterator[bytes]
 def apply(ctx: TaskContext, args: DockerImagesArgs) -> Outcome:
     local = local_images(args.images)
     remote = parse_remote_ids(ctx.read_sh(REMOTE_IDS, *args.images).stdout)
-    missing = [i for i in args.images if remote.get(i) != local[i][0]]
+    missing = [i for i in args.images if remote.get(_tagged(i)) != local[i][0]]
     if not missing:
         return ctx.ok(f"{len(args.images)} image(s) present", sent=[])
     total = sum(local[i][1] for i in missing)

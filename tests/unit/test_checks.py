@@ -14,7 +14,7 @@ from provision.checks import (
     check_ping,
     run_suite,
 )
-from provision.checks.basic import parse_probe, parse_state
+from provision.checks.basic import parse_probe, parse_ps
 from provision.checks.config import (
     parse_container_ip,
     parse_gateway,
@@ -83,13 +83,19 @@ def test_parse_http(stdout: str, status: int, header: str | None, body: str) -> 
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("running healthy\n", ("running", "healthy")),
-    ("running \n", ("running", "")),
-    ("exited unhealthy", ("exited", "unhealthy")),
-    ("", ("missing", "")),
+    ("redis redis running Up 5 seconds (healthy)\n", {("redis", "redis"): ("running", "healthy")}),
+    ("echo echo-a running Up 3 seconds (health: starting)",
+     {("echo", "echo-a"): ("running", "starting")}),
+    ("o openresty running Up 2 minutes (unhealthy)",
+     {("o", "openresty"): ("running", "unhealthy")}),
+    ("o x running Up 2 minutes", {("o", "x"): ("running", "")}),
+    ("r redis exited Exited (137) 3 seconds ago", {("r", "redis"): ("exited", "")}),
+    ("r redis exited Exited (1) 9 s ago\nr redis running Up 1 second (healthy)",
+     {("r", "redis"): ("running", "healthy")}),
+    ("", {}),
 ])
-def test_parse_state(text: str, expected: tuple[str, str]) -> None:
-    assert parse_state(text) == expected
+def test_parse_ps(text: str, expected: dict[tuple[str, str], tuple[str, str]]) -> None:
+    assert parse_ps(text) == expected
 
 
 @pytest.mark.parametrize(("stdout", "expected"), [

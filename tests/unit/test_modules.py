@@ -342,3 +342,21 @@ def test_command_creates_and_read_only():
     remote.answer(r"^uname", "Linux\n")
     outcome, _ = run("command", {"argv": ["uname"], "changes": False}, remote, check=True)
     assert not outcome.changed and outcome.data["stdout"] == "Linux\n"
+
+
+# -- docker_images ----------------------------------------------------------------------------
+def test_images_sends_only_missing_or_different(monkeypatch):
+    from provision.modules import docker_images
+
+    monkeypatch.setattr(docker_images, "local_images", lambda images: {
+        "redis:latest": ("sha256:r", 10), "openresty/openresty:latest": ("sha256:o2", 20)})
+    monkeypatch.setattr(docker_images, "_stream", lambda images, on_raw: iter([b"tar"]))
+    remote = FakeRemote()
+    remote.answer(r"image inspect",
+                  "sha256:r redis:latest redis:7\nsha256:o1 openresty/openresty:latest\n")
+    outcome, _ = run("docker_images", {"images": ["redis:latest", "openresty/openresty:latest"]},
+                     remote)
+    assert outcome.changed and outcome.data["sent"] == ["openresty/openresty:latest"]
+    assert remote.commands()[-1] == "sh -c gunzip | docker load"
+    assert docker_images.parse_remote_ids("sha256:a x:1 y:2\n") == {"x:1": "sha256:a",
+                                                                      "y:2": "sha256:a"}
