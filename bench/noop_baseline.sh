@@ -24,7 +24,8 @@ fail() { echo "would change: $*" >&2; exit 1; }
 # facts
 . /etc/os-release; uname -m >/dev/null
 docker info --format '{{.ServerVersion}}' >/dev/null || fail docker
-docker-compose version --short >/dev/null 2>&1 || docker compose version --short >/dev/null
+# the Compose flavour and version, read as provision reads it (dpkg, not the slow v1 CLI)
+dpkg-query -W -f='${Version}' docker-compose >/dev/null 2>&1 || docker compose version --short >/dev/null
 id -nG admin | grep -qw docker || fail "docker group"
 # network
 docker network inspect shared-network --format '{{.Driver}}' | grep -qx bridge || fail network

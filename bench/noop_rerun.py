@@ -70,16 +70,37 @@ def main() -> None:
             ours.append(timed(provision))
             theirs.append(timed(baseline))
         report(ours, theirs, connections)
+        events = work / "events.jsonl"
+        started = time.time()
+        timed([*provision, "--events", str(events)])
+        breakdown(started, events)
     finally:
         hosts.remove_host(host.name)
 
 
 def report(ours: list[float], theirs: list[float], connections: int) -> None:
     mine, base = statistics.median(ours), statistics.median(theirs)
-    print(f"no-op `provision up` : median {mine:.2f}s  (runs: {', '.join(f'{t:.2f}' for t in ours)})")
-    print(f"bash baseline        : median {base:.2f}s  (runs: {', '.join(f'{t:.2f}' for t in theirs)})")
+    print(f"no-op `provision up` : median {mine:.2f}s  (runs: {_runs(ours)})")
+    print(f"bash baseline        : median {base:.2f}s  (runs: {_runs(theirs)})")
     print(f"SSH connections opened by one no-op run: {connections}")
     print(f"ratio provision/baseline: {mine / base:.2f}x (goal: <= 1.5x)")
+
+
+def breakdown(started: float, events: Path) -> None:
+    """Where one no-op run spends its time, from its events."""
+    import json
+
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    results = [r for r in rows if r["event"] == "result"]
+    print(f"  one run: start-up {rows[0]['time'] - started:.2f}s, last event at "
+          f"{rows[-1]['time'] - started:.2f}s; tasks:", ", ".join(
+              f"{r['task'][:18]} {r['elapsed']:.2f}" for r in results))
+    for r in rows:
+        print(f"    {r['time'] - started:5.2f} {r['event']} {r.get('task', r.get('name', ''))}")
+
+
+def _runs(times: list[float]) -> str:
+    return ", ".join(f"{t:.2f}" for t in times)
 
 
 if __name__ == "__main__":

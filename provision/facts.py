@@ -45,8 +45,13 @@ if command -v docker >/dev/null 2>&1; then
   (docker info --format '{{.ServerVersion}}' > "$t/server" 2>/dev/null) &
   (docker compose version --short > "$t/v2" 2>/dev/null) &
 fi
-if command -v docker-compose >/dev/null 2>&1; then
-  (docker-compose version --short > "$t/v1" 2>/dev/null) &
+if v1=$(command -v docker-compose); then
+  # Compose v1 is Python and takes ~0.3 s to say its version: ask dpkg when it owns the file.
+  if dpkg -S "$v1" >/dev/null 2>&1; then
+    dpkg-query -W -f='${Version}' docker-compose 2>/dev/null | sed 's/-[^-]*$//' > "$t/v1"
+  else
+    (docker-compose version --short > "$t/v1" 2>/dev/null) &
+  fi
 fi
 wait
 echo "docker_server=$(cat "$t/server" 2>/dev/null)"
@@ -196,16 +201,19 @@ class ContainerInfo:
     name: str
     service: str
     state: str
+    image: str = ""
 
 
 def parse_containers(stdout: str) -> tuple[ContainerInfo, ...]:
-    """Parse ``docker ps -a --format '{{.ID}} {{.Names}} {{.State}} {{.Label "..service"}}'``."""
+    """Parse ``docker ps -a --format '{{.ID}} {{.Names}} {{.State}} {{.Label "..service"}}
+    {{.Image}}'`` (the last two may be missing)."""
     found = []
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) >= 3:
             service = parts[3] if len(parts) > 3 else ""
-            found.append(ContainerInfo(parts[0], parts[1], service, parts[2]))
+            image = parts[4] if len(parts) > 4 else ""
+            found.append(ContainerInfo(parts[0], parts[1], service, parts[2], image))
     return tuple(sorted(found, key=lambda c: c.name))
 
 

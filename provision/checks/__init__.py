@@ -12,6 +12,7 @@ lines of the failing container), never an exception; only a broken connection to
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from provision.checks.basic import (
     check_containers,
@@ -76,12 +77,18 @@ def run_suite(
     if unknown:
         raise ConfigError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}",
                           field="checks")
-    results = []
-    for name in names:
-        try:
-            results.append(CHECKS[name](conn, config))
-        except ConnectError:
-            raise
-        except ProvisionError as exc:  # e.g. the secret file is missing: a failed check
-            results.append(CheckResult(name, False, str(exc), {"error": type(exc).__name__}))
-    return results
+    # The read-only checks run side by side (SSH channels of one connection); the slow ones
+    # change the route table or restart Redis, so they run after, one at a time.
+    quick = [n for n in names if n not in SLOW_CHECKS]
+    with ThreadPoolExecutor(max_workers=max(1, len(quick))) as pool:
+        results = list(pool.map(lambda n: _one(conn, config, n), quick))
+    return results + [_one(conn, config, n) for n in names if n in SLOW_CHECKS]
+
+
+def _one(conn: Remote, config: VerifyConfig, name: str) -> CheckResult:
+    try:
+        return CHECKS[name](conn, config)
+    except ConnectError:
+        raise
+    except ProvisionError as exc:  # e.g. the secret file is missing: a failed check
+        return CheckResult(name, False, str(exc), {"error": type(exc).__name__})

@@ -4,11 +4,14 @@ The project name is always explicit (``-p``). Changed only when a container was 
 recreated, started or removed. Compose itself is slow to start (v1 is Python: ~0.5 s), so a
 converged project is recognised without calling it: the host keeps, per project, a
 fingerprint of its compose files, ``.env`` and image IDs plus the container IDs that compose
-left; when those still match and every container runs, the task is ok at once.
+left; when those still match and every container runs on its image's current tag, the task
+is ok at once. (A container whose tag moved to a new image is listed by ``docker ps`` with
+the old image's ID instead of its name: that is how a new image is seen without asking.)
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,16 +27,14 @@ __all__ = ["SPEC", "ComposeArgs", "ProjectState", "parse_project_state"]
 PROJECT_STATE = r"""
 d="$1"; name="$2"; shift 2
 if cd "$d" 2>/dev/null; then
-  fp=$( (for f; do cat "$f"; done; cat .env 2>/dev/null;
-         docker image ls --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' | sort) \
-        | sha256sum | cut -d' ' -f1)
+  fp=$( (for f; do cat "$f"; done; cat .env 2>/dev/null) | sha256sum | cut -d' ' -f1)
   echo "fingerprint=$fp"
 else
   echo "missing_dir=1"
 fi
 echo "stored=$(cat "/var/lib/provision/compose/$name" 2>/dev/null)"
 docker ps -a --filter "label=com.docker.compose.project=$name" \
-  --format 'c {{.ID}} {{.Names}} {{.State}} {{.Label "com.docker.compose.service"}}'
+  --format 'c {{.ID}} {{.Names}} {{.State}} {{.Label "com.docker.compose.service"}} {{.Image}}'
 """
 IN_DIR = 'cd "$1" && shift && exec "$@"'
 SAVE_STATE = 'mkdir -p "$(dirname "$1")" && printf "%s" "$2" > "$1"'
@@ -43,6 +44,9 @@ REMOVE_BY_LABEL = (
     'nets=$(docker network ls -q --filter "label=com.docker.compose.project=$1"); '
     '[ -z "$nets" ] || docker network rm $nets; rm -f "/var/lib/provision/compose/$1"'
 )
+
+
+_IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,9 @@ class ProjectState:
 
     @property
     def converged(self) -> bool:
-        running = all(c.state == "running" for c in self.containers)
-        return bool(self.containers) and running and self.stored == self.signature
+        current = all(c.state == "running" and not _IMAGE_ID.fullmatch(c.image)
+                      for c in self.containers)
+        return bool(self.containers) and current and self.stored == self.signature
 
 
 def parse_project_state(stdout: str) -> ProjectState:

@@ -39,7 +39,7 @@ def parse_remote_ids(stdout: str) -> dict[str, str]:
     """{tag: image id} from lines "ID TAG TAG..." (an image may carry several tags)."""
     ids = {}
     for line in stdout.splitlines():
-        image_id, *tags = line.split()
+        image_id, *tags = line.split() or [""]
         for tag in tags:
             ids[tag] = image_id
     return ids

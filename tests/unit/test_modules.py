@@ -267,6 +267,8 @@ STATE = "fingerprint=f1\nstored=f1:a1,b2\nc a1 redis-redis-1 running redis\nc b2
         (STATE.replace("b2 x-1 running", "b2 x-1 exited"), False),
         ("fingerprint=f1\nstored=f1:\n", False),  # no containers
         (STATE.replace("c b2 x-1 running x\n", ""), False),  # a container was removed
+        (STATE.replace("running redis", "running redis redis:latest"), True),
+        (STATE.replace("running redis", "running redis 5f1bd3c4a2e9"), False),  # tag moved on
     ],
 )
 def test_compose_converged(stdout, converged):
@@ -358,5 +360,5 @@ def test_images_sends_only_missing_or_different(monkeypatch):
                      remote)
     assert outcome.changed and outcome.data["sent"] == ["openresty/openresty:latest"]
     assert remote.commands()[-1] == "sh -c gunzip | docker load"
-    assert docker_images.parse_remote_ids("sha256:a x:1 y:2\n") == {"x:1": "sha256:a",
+    assert docker_images.parse_remote_ids("\nsha256:a x:1 y:2\n\n") == {"x:1": "sha256:a",
                                                                       "y:2": "sha256:a"}
