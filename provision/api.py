@@ -101,6 +101,7 @@ def run_playbook(
     options = options or Options()
     book, inv = load(playbook, inventory, options)
     state_dir = options.state_dir.resolve()
+    inv = resolve_sources(inv, state_dir)
     runner = Runner(
         RunOptions(
             check=options.check, diff=options.diff, tags=options.tags,
@@ -115,6 +116,25 @@ def run_playbook(
     if stop is not None:
         runner.stop = stop
     return runner.run(book, inv)
+
+
+def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
+    """Fill the groups of dynamic sources (``plugin: provision.aws_ec2``, like Ansible's
+    aws_ec2 plugin): the cluster's running instances, found by their tags."""
+    from provision.modules.ec2 import FindArgs, find, host_entry
+
+    for source in inventory.sources:
+        opts = source.options
+        extra = dict(opts.get("vars") or {})
+        cloud, cluster = str(extra.get("cloud", "aws")), str(opts["cluster"])
+        region = str(opts.get("region") or extra.get("region") or "us-east-1")
+        found = find(FindArgs(cloud, cluster, region, str(state_dir)))  # type: ignore[arg-type]
+        hosts = [host_entry(i, cloud, cluster) for i in found]
+        inventory = inventory.with_hosts(
+            [InventoryHost(h["name"], {**extra, **h["vars"]}, ()) for h in hosts],
+            str(opts.get("group") or "cluster"),
+        )
+    return inventory
 
 
 def up(inventory: str | Path | Inventory | None = None, options: Options | None = None,
