@@ -129,7 +129,9 @@ def apply_cluster(ctx: TaskContext, args: ClusterArgs) -> Outcome:
 
         # The host key is read from the container itself (out of band, as a console output
         # would give it); moto's console output never carries one, so do not wait for it.
-        extra = {"endpoint_for": cloud.endpoint_for(args.cluster),
+        say = _events(ctx)
+        extra = {"endpoint_for": cloud.endpoint_for(args.cluster,
+                                                    progress=lambda m: say(m, {})),
                  "host_key_scanner": cloud.host_key_scanner(args.cluster),
                  "trust_on_first_use": True,
                  "timeouts": aws.Timeouts(console=0, poll=0.5)}

@@ -51,7 +51,7 @@ def _public_key(key_file: Path) -> str:
 
 
 def endpoint_for(
-    cluster: str, *, distro: str = "bookworm"
+    cluster: str, *, distro: str = "bookworm", progress: Callable[[str], None] | None = None
 ) -> Callable[[Instance], tuple[str, int]]:
     """For ``provision.aws.up``: an instance → the loopback address and port of its host
     container, started (with the cluster's public key) on first sight."""
@@ -61,7 +61,7 @@ def endpoint_for(
         if host is None:
             if instance.key_file is None:
                 raise ValueError(f"{instance.instance_id} has no key file")
-            images.ensure_images((distro,))
+            images.ensure_images((distro,), progress=progress)  # the first time: ~2 min
             host = hosts.start_host(_host_name(cluster, instance.instance_id), distro=distro,
                                     public_key=_public_key(instance.key_file),
                                     labels={CLUSTER_LABEL: cluster})
