@@ -7,6 +7,7 @@ The host facts are gathered in one round trip (``HOST_FACTS_SCRIPT``); narrower 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -185,14 +186,23 @@ def parse_network(stdout: str) -> NetworkInfo | None:
     net = data[0]
     ipam = (net.get("IPAM") or {}).get("Config") or [{}]
     containers = tuple(sorted(c.get("Name", "") for c in (net.get("Containers") or {}).values()))
+    subnet = ipam[0].get("Subnet", "")
     return NetworkInfo(
         name=net["Name"],
         driver=net.get("Driver", ""),
         options=dict(net.get("Options") or {}),
-        gateway=ipam[0].get("Gateway", ""),
-        subnet=ipam[0].get("Subnet", ""),
+        gateway=ipam[0].get("Gateway", "") or _first_address(subnet),
+        subnet=subnet,
         containers=containers,
     )
+
+
+def _first_address(subnet: str) -> str:
+    """Docker's default ``bridge`` may list no Gateway: it is then the subnet's first address."""
+    try:
+        return str(next(ipaddress.ip_network(subnet, strict=False).hosts()))
+    except (ValueError, StopIteration):
+        return ""
 
 
 @dataclass(frozen=True)
