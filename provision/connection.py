@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import paramiko
 
+from provision.batch import run_batched
 from provision.errors import CommandError, ConnectError
 from provision.models import HostSpec, Result
 
@@ -213,6 +214,11 @@ class Connection:
     ) -> Result:
         """Run a constant shell ``script``; values reach it as ``$1``, ``$2``..., never spliced."""
         return self.run(["sh", "-c", script, "sh", *args], sudo=sudo, warn=warn, timeout=timeout)
+
+    def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = False) -> list[Result]:
+        """Run read-only ``commands`` one after the other in ONE round trip; each gets its own
+        Result (stdout and exit code; stderr is not kept). Never raises on a command's exit."""
+        return run_batched(self, commands, sudo=sudo)
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
         """Write ``data`` to ``path`` on the host (creating its folder), atomically."""

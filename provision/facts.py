@@ -42,19 +42,20 @@ if [ -n "${1:-}" ]; then echo "user_groups=$(id -nG "$1" 2>/dev/null)"; fi
 # The Docker and Compose probes run side by side: Compose v1 alone takes ~0.3 s (Python).
 t=$(mktemp -d)
 if command -v docker >/dev/null 2>&1; then
-  echo "docker_cli=$(docker --version 2>/dev/null)"
+  (docker --version > "$t/cli" 2>/dev/null) &
   (docker info --format '{{.ServerVersion}}' > "$t/server" 2>/dev/null) &
   (docker compose version --short > "$t/v2" 2>/dev/null) &
 fi
 if v1=$(command -v docker-compose); then
   # Compose v1 is Python and takes ~0.3 s to say its version: ask dpkg when it owns the file.
   if dpkg -S "$v1" >/dev/null 2>&1; then
-    dpkg-query -W -f='${Version}' docker-compose 2>/dev/null | sed 's/-[^-]*$//' > "$t/v1"
+    (dpkg-query -W -f='${Version}' docker-compose 2>/dev/null | sed 's/-[^-]*$//' > "$t/v1") &
   else
     (docker-compose version --short > "$t/v1" 2>/dev/null) &
   fi
 fi
 wait
+echo "docker_cli=$(cat "$t/cli" 2>/dev/null)"
 echo "docker_server=$(cat "$t/server" 2>/dev/null)"
 echo "compose_v2=$(cat "$t/v2" 2>/dev/null)"
 echo "compose_v1=$(cat "$t/v1" 2>/dev/null)"

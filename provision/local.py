@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
+from provision.batch import run_batched
 from provision.errors import CommandError
 from provision.models import HostSpec, Result
 
@@ -76,6 +77,9 @@ class LocalConnection:
     ) -> Result:
         """Run a constant shell ``script``; values reach it as ``$1``, ``$2``..., never spliced."""
         return self.run(["sh", "-c", script, "sh", *args], sudo=sudo, warn=warn, timeout=timeout)
+
+    def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = False) -> list[Result]:
+        return run_batched(self, commands, sudo=sudo)
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
         """Write ``data`` to ``path`` atomically (a temporary file in its folder, then rename)."""

@@ -23,7 +23,7 @@ from provision.inventory import Inventory, InventoryHost, resolve_vars, to_host_
 from provision.models import HostSpec, Status, TaskResult
 from provision.modules import ModuleSpec, Outcome, TaskContext, registry
 from provision.modules.base import Remote, build_args
-from provision.modules.hostfacts import gather
+from provision.modules.hostfacts import fact_command, gather
 from provision.playbook import Play, Playbook, TaskDef
 from provision.report import RunReport
 from provision.templating import evaluate, is_template, render
@@ -185,10 +185,15 @@ class Runner:
                 progress=self._progress(host),
             )
             notified: list[str] = []
-            if play.gather_facts and host.name != "localhost" and "host" not in state.facts:
-                # Once per host per run: later plays see the facts as tasks left them
-                # (docker_engine refreshes them after an install).
-                notified += [h for h in gather(ctx).pending_handlers if h not in notified]
+            # Facts once per host per run (later plays see them as tasks left them:
+            # docker_engine refreshes them after an install), read in the same round trip as
+            # the play's looks.
+            gathering = play.gather_facts and "host" not in state.facts
+            if host.name != "localhost":
+                facts = [fact_command(ctx)] if gathering else []
+                self._prefetch(play, ctx, host, inventory, facts)
+                if gathering:
+                    notified += list(gather(ctx).pending_handlers)
             for task in play.tasks:
                 if self.stop.is_set() or not self._selected(task):
                     continue
@@ -209,6 +214,31 @@ class Runner:
             report.unreachable(host.name, str(exc))
             self.on_event(Event("unreachable", host=host.name, data={"msg": str(exc)}))
         return added
+
+    def _prefetch(self, play: Play, ctx: TaskContext, host: InventoryHost,
+                  inventory: Inventory, commands: list[list[str]]) -> None:
+        """Read ahead, in one round trip, what the play's tasks will look at first.
+
+        Not a plan: each task still looks, then acts, in turn. The reads only answer its looks
+        while the host is as it was — the first change (``ctx.changing``) drops them all; and a
+        look whose arguments differ at its turn (a value registered meanwhile) just misses.
+        """
+        variables = self._vars(play, host, inventory)
+        for task in play.tasks:
+            spec = self.modules.get(task.module)
+            if spec is None or spec.look is None or not self._selected(task):
+                continue
+            try:
+                if task.when is not None and not evaluate(task.when, variables, loc=task.loc):
+                    continue
+                args = build_args(spec, _render_known(task.args, variables))
+                commands += [c for c in spec.look(args, variables) if c not in commands]
+            except ProvisionError:
+                continue  # needs what an earlier task registers: read at its turn
+        if commands:
+            results = ctx.conn.run_many(commands, sudo=ctx.become)
+            pairs = zip(commands, results, strict=True)
+            ctx.reads.update({(ctx.become, tuple(c)): r for c, r in pairs})
 
     def _selected(self, task: TaskDef) -> bool:
         tags = set(task.tags) | {"all"}
@@ -357,6 +387,18 @@ class Runner:
             msg=result.msg,
         )
         self._state(host.name).registered[name] = value
+
+
+def _render_known(args: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Render what can be rendered now; a value that needs a later register becomes ""
+    (a look keyed on it will simply not match the real one)."""
+    rendered: dict[str, Any] = {}
+    for name, value in args.items():
+        try:
+            rendered[name] = render(value, variables)
+        except ProvisionError:
+            rendered[name] = ""
+    return rendered
 
 
 def _facts_dict(facts: Any) -> dict[str, Any]:

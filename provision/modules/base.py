@@ -66,6 +66,8 @@ class Remote(Protocol):
         on_bytes: Callable[[int], None] | None = ...,
     ) -> Result: ...
 
+    def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = ...) -> list[Result]: ...
+
     def reconnect(self) -> None: ...
 
     def forward_local(self, remote_host: str, remote_port: int) -> AbstractContextManager[int]: ...
@@ -103,6 +105,9 @@ class TaskContext:
     facts: dict[str, Any] = field(default_factory=dict)
     progress: Progress = _no_progress
     executed: list[str] = field(default_factory=list)
+    # Results of read commands fetched ahead in one round trip (see ``Runner._prefetch``),
+    # keyed by (sudo, argv). Valid only while the host is as it was: any change clears it.
+    reads: dict[tuple[bool, tuple[str, ...]], Result] = field(default_factory=dict)
 
     @property
     def host(self) -> HostSpec:
@@ -110,10 +115,18 @@ class TaskContext:
 
     def read(self, argv: Sequence[str], *, sudo: bool | None = None) -> Result:
         """Run a read-only command (a fact): it runs in check mode too; never raises on exit."""
-        return self.conn.run(argv, sudo=self.become if sudo is None else sudo, warn=True)
+        as_root = self.become if sudo is None else sudo
+        cached = self.reads.get((as_root, tuple(argv)))
+        if cached is not None:
+            return cached
+        return self.conn.run(argv, sudo=as_root, warn=True)
 
     def read_sh(self, script: str, *args: str, sudo: bool | None = None) -> Result:
-        return self.conn.sh(script, *args, sudo=self.become if sudo is None else sudo, warn=True)
+        return self.read(["sh", "-c", script, "sh", *args], sudo=sudo)
+
+    def changing(self) -> None:
+        """The host is about to change: what was read ahead is no longer true."""
+        self.reads.clear()
 
     def run(
         self,
@@ -127,6 +140,7 @@ class TaskContext:
         self.executed.append(" ".join(argv))
         if self.check:
             return None
+        self.changing()
         return self.conn.run(
             argv, sudo=self.become if sudo is None else sudo, stdin=stdin, timeout=timeout
         )
@@ -153,6 +167,9 @@ class ModuleSpec:
     apply: Callable[[TaskContext, Any], Outcome]
     doc: str = ""
     local: bool = False  # runs on the controller (cloud modules), not over SSH
+    # The read commands ``apply`` will make for these arguments (and variables), exactly as it
+    # will make them, so that the runner can fetch them ahead in one round trip.
+    look: Callable[[Any, Mapping[str, Any]], list[list[str]]] | None = None
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.args))

@@ -12,8 +12,9 @@ the old image's ID instead of its name: that is how a new image is seen without 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from provision.errors import ProvisionError
 from provision.facts import COMPOSE_STATE_DIR, ContainerInfo, parse_containers
@@ -184,4 +185,8 @@ def apply(ctx: TaskContext, args: ComposeArgs) -> Outcome:
     return ctx.changed(f"removed {len(before.containers)} container(s)")
 
 
-SPEC = ModuleSpec("compose", ComposeArgs, apply, __doc__ or "")
+def look(args: ComposeArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+    return [["sh", "-c", PROJECT_STATE, "sh", args.project_src, args.project_name, *args.files]]
+
+
+SPEC = ModuleSpec("compose", ComposeArgs, apply, __doc__ or "", look=look)

@@ -13,8 +13,10 @@ import fnmatch
 import hashlib
 import io
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from provision.errors import ConfigError
 from provision.modules.base import ModuleSpec, Outcome, TaskContext
@@ -166,4 +168,9 @@ def apply(ctx: TaskContext, args: CopyArgs) -> Outcome:
     return ctx.changed(msg, diff=diff, files=send, removed=delete)
 
 
-SPEC = ModuleSpec("copy", CopyArgs, apply, __doc__ or "")
+def look(args: CopyArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+    root, _ = local_entries(args, Path(str(variables.get("playbook_dir", "."))))
+    return [["sh", "-c", REMOTE_MANIFEST, "sh", root]]
+
+
+SPEC = ModuleSpec("copy", CopyArgs, apply, __doc__ or "", look=look)

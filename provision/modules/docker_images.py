@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from provision.errors import ProvisionError
 from provision.modules.base import ModuleSpec, Outcome, TaskContext
@@ -91,6 +92,7 @@ def apply(ctx: TaskContext, args: DockerImagesArgs) -> Outcome:
     total = sum(local[i][1] for i in missing)
     ctx.executed.append(f"docker save {' '.join(missing)} | gzip | ssh ... '{LOAD}'")
     if not ctx.check:
+        ctx.changing()
         sent = 0
 
         def on_raw(n: int) -> None:
@@ -104,4 +106,8 @@ def apply(ctx: TaskContext, args: DockerImagesArgs) -> Outcome:
     return ctx.changed(f"sent {', '.join(missing)}", sent=missing)
 
 
-SPEC = ModuleSpec("docker_images", DockerImagesArgs, apply, __doc__ or "")
+def look(args: DockerImagesArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+    return [["sh", "-c", REMOTE_IDS, "sh", *args.images]]
+
+
+SPEC = ModuleSpec("docker_images", DockerImagesArgs, apply, __doc__ or "", look=look)

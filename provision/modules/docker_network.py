@@ -7,8 +7,9 @@ The outcome's data carries the network's ``gateway`` and ``subnet`` (for ``regis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from provision.errors import ProvisionError
 from provision.facts import NetworkInfo, parse_network
@@ -86,4 +87,8 @@ def apply(ctx: TaskContext, args: DockerNetworkArgs) -> Outcome:
     return ctx.changed(f"{verb} network {args.name}", gateway=gateway, subnet=subnet)
 
 
-SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, __doc__ or "")
+def look(args: DockerNetworkArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+    return [["docker", "network", "inspect", args.name]]
+
+
+SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, __doc__ or "", look=look)

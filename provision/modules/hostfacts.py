@@ -5,12 +5,17 @@ from __future__ import annotations
 from provision.facts import HOST_FACTS_SCRIPT, HostFacts, parse_host_facts
 from provision.modules.base import TaskContext
 
-__all__ = ["gather", "host_facts"]
+__all__ = ["fact_command", "gather", "host_facts"]
+
+
+def fact_command(ctx: TaskContext) -> list[str]:
+    """The read that gathers the host facts (a runner may fetch it ahead with others)."""
+    return ["sh", "-c", HOST_FACTS_SCRIPT, "sh", ctx.host.user]
 
 
 def gather(ctx: TaskContext) -> HostFacts:
     """Read the host facts now (one round trip) and keep them in ``ctx.facts``."""
-    result = ctx.read_sh(HOST_FACTS_SCRIPT, ctx.host.user)
+    result = ctx.read(fact_command(ctx))
     facts = parse_host_facts(result.stdout)
     ctx.facts["host"] = facts
     return facts

@@ -7,7 +7,9 @@ re-runs; the value itself never appears in a result, a diff or an event.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from provision.errors import ConfigError
 from provision.modules.base import ModuleSpec, Outcome, TaskContext
@@ -44,4 +46,8 @@ def apply(ctx: TaskContext, args: SecretArgs) -> Outcome:
     return ctx.changed(f"generated {args.key} in {args.path}")
 
 
-SPEC = ModuleSpec("secret", SecretArgs, apply, __doc__ or "")
+def look(args: SecretArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+    return [["test", "-s", args.path]]
+
+
+SPEC = ModuleSpec("secret", SecretArgs, apply, __doc__ or "", look=look)

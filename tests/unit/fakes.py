@@ -25,6 +25,7 @@ class FakeRemote:
     calls: list[list[str]] = field(default_factory=list)
     stdin: list[bytes] = field(default_factory=list)
     reconnects: int = 0
+    batches: list[list[str]] = field(default_factory=list)
 
     def answer(self, pattern: str, stdout: str = "", code: int = 0, stderr: str = "") -> None:
         self.answers.insert(0, (pattern, Result(pattern, code, stdout, stderr)))
@@ -79,6 +80,10 @@ class FakeRemote:
         on_bytes: Callable[[int], None] | None = None,
     ) -> Result:
         return self.run(argv, stdin=b"".join(chunks), warn=warn)
+
+    def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = False) -> list[Result]:
+        self.batches.append([" ".join(c) for c in commands])
+        return [self.run(c, sudo=sudo, warn=True) for c in commands]
 
     def reconnect(self) -> None:
         self.reconnects += 1

@@ -285,3 +285,40 @@ def test_undefined_attribute_at_run_time_fails_the_task_with_its_location(tmp_pa
     report = run(book, inv, Hosts())
     assert report.failed
     assert "play.yml:" in report.results[0].msg and "missing" in report.results[0].msg
+
+
+LOOKING = {**MODULES, "ensure_file": ModuleSpec(
+    "ensure_file", FileArgs, ensure_file, look=lambda args, variables: [["cat", args.path]])}
+
+SAME_FILE_TWICE = """
+- name: reads ahead
+  hosts: h1
+  gather_facts: false
+  tasks:
+    - name: first
+      ensure_file: {path: /f, content: "a"}
+    - name: second, same file
+      ensure_file: {path: /f, content: "a"}
+    - name: other
+      ensure_file: {path: /g, content: "g"}
+"""
+
+
+def test_reads_are_fetched_ahead_and_dropped_on_the_first_change(tmp_path):
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "play.yml").write_text(textwrap.dedent(SAME_FILE_TWICE))
+    book = load_playbook(tmp_path / "play.yml", modules=LOOKING)
+    inv = load_inventory(tmp_path / "inv.yml")
+    hosts = Hosts()
+    runner = Runner(RunOptions(), connector=hosts.connect, modules=LOOKING)
+    report = runner.run(book, inv)
+    # one batch with each distinct look; the second task saw the first one's write (a fresh
+    # read, not the stale read-ahead), so it is ok
+    assert hosts.remotes["h1"].batches == [["cat /f", "cat /g"]]
+    assert [r.status.value for r in report.results] == ["changed", "ok", "changed"]
+    # a no-op run: every look is answered by the one batch, no other read reaches the host
+    hosts.remotes.clear()
+    report = Runner(RunOptions(), connector=hosts.connect, modules=LOOKING).run(book, inv)
+    assert [r.status.value for r in report.results] == ["ok", "ok", "ok"]
+    assert hosts.remotes["h1"].commands() == ["cat /f", "cat /g"]  # run_many's own runs
+    assert len(hosts.remotes["h1"].batches) == 1

@@ -1,0 +1,47 @@
+"""Several read-only commands in one round trip, for any connection that can ``run``.
+
+The values are quoted here (``shlex.join``), at the boundary, like everywhere else."""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from collections.abc import Sequence
+from typing import Protocol
+
+from provision.models import Result
+
+__all__ = ["run_batched"]
+
+
+class _Runs(Protocol):
+    def run(self, argv: Sequence[str], *, sudo: bool = ..., warn: bool = ...) -> Result: ...
+
+
+def run_batched(
+    remote: _Runs, commands: Sequence[Sequence[str]], *, sudo: bool = False
+) -> list[Result]:
+    """``run_many`` for any connection with ``run``: one shell runs every command (each argv
+    quoted here) side by side, and prints their outputs in order, each followed by a marker
+    line carrying its exit code."""
+    if not commands:
+        return []
+    marker = f"@@provision-{secrets.token_hex(8)}"
+    # Read-only, so they may run side by side: each writes its output and exit code to a
+    # file of its own; then the outputs are printed in order, each followed by the marker.
+    started = "\n".join(
+        f'({shlex.join(argv)} </dev/null >"$d/{i}" 2>/dev/null; echo $? >"$d/{i}.rc") &'
+        for i, argv in enumerate(commands)
+    )
+    printed = "\n".join(
+        f'cat "$d/{i}"; printf \'\\n{marker} %s\\n\' "$(cat "$d/{i}.rc")"'
+        for i in range(len(commands))
+    )
+    script = f'd=$(mktemp -d)\n{started}\nwait\n{printed}\nrm -rf "$d"'
+    out = remote.run(["sh", "-c", script], sudo=sudo, warn=True).stdout
+    results, rest = [], out
+    for argv in commands:
+        body, _, rest = rest.partition(f"\n{marker} ")
+        code, _, rest = rest.partition("\n")
+        results.append(Result(shlex.join(argv), int(code) if code.isdigit() else 255, body))
+    return results
