@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from provision.api import Cluster, ClusterFailed, Options, down, run_playbook, up, verify
+    from provision.api import Cluster, ClusterFailed, down, run_playbook, up, verify
     from provision.errors import (
         CloudError,
         CommandError,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from provision.events import Event
     from provision.models import CheckResult, HostSpec, Result, Status, TaskResult
+    from provision.options import Options
     from provision.report import HostRecap, RunReport
 
 __all__ = [
@@ -58,8 +59,8 @@ __all__ = [
 ]
 
 _HOMES = {
-    "provision.api": ("Cluster", "ClusterFailed", "Options", "down", "run_playbook", "up",
-                      "verify"),
+    "provision.api": ("Cluster", "ClusterFailed", "down", "run_playbook", "up", "verify"),
+    "provision.options": ("Options",),
     "provision.errors": ("CloudError", "CommandError", "ConfigError", "ConnectError",
                          "Interrupted", "ProvisionError", "VerifyError"),
     "provision.events": ("Event",),

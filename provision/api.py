@@ -13,8 +13,7 @@ Everything is loaded and validated before any host or cloud call. Each function 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from provision.errors import ConfigError
 from provision.events import EventSink
 from provision.inventory import Inventory, InventoryHost, load_inventory
+from provision.options import Options
 from provision.playbook import Playbook, load_playbook
 from provision.report import RunReport
 
@@ -44,20 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
 SANDBOX_INVENTORY = ROOT / "inventory" / "sandbox.yml"
 RUNTIME_NAMES = frozenset({"state_dir"})
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to run; the same knobs as the CLI's flags."""
-
-    check: bool = False
-    diff: bool = False
-    tags: frozenset[str] = frozenset()
-    skip_tags: frozenset[str] = frozenset()
-    extra_vars: Mapping[str, Any] = field(default_factory=dict)
-    state_dir: Path = Path(".provision")
-    trust_on_first_use: bool = False
-    connect_deadline: float = 120.0
 
 
 def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -> Inventory:
@@ -96,23 +82,12 @@ def run_playbook(
     stop: threading.Event | None = None,
 ) -> RunReport:
     """Run a playbook (with no inventory: the local sandbox)."""
-    from provision.runner import Runner, RunOptions
+    from provision.runner import Runner
 
     options = options or Options()
     book, inv = load(playbook, inventory, options)
-    state_dir = options.state_dir.resolve()
-    inv = resolve_sources(inv, state_dir)
-    runner = Runner(
-        RunOptions(
-            check=options.check, diff=options.diff, tags=options.tags,
-            skip_tags=options.skip_tags,
-            extra_vars={**options.extra_vars, "state_dir": str(state_dir)},
-            known_hosts=state_dir / "known_hosts",
-            trust_on_first_use=options.trust_on_first_use,
-            connect_deadline=options.connect_deadline,
-        ),
-        on_event=on_event,
-    )
+    inv = resolve_sources(inv, options.state_dir.resolve())
+    runner = Runner(options, on_event=on_event)
     if stop is not None:
         runner.stop = stop
     return runner.run(book, inv)

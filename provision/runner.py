@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from provision.errors import CommandError, ConfigError, ConnectError, Interrupted, ProvisionError
@@ -24,28 +23,14 @@ from provision.models import HostSpec, Status, TaskResult
 from provision.modules import ModuleSpec, Outcome, TaskContext, registry
 from provision.modules.base import Remote, build_args
 from provision.modules.hostfacts import fact_command, gather
+from provision.options import Options
 from provision.playbook import Play, Playbook, TaskDef
 from provision.report import RunReport
 from provision.templating import evaluate, is_template, render
 
-__all__ = ["RunOptions", "Runner"]
+__all__ = ["Runner"]
 
 Connector = Callable[[HostSpec], Remote]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run: check mode, diffs, tags, extra vars, and how to trust host keys."""
-
-    check: bool = False
-    diff: bool = False
-    tags: frozenset[str] = frozenset()
-    skip_tags: frozenset[str] = frozenset()
-    extra_vars: Mapping[str, Any] = field(default_factory=dict)
-    known_hosts: Path | None = None
-    trust_on_first_use: bool = False
-    forks: int = 10
-    connect_deadline: float = 60.0
 
 
 @dataclass
@@ -60,19 +45,19 @@ class _HostState:
 class Runner:
     """Runs playbooks. One SSH connection per host for the whole run.
 
-    >>> report = Runner(RunOptions(check=True)).run(playbook, inventory)
+    >>> report = Runner(Options(check=True)).run(playbook, inventory)
     >>> report.recap["web1"].changed
     """
 
     def __init__(
         self,
-        options: RunOptions | None = None,
+        options: Options | None = None,
         *,
         on_event: EventSink | None = None,
         connector: Connector | None = None,
         modules: Mapping[str, ModuleSpec] | None = None,
     ) -> None:
-        self.options = options or RunOptions()
+        self.options = options or Options()
         self.on_event = on_event or (lambda event: None)
         self.connector = connector or self._ssh
         self.modules = modules if modules is not None else registry()
@@ -155,6 +140,7 @@ class Runner:
         state = self._state(host.name)
         variables = resolve_vars(inventory, host.name, play.vars, self.options.extra_vars)
         variables.update(
+            state_dir=str(self.options.state_dir.resolve()),
             inventory_hostname=host.name,
             groups={g: list(names) for g, names in inventory.groups.items()},
             play_hosts=[h.name for h in inventory.select(play.hosts)],

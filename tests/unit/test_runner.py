@@ -12,8 +12,9 @@ import pytest
 from provision.facts import PENDING_HANDLERS_FILE
 from provision.inventory import load_inventory
 from provision.modules.base import ModuleSpec, Outcome, TaskContext
+from provision.options import Options
 from provision.playbook import load_playbook
-from provision.runner import Runner, RunOptions
+from provision.runner import Runner
 from provision.validate import validate
 from tests.unit.fakes import FakeRemote
 
@@ -111,7 +112,7 @@ def load(tmp_path: Path, playbook: str, extra_vars=None):
 
 
 def run(book, inv, hosts: Hosts, **options):
-    runner = Runner(RunOptions(**options), connector=hosts.connect, modules=MODULES)
+    runner = Runner(Options(**options), connector=hosts.connect, modules=MODULES)
     return runner.run(book, inv)
 
 
@@ -266,7 +267,7 @@ def test_unreachable_host_is_reported(tmp_path):
         remote.answers.append((r".", refuse))
         return remote
 
-    runner = Runner(RunOptions(), connector=connect, modules=MODULES)
+    runner = Runner(Options(), connector=connect, modules=MODULES)
     report = runner.run(book, inv)
     assert report.failed
     assert report.recap["h1"].unreachable == 1
@@ -310,7 +311,7 @@ def test_reads_are_fetched_ahead_and_dropped_on_the_first_change(tmp_path):
     book = load_playbook(tmp_path / "play.yml", modules=LOOKING)
     inv = load_inventory(tmp_path / "inv.yml")
     hosts = Hosts()
-    runner = Runner(RunOptions(), connector=hosts.connect, modules=LOOKING)
+    runner = Runner(Options(), connector=hosts.connect, modules=LOOKING)
     report = runner.run(book, inv)
     # one batch with each distinct look; the second task saw the first one's write (a fresh
     # read, not the stale read-ahead), so it is ok
@@ -318,7 +319,7 @@ def test_reads_are_fetched_ahead_and_dropped_on_the_first_change(tmp_path):
     assert [r.status.value for r in report.results] == ["changed", "ok", "changed"]
     # a no-op run: every look is answered by the one batch, no other read reaches the host
     hosts.remotes.clear()
-    report = Runner(RunOptions(), connector=hosts.connect, modules=LOOKING).run(book, inv)
+    report = Runner(Options(), connector=hosts.connect, modules=LOOKING).run(book, inv)
     assert [r.status.value for r in report.results] == ["ok", "ok", "ok"]
     assert hosts.remotes["h1"].commands() == ["cat /f", "cat /g"]  # run_many's own runs
     assert len(hosts.remotes["h1"].batches) == 1
