@@ -194,7 +194,8 @@ class Runner:
                     return added
                 if result.status is Status.CHANGED and task.notify:
                     self._notify(ctx, notified, task.notify)
-            self._handlers(play, ctx, host, inventory, notified, report)
+            if not self.stop.is_set():  # interrupted: handlers stay pending on the host
+                self._handlers(play, ctx, host, inventory, notified, report)
         except ConnectError as exc:
             state.failed = True
             report.unreachable(host.name, str(exc))
