@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from provision.batch import run_batched
+from provision.commands import put_argv, run_batched
 from provision.errors import CommandError, ConnectError
 from provision.models import HostSpec, Result
 
@@ -233,11 +233,7 @@ class Connection:
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
         """Write ``data`` to ``path`` on the host (creating its folder), atomically."""
-        script = (
-            'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.provision.XXXXXX"); '
-            'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
-        )
-        self.run(["sh", "-c", script, "sh", path, f"{mode:o}"], sudo=sudo, stdin=data)
+        self.run(put_argv(path, mode), sudo=sudo, stdin=data)
 
     def pipe_in(
         self,

@@ -21,18 +21,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
-from provision.batch import run_batched
+from provision.commands import put_argv, run_batched
 from provision.errors import CommandError
 from provision.models import HostSpec, Result
 
 __all__ = ["LocalConnection"]
 
 _CHUNK = 1 << 16
-_PUT_SCRIPT = (
-    'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.provision.XXXXXX"); '
-    'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
-)
-
 
 class LocalConnection:
     """Run commands on this machine; ``sudo`` adds ``sudo -n --`` unless already root."""
@@ -83,7 +78,7 @@ class LocalConnection:
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
         """Write ``data`` to ``path`` atomically (a temporary file in its folder, then rename)."""
-        self.run(["sh", "-c", _PUT_SCRIPT, "sh", path, f"{mode:o}"], sudo=sudo, stdin=data)
+        self.run(put_argv(path, mode), sudo=sudo, stdin=data)
 
     def pipe_in(
         self,

@@ -1,6 +1,8 @@
-"""Several read-only commands in one round trip, for any connection that can ``run``.
+"""Commands every connection (SSH, local) builds the same way: an atomic file write, and
+several read-only commands in one round trip.
 
-The values are quoted here (``shlex.join``), at the boundary, like everywhere else."""
+Values reach the shell as positional arguments or quoted here (``shlex.join``), at the
+boundary, like everywhere else."""
 
 from __future__ import annotations
 
@@ -11,7 +13,19 @@ from typing import Protocol
 
 from provision.models import Result
 
-__all__ = ["run_batched"]
+__all__ = ["put_argv", "run_batched"]
+
+# $1 the path, $2 the octal mode; the data comes on stdin. A temporary file in the same
+# folder, then a rename: a reader never sees half a file.
+_PUT = (
+    'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.provision.XXXXXX"); '
+    'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
+)
+
+
+def put_argv(path: str, mode: int) -> list[str]:
+    """The command that writes its standard input to ``path`` with ``mode``, atomically."""
+    return ["sh", "-c", _PUT, "sh", path, f"{mode:o}"]
 
 
 class _Runs(Protocol):

@@ -3,7 +3,7 @@ for real through the local backend (no SSH needed to test the framing)."""
 
 from __future__ import annotations
 
-from provision.batch import run_batched
+from provision.commands import put_argv, run_batched
 from provision.local import LocalConnection
 
 
@@ -29,3 +29,11 @@ def test_outputs_and_exit_codes_are_kept_apart():
 
 def test_nothing_to_run():
     assert run_batched(LocalConnection(), []) == []
+
+
+def test_put_writes_atomically_with_its_mode(tmp_path):
+    target = tmp_path / "sub" / "f.env"
+    LocalConnection().run(put_argv(str(target), 0o600), stdin=b"A=1\n")
+    assert target.read_bytes() == b"A=1\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in target.parent.iterdir()] == ["f.env"]  # no temporary file left
