@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provision.checks import VerifyConfig  # noqa: E402
-from provision.local import LocalConnection  # noqa: E402
-from provision.routes import RouteTable  # noqa: E402
+from provision.cluster.routes import RouteTable  # noqa: E402
+from provision.connection.local import LocalConnection  # noqa: E402
+from provision.verify import VerifyConfig  # noqa: E402
 
 FILES = ROOT / "playbooks" / "files"
 STATIC_CONF = ROOT / "bench" / "static-nginx.conf"

@@ -7,7 +7,7 @@ import pytest
 
 from moto_tests.test_up import stand_up
 from provision.api import resolve_sources
-from provision.inventory import load_inventory
+from provision.load.inventory import load_inventory
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -19,7 +19,8 @@ import boto3
 import pytest
 
 from moto_tests.conftest import FAST, REGION, make_spec, new_session, operator
-from provision.aws import ensure_server, stop_server, up
+from provision.aws import up
+from provision.sandbox.moto_server import ensure_server, stop_server
 from provision.aws.tags import CLUSTER
 from provision.errors import Interrupted
 

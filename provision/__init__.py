@@ -28,10 +28,10 @@ if TYPE_CHECKING:
         ProvisionError,
         VerifyError,
     )
-    from provision.events import Event
     from provision.models import CheckResult, HostSpec, Result, Status, TaskResult
-    from provision.options import Options
-    from provision.report import HostRecap, RunReport
+    from provision.run.events import Event
+    from provision.run.options import Options
+    from provision.run.report import HostRecap, RunReport
 
 __all__ = [
     "CheckResult",
@@ -60,12 +60,12 @@ __all__ = [
 
 _HOMES = {
     "provision.api": ("Cluster", "ClusterFailed", "down", "run_playbook", "up", "verify"),
-    "provision.options": ("Options",),
+    "provision.run.options": ("Options",),
     "provision.errors": ("CloudError", "CommandError", "ConfigError", "ConnectError",
                          "Interrupted", "ProvisionError", "VerifyError"),
-    "provision.events": ("Event",),
+    "provision.run.events": ("Event",),
     "provision.models": ("CheckResult", "HostSpec", "Result", "Status", "TaskResult"),
-    "provision.report": ("HostRecap", "RunReport"),
+    "provision.run.report": ("HostRecap", "RunReport"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     )
     from provision.aws.inventory import find_hosts
     from provision.aws.lifecycle import up
-    from provision.aws.moto_server import ensure_server, stop_server
     from provision.aws.results import ClusterResult, Instance, TeardownResult, Timeouts
     from provision.aws.spec import ClusterSpec
     from provision.aws.teardown import down, sweep
@@ -38,12 +37,10 @@ __all__ = [
     "Timeouts",
     "decide_host_keys",
     "down",
-    "ensure_server",
     "find_hosts",
     "known_hosts_name",
     "make_clients",
     "parse_console_host_keys",
-    "stop_server",
     "sweep",
     "up",
     "write_known_hosts",
@@ -58,8 +55,6 @@ _HOME = {
     "write_known_hosts": "hostkeys",
     "find_hosts": "inventory",
     "up": "lifecycle",
-    "ensure_server": "moto_server",
-    "stop_server": "moto_server",
     "ClusterResult": "results",
     "Instance": "results",
     "TeardownResult": "results",

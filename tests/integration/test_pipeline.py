@@ -33,7 +33,7 @@ def up(host: SandboxHost, key: Path, state: Path, playbook: Path = PLAYBOOKS / "
 
 
 def ssh(host: SandboxHost, key: Path, state: Path, *argv: str) -> str:
-    from provision.connection import Connection
+    from provision.connection.ssh import Connection
 
     with Connection(host.host_spec(key), known_hosts=state / "known_hosts") as conn:
         return conn.run(list(argv), sudo=True).stdout

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from provision.checks import SLOW_CHECKS, VerifyConfig, run_suite
-from provision.local import LocalConnection
-from provision.routes import RouteTable
+from provision.cluster.routes import RouteTable
+from provision.connection.local import LocalConnection
+from provision.verify import SLOW_CHECKS, VerifyConfig, run_suite
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from provision.sandbox import cloud, localdocker
 
 pytestmark = pytest.mark.integration
 
-SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "data" / "report.schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "run" / "report.schema.json"
 
 
 def provision(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +37,7 @@ def sandbox(tmp_path, sandbox_images):
     yield tmp_path, name
     provision(tmp_path, "down", "-e", f"cluster_name={name}")
     cloud.remove_cluster(name)
-    from provision.aws.moto_server import stop_server
+    from provision.sandbox.moto_server import stop_server
 
     stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
 

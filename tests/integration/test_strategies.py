@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from provision.api import PLAYBOOKS, Options, host_inventory, run_playbook
-from provision.routes_api import ClusterRoutes
+from provision.api.routes import ClusterRoutes
 from tests.integration.test_pipeline import ssh, state_for
 
 pytestmark = pytest.mark.integration

@@ -2,22 +2,28 @@
 
 It fakes the host, not the thing under test: modules are tested for the commands they
 produce from the facts they read (the pyinfra way), real hosts are in tests/integration.
+It is built on the same ``BaseConnection`` as the SSH and local transports, so the verbs the
+modules call (``run``, ``sh``, ``put_bytes``, ``pipe_in``...) are the real ones; only the two
+primitives (run one argv, run a batch of reads) are canned here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from provision.connection.base import BaseConnection
+from provision.connection.commands import put_argv
 from provision.models import HostSpec, Result
 
 Answer = Result | Callable[[list[str]], Result]
 
 
-@dataclass
-class FakeRemote:
+@dataclass(eq=False)
+class FakeRemote(BaseConnection):
     """``answers``: (regex on the joined argv, Result or callable). First match wins."""
 
     answers: list[tuple[str, Answer]] = field(default_factory=list)
@@ -30,58 +36,24 @@ class FakeRemote:
     def answer(self, pattern: str, stdout: str = "", code: int = 0, stderr: str = "") -> None:
         self.answers.insert(0, (pattern, Result(pattern, code, stdout, stderr)))
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        sudo: bool = False,
-        warn: bool = False,
-        stdin: bytes | None = None,
-        timeout: float | None = None,
-    ) -> Result:
-        from provision.errors import CommandError
+    def _is_root(self) -> bool:
+        return True  # recorded commands read as written, without a sudo prefix
 
-        argv = list(argv)
+    def _execute(self, argv: list[str], chunks: Iterable[bytes], timeout: float | None,
+                 on_bytes: Callable[[int], None] | None) -> Result:
+        data = b"".join(chunks)
+        if argv[:3] == put_argv("", 0)[:3]:  # an atomic write: recorded as "put PATH MODE"
+            argv = ["put", argv[4], argv[5]]
         self.calls.append(argv)
-        if stdin:
-            self.stdin.append(stdin)
+        if data:
+            self.stdin.append(data)
         joined = " ".join(argv)
         for pattern, answer in self.answers:
             if re.search(pattern, joined):
-                result = answer(argv) if callable(answer) else answer
-                break
-        else:
-            result = Result(joined, 0)
-        if result.failed and not warn:
-            raise CommandError(result, host=self.host.name)
-        return result
+                return answer(argv) if callable(answer) else answer
+        return Result(shlex.join(argv), 0)
 
-    def sh(
-        self,
-        script: str,
-        *args: str,
-        sudo: bool = False,
-        warn: bool = False,
-        timeout: float | None = None,
-    ) -> Result:
-        return self.run(["sh", "-c", script, "sh", *args], sudo=sudo, warn=warn)
-
-    def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
-        self.run(["put", path, f"{mode:o}"], stdin=data)
-
-    def pipe_in(
-        self,
-        argv: Sequence[str],
-        chunks: Iterable[bytes],
-        *,
-        sudo: bool = False,
-        warn: bool = False,
-        timeout: float | None = None,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> Result:
-        return self.run(argv, stdin=b"".join(chunks), warn=warn)
-
-    def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = False) -> list[Result]:
+    def _batch(self, commands: Sequence[Sequence[str]], sudo: bool) -> list[Result]:
         self.batches.append([" ".join(c) for c in commands])
         return [self.run(c, sudo=sudo, warn=True) for c in commands]
 
@@ -90,7 +62,7 @@ class FakeRemote:
 
     @contextlib.contextmanager
     def forward_local(self, remote_host: str, remote_port: int) -> Iterator[int]:
-        yield 0
+        yield 0  # nothing listens: tests of the route table use a real Redis
 
     def commands(self) -> list[str]:
         """Every command but the read-only ones a test is not about, as joined strings."""

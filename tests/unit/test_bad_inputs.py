@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from provision.errors import ConfigError
-from provision.inventory import Inventory, load_inventory, parse_extra_vars
-from provision.modules.base import ModuleSpec, Outcome, TaskContext
-from provision.playbook import load_playbook
-from provision.validate import validate
+from provision.load.inventory import Inventory, load_inventory, parse_extra_vars
+from provision.load.playbook import load_playbook
+from provision.load.validate import validate
+from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 
 CORPUS = Path(__file__).parent.parent / "bad_inputs"
 

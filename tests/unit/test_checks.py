@@ -7,23 +7,23 @@ import json
 
 import pytest
 
-from provision.checks import (
+from provision.cluster.routes import validate
+from provision.errors import ConfigError
+from provision.verify import (
     VerifyConfig,
     check_dns,
     check_negative_control,
     check_ping,
     run_suite,
 )
-from provision.checks.basic import parse_probe, parse_ps
-from provision.checks.config import (
+from provision.verify.basic import parse_probe, parse_ps
+from provision.verify.config import (
     parse_container_ip,
     parse_gateway,
     parse_getent,
     parse_http,
     parse_password,
 )
-from provision.errors import ConfigError
-from provision.routes import validate
 from tests.unit.fakes import FakeRemote
 
 CONFIG = VerifyConfig(sudo=False, deadline=0)

@@ -3,8 +3,8 @@ for real through the local backend (no SSH needed to test the framing)."""
 
 from __future__ import annotations
 
-from provision.commands import put_argv, run_batched
-from provision.local import LocalConnection
+from provision.connection.commands import put_argv, run_batched
+from provision.connection.local import LocalConnection
 
 
 def test_outputs_and_exit_codes_are_kept_apart():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from provision.facts import parse_containers, parse_host_facts, parse_manifest, parse_network
+from provision.tasks.facts import parse_containers, parse_host_facts, parse_manifest, parse_network
 
 DEBIAN12_BARE = """os_id=debian
 os_like=

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from provision.errors import ConfigError
-from provision.inventory import (
+from provision.load.inventory import (
     DynamicSource,
     Inventory,
     InventoryHost,

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from provision.errors import ConfigError, ProvisionError
-from provision.facts import parse_host_facts
-from provision.modules import registry
-from provision.modules.base import TaskContext, build_args
-from provision.modules.compose import parse_project_state
-from provision.modules.copy import Entry, parse_remote, plan
+from provision.tasks import registry
+from provision.tasks.base import TaskContext, build_args
+from provision.tasks.compose import parse_project_state
+from provision.tasks.copy import Entry, parse_remote, plan
+from provision.tasks.facts import parse_host_facts
 from tests.unit.fakes import FakeRemote
 from tests.unit.test_facts import AL2023, DEBIAN12_BARE, DEBIAN13_DOCKER
 
@@ -348,7 +348,7 @@ def test_command_creates_and_read_only():
 
 # -- docker_images ----------------------------------------------------------------------------
 def test_images_sends_only_missing_or_different(monkeypatch):
-    from provision.modules import docker_images
+    from provision.tasks import docker_images
 
     monkeypatch.setattr(docker_images, "local_images", lambda images: {
         "redis:latest": ("sha256:r", 10), "openresty/openresty:latest": ("sha256:o2", 20)})

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from provision.errors import ConfigError
-from provision.inventory import Inventory, InventoryHost
-from provision.modules.base import ModuleSpec, Outcome, TaskContext
-from provision.playbook import Location, load_playbook
-from provision.validate import validate
-from provision.yamlsource import value_loc
+from provision.load.inventory import Inventory, InventoryHost
+from provision.load.playbook import Location, load_playbook
+from provision.load.validate import validate
+from provision.load.yamlsource import value_loc
+from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from provision.facts import PENDING_HANDLERS_FILE
-from provision.inventory import load_inventory
-from provision.modules.base import ModuleSpec, Outcome, TaskContext
-from provision.options import Options
-from provision.playbook import load_playbook
-from provision.runner import Runner
-from provision.validate import validate
+from provision.load.inventory import load_inventory
+from provision.load.playbook import load_playbook
+from provision.load.validate import validate
+from provision.run.options import Options
+from provision.run.runner import Runner
+from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.facts import PENDING_HANDLERS_FILE
 from tests.unit.fakes import FakeRemote
 
 

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from provision.errors import ConfigError
-from provision.templating import evaluate, is_template, render, undeclared
-from provision.yamlsource import Location
+from provision.load.templating import evaluate, is_template, render, undeclared
+from provision.load.yamlsource import Location
 
 VARS: dict[str, Any] = {
     "network": "shared-network", "port": 6379, "ports": [80, 443], "enabled": "yes",
@@ -129,6 +129,6 @@ def test_is_template(value: Any, expected: bool) -> None:
 
 
 def test_a_defaulted_variable_is_optional():
-    from provision.templating import undeclared
+    from provision.load.templating import undeclared
 
     assert undeclared("{{ ssh_cidrs | default([]) }}-{{ x | d('y') }}-{{ z }}") == {"z"}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ConfigError
-from provision.yamlsource import (
+from provision.load.yamlsource import (
     Location,
     YList,
     YMap,

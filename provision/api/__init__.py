@@ -1,0 +1,232 @@
+"""The Python API for pipelines: bring a cluster up, verify it, reach its routes, tear it down.
+
+>>> from provision import Cluster
+>>> with Cluster(inventory="inventory/aws.yml", teardown=True) as cluster:
+...     cluster.routes.add("/api", "users", ["echo-a:80"])
+...     assert cluster.report.checks and all(c.passed for c in cluster.report.checks)
+
+Everything is loaded and validated before any host or cloud call. Each function returns a
+``RunReport``; a failed task does not raise (``report.failed`` says so), bad input does
+(``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from provision.errors import ConfigError
+from provision.load.inventory import Inventory, InventoryHost, load_inventory
+from provision.load.playbook import Playbook, load_playbook
+from provision.run.events import EventSink
+from provision.run.options import Options
+from provision.run.report import RunReport
+
+__all__ = [
+    "PLAYBOOKS",
+    "SANDBOX_INVENTORY",
+    "Cluster",
+    "Options",
+    "down",
+    "host_inventory",
+    "load",
+    "run_playbook",
+    "status",
+    "sweep",
+    "up",
+    "verify",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / "playbooks"
+SANDBOX_INVENTORY = ROOT / "inventory" / "sandbox.yml"
+RUNTIME_NAMES = frozenset({"state_dir"})
+
+
+def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -> Inventory:
+    """A one-host inventory (group ``cluster``, no cloud) from ``user@address:port``."""
+    user, _, rest = target.rpartition("@")
+    address, _, port = rest.partition(":")
+    if not address or (port and not port.isdigit()):
+        raise ConfigError(f"expected user@address[:port], got {target!r}", field="--host")
+    host_vars: dict[str, Any] = {"ansible_host": address, "ansible_port": int(port or 22),
+                                 "ansible_user": user or "admin", "cloud": "none"}
+    if key_file is not None:
+        host_vars["ansible_ssh_private_key_file"] = str(key_file)
+    defaults = load_inventory(ROOT / "inventory" / "host.yml")
+    return defaults.with_hosts([InventoryHost(name, host_vars, (), host_vars)], "cluster")
+
+
+def load(
+    playbook: str | Path, inventory: str | Path | Inventory | None, options: Options
+) -> tuple[Playbook, Inventory]:
+    """Load and check everything (no host or cloud call): playbook, inventory, variables."""
+    from provision.load.validate import validate
+
+    book = load_playbook(playbook)
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(
+        inventory or SANDBOX_INVENTORY)
+    validate(book, inv, options.extra_vars, extra_names=set(RUNTIME_NAMES))
+    return book, inv
+
+
+def run_playbook(
+    playbook: str | Path,
+    inventory: str | Path | Inventory | None = None,
+    options: Options | None = None,
+    *,
+    on_event: EventSink | None = None,
+    stop: threading.Event | None = None,
+) -> RunReport:
+    """Run a playbook (with no inventory: the local sandbox)."""
+    from provision.run.runner import Runner
+
+    options = options or Options()
+    book, inv = load(playbook, inventory, options)
+    inv = resolve_sources(inv, options.state_dir.resolve())
+    runner = Runner(options, on_event=on_event)
+    if stop is not None:
+        runner.stop = stop
+    return runner.run(book, inv)
+
+
+def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
+    """Fill the groups of dynamic sources (``plugin: provision.aws_ec2``, like Ansible's
+    aws_ec2 plugin): the cluster's running instances, found by their tags."""
+    from provision.tasks.ec2 import FindArgs, find, host_entry
+
+    for source in inventory.sources:
+        opts = source.options
+        extra = dict(opts.get("vars") or {})
+        cloud, cluster = str(extra.get("cloud", "aws")), str(opts["cluster"])
+        region = str(opts.get("region") or extra.get("region") or "us-east-1")
+        found = find(FindArgs(cloud, cluster, region, str(state_dir)))  # type: ignore[arg-type]
+        hosts = [host_entry(i, cloud, cluster) for i in found]
+        inventory = inventory.with_hosts(
+            [InventoryHost(h["name"], {**extra, **h["vars"]}, ()) for h in hosts],
+            str(opts.get("group") or "cluster"),
+        )
+    return inventory
+
+
+def up(inventory: str | Path | Inventory | None = None, options: Options | None = None,
+       **kwargs: Any) -> RunReport:
+    """Provision, converge and verify the cluster (``playbooks/up.yml``)."""
+    return run_playbook(PLAYBOOKS / "up.yml", inventory, options, **kwargs)
+
+
+def down(inventory: str | Path | Inventory | None = None, options: Options | None = None,
+         **kwargs: Any) -> RunReport:
+    """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed."""
+    return run_playbook(PLAYBOOKS / "down.yml", inventory, options, **kwargs)
+
+
+def verify(inventory: str | Path | Inventory | None = None, options: Options | None = None,
+           **kwargs: Any) -> RunReport:
+    """Run the verification suite only (``playbooks/verify.yml``)."""
+    return run_playbook(PLAYBOOKS / "verify.yml", inventory, options, **kwargs)
+
+
+def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:
+    """The variables of the cluster as a whole (``all``'s, with extra vars on top)."""
+    from provision.load.inventory import resolve_vars
+
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(
+        inventory or SANDBOX_INVENTORY)
+    return resolve_vars(inv, "localhost", {}, options.extra_vars)
+
+
+def sweep(inventory: str | Path | Inventory | None = None,
+          options: Options | None = None) -> dict[str, list[str]]:
+    """Remove every cluster of the inventory's cloud and region past its expires-at tag."""
+    from provision.tasks.ec2 import sweep as sweep_expired
+
+    options = options or Options()
+    variables = cluster_vars(inventory, options)
+    if variables.get("cloud", "none") not in ("aws", "sandbox"):
+        raise ConfigError("sweep needs an inventory with cloud: aws or sandbox", field="cloud")
+    return sweep_expired(variables["cloud"], str(variables["region"]),
+                         options.state_dir.resolve())
+
+
+def status(inventory: str | Path | Inventory | None = None,
+           options: Options | None = None) -> list[dict[str, Any]]:
+    """The cluster's running hosts: found by their tags, or the inventory's static ones."""
+    from provision.tasks.ec2 import FindArgs, find, host_entry
+
+    options = options or Options()
+    variables = cluster_vars(inventory, options)
+    if variables.get("cloud", "none") == "none":
+        raise ConfigError("status needs an inventory with cloud: aws or sandbox", field="cloud")
+    found = find(FindArgs(cloud=variables["cloud"], cluster=str(variables["cluster_name"]),
+                          region=str(variables["region"]),
+                          state_dir=str(options.state_dir.resolve())))
+    cloud, cluster = str(variables["cloud"]), str(variables["cluster_name"])
+    return [{"name": i.name, "instance_id": i.instance_id,
+             "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
+             "url": host_entry(i, cloud, cluster)["url"]}
+            for i in found]
+
+
+class Cluster:
+    """A cluster for the length of a ``with`` block: up (and verified) on entry; down on exit
+    when ``teardown`` is true. ``report`` is the ``up`` report; ``routes`` the route table."""
+
+    def __init__(
+        self,
+        inventory: str | Path | Inventory | None = None,
+        *,
+        options: Options | None = None,
+        teardown: bool = False,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.options = options or Options()
+        self.teardown = teardown
+        self.on_event = on_event
+        self.report = RunReport()
+
+    def __enter__(self) -> Cluster:
+        self.report = up(self.inventory, self.options, on_event=self.on_event)
+        if self.report.failed:
+            if self.teardown:
+                self.down()
+            raise ClusterFailed(self.report)
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.teardown:
+            self.down()
+
+    def down(self) -> RunReport:
+        return down(self.inventory, self.options, on_event=self.on_event)
+
+    def verify(self) -> RunReport:
+        return verify(self.inventory, self.options, on_event=self.on_event)
+
+    @property
+    def routes(self) -> Any:
+        from provision.api.routes import ClusterRoutes
+
+        return ClusterRoutes(self.inventory, self.options)
+
+
+class ClusterFailed(Exception):
+    """``Cluster`` could not bring the cluster up; ``report`` says where it failed."""
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+        super().__init__("; ".join(f"{h}: {e}" for h, e in report.errors.items()))
+
+
+def _names(values: Iterable[str] | None) -> frozenset[str]:
+    return frozenset(v for item in (values or ()) for v in item.split(",") if v)
+
+
+def tag_set(values: Sequence[str] | None) -> frozenset[str]:
+    """``--tags a,b --tags c`` → {a, b, c}."""
+    return _names(values)

@@ -1,0 +1,341 @@
+"""The ``provision`` command. The only module that prints or picks exit codes.
+
+Exit codes: 0 ok, 1 a failed task or check, 2 bad input, 130 interrupted.
+Heavy imports (boto3, paramiko, rich) happen inside the commands, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from provision.api import Options
+    from provision.run.events import Event
+    from provision.run.report import RunReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+RESUME_HINT = (
+    "Interrupted: state is saved. Run the same command again to finish, "
+    "or `provision down{inv}` to tear everything down."
+)
+
+
+def run_options(func: F) -> F:
+    """The flags every playbook command takes."""
+    options = [
+        click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Inventory file (default: the local sandbox)."),
+        click.option("--host", "host", metavar="USER@ADDR[:PORT]",
+                     help="Converge this one SSH host instead of an inventory (no cloud)."),
+        click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Private key for --host."),
+        click.option("--check", is_flag=True, help="Change nothing; report what would change."),
+        click.option("--diff", is_flag=True, help="Show file differences."),
+        click.option("--tags", multiple=True, help="Only tasks with these tags (a,b)."),
+        click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
+        click.option("-e", "--extra-vars", "extra", multiple=True, metavar="KEY=VALUE",
+                     help="Extra variables (highest precedence); @file.yml loads a file."),
+        click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON."),
+        click.option("--events", type=click.Path(path_type=Path), metavar="PATH",
+                     help="Write events as JSON lines to PATH ('-' for stderr)."),
+        click.option("--trust-on-first-use", is_flag=True,
+                     help="Accept and record unknown SSH host keys."),
+        click.option("--connect-deadline", type=float, default=120.0, show_default=True,
+                     metavar="SECONDS", help="How long to keep retrying an SSH connection."),
+        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path(".provision"), show_default=True,
+                     help="Where keys, known_hosts and cluster state live."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="provision")
+def main() -> None:
+    """Stand up, prove and tear down an OpenResty + Redis cluster, Ansible-style.
+
+    With no -i, commands run against a local sandbox: a moto server as the cloud and
+    EC2-like SSH host containers (only a local Docker engine is needed).
+    """
+
+
+@main.command()
+@run_options
+def up(**kw: Any) -> None:
+    """Provision, converge and verify the cluster (playbooks/up.yml)."""
+    _run_named("up.yml", kw)
+
+
+@main.command()
+@run_options
+def down(**kw: Any) -> None:
+    """Tear the cluster down: containers, network, instance, security group, key pair."""
+    _run_named("down.yml", kw)
+
+
+@main.command()
+@run_options
+def verify(**kw: Any) -> None:
+    """Prove the cluster works: DNS, Lua to Redis by name, routing, the 127.0.0.1 trap."""
+    _run_named("verify.yml", kw)
+
+
+@main.command()
+@click.argument("playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@run_options
+def play(playbook: Path, **kw: Any) -> None:
+    """Run any playbook."""
+    _run(playbook, kw)
+
+
+def _run_named(name: str, kw: dict[str, Any]) -> None:
+    from provision.api import PLAYBOOKS
+
+    _run(PLAYBOOKS / name, kw)
+
+
+def _run(playbook: Path, kw: dict[str, Any]) -> None:
+    with _bad_input():
+        options, inventory = _options(kw)
+        from provision.api import run_playbook
+        from provision.cli.console import Console, JsonLines
+
+        console = Console()
+        sinks: list[Callable[[Event], None]] = [console]
+        events_file = _events_stream(kw.get("events"))
+        if events_file is not None:
+            sinks.append(JsonLines(events_file))
+        stop = threading.Event()
+        previous = _install_interrupt(stop)
+        try:
+            report = run_playbook(playbook, inventory, options, on_event=_fanout(sinks),
+                                  stop=stop)
+        except KeyboardInterrupt:
+            _interrupted(kw)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    _finish(report, console, kw)
+
+
+def _fanout(sinks: list[Callable[[Event], None]]) -> Callable[[Event], None]:
+    def emit(event: Event) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return emit
+
+
+def _finish(report: RunReport, console: Any, kw: dict[str, Any]) -> None:
+    console.recap(report)
+    for url in _urls(report):
+        console.rich.print(f"\nOpenResty: [bold]{url}[/bold]")
+    if kw.get("as_json"):
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+def _urls(report: RunReport) -> list[str]:
+    return sorted({str(r.data["url"]) for r in report.results if r.data.get("url")})
+
+
+def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
+    from provision.api import Options, host_inventory, tag_set
+    from provision.load.inventory import parse_extra_vars
+
+    inventory: Any = kw.get("inventory")
+    if kw.get("host"):
+        if inventory:
+            raise click.UsageError("give either --host or -i, not both")
+        inventory = host_inventory(kw["host"], kw.get("key"))
+    options = Options(
+        check=kw["check"], diff=kw["diff"], tags=tag_set(kw["tags"]),
+        skip_tags=tag_set(kw["skip_tags"]), extra_vars=parse_extra_vars(kw["extra"]),
+        state_dir=kw["state_dir"], trust_on_first_use=kw["trust_on_first_use"],
+        connect_deadline=kw["connect_deadline"],
+    )
+    return options, inventory
+
+
+def _events_stream(path: Path | None) -> Any:
+    if path is None:
+        return None
+    if str(path) == "-":
+        return sys.stderr
+    return path.open("a")
+
+
+def _install_interrupt(stop: threading.Event) -> Any:
+    """First Ctrl-C: finish the current step, then stop. Second: stop now."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nStopping after the current step (Ctrl-C again to stop now)...",
+                   err=True)
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _interrupted(kw: dict[str, Any]) -> None:
+    inv = f" -i {kw['inventory']}" if kw.get("inventory") else ""
+    click.echo(RESUME_HINT.format(inv=inv), err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _bad_input() -> Iterator[None]:
+    """Bad input → its message (file:line:column: field: ...) and exit 2, no traceback.
+    Other expected errors → exit 1 with their message; an interrupted run → 130."""
+    from provision.errors import ConfigError, Interrupted, ProvisionError
+
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Interrupted:
+        click.echo(RESUME_HINT.format(inv=""), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except ProvisionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+# -- routes, sweep, status ------------------------------------------------------------------
+def cluster_options(func: F) -> F:
+    """The flags of commands that act on an existing cluster."""
+    options = [
+        click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Inventory file (default: the local sandbox)."),
+        click.option("-e", "--extra-vars", "extra", multiple=True, metavar="KEY=VALUE",
+                     help="Extra variables (highest precedence)."),
+        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path(".provision"), show_default=True),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _cluster_options(kw: dict[str, Any]) -> Options:
+    from provision.api import Options
+    from provision.load.inventory import parse_extra_vars
+
+    return Options(extra_vars=parse_extra_vars(kw["extra"]), state_dir=kw["state_dir"])
+
+
+@main.group()
+def routes() -> None:
+    """The service-discovery route table in Redis (through an SSH tunnel; no port opened)."""
+
+
+@routes.command("add")
+@click.argument("prefix")
+@click.argument("service")
+@click.argument("endpoints", nargs=-1, required=True)
+@cluster_options
+def routes_add(prefix: str, service: str, endpoints: tuple[str, ...], **kw: Any) -> None:
+    """Route PREFIX to SERVICE, whose endpoints are ENDPOINTS (host:port ...)."""
+    from provision.api.routes import ClusterRoutes
+
+    with _bad_input():
+        ClusterRoutes(kw["inventory"], _cluster_options(kw)).add(prefix, service, endpoints)
+    click.echo(f"{prefix} -> {service} ({', '.join(endpoints)})")
+
+
+@routes.command("rm")
+@click.argument("prefix")
+@cluster_options
+def routes_rm(prefix: str, **kw: Any) -> None:
+    """Remove the route of PREFIX."""
+    from provision.api.routes import ClusterRoutes
+
+    with _bad_input():
+        removed = ClusterRoutes(kw["inventory"], _cluster_options(kw)).remove(prefix)
+    click.echo(f"removed {prefix}" if removed else f"no route {prefix}")
+
+
+@routes.command("ls")
+@cluster_options
+def routes_ls(**kw: Any) -> None:
+    """List the routes."""
+    from provision.api.routes import ClusterRoutes
+
+    with _bad_input():
+        table = ClusterRoutes(kw["inventory"], _cluster_options(kw)).list()
+    if kw["as_json"]:
+        click.echo(json.dumps({p: {"service": r.service, "endpoints": list(r.endpoints)}
+                               for p, r in sorted(table.items())}, indent=2))
+        return
+    for prefix, route in sorted(table.items()):
+        click.echo(f"{prefix:<24} {route.service:<16} {' '.join(route.endpoints)}")
+
+
+@main.command()
+@cluster_options
+def sweep(**kw: Any) -> None:
+    """Remove every cluster of the inventory's region whose expires-at tag has passed."""
+    from provision.api import sweep as sweep_expired
+
+    with _bad_input():
+        removed = sweep_expired(kw["inventory"], _cluster_options(kw))
+    if kw["as_json"]:
+        click.echo(json.dumps(removed, indent=2))
+    for cluster, ids in removed.items():
+        click.echo(f"{cluster}: removed {', '.join(ids) or 'nothing'}")
+    if not removed:
+        click.echo("no expired cluster", err=True)
+
+
+@main.command()
+@cluster_options
+def status(**kw: Any) -> None:
+    """The cluster's hosts, found by their tags (or the inventory), and its URL."""
+    from provision.api import status as cluster_status
+
+    with _bad_input():
+        hosts = cluster_status(kw["inventory"], _cluster_options(kw))
+    if kw["as_json"]:
+        click.echo(json.dumps(hosts, indent=2))
+        return
+    for host in hosts:
+        click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
+    if not hosts:
+        click.echo("no running host", err=True)
+
+
+# -- doctor ---------------------------------------------------------------------------------
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def doctor(paths: tuple[Path, ...]) -> None:
+    """Find the classic traps in nginx.conf, Lua and compose files (default: the project's)."""
+    from provision.api import PLAYBOOKS
+    from provision.doctor import diagnose, format_finding
+
+    findings = diagnose(list(paths) or [PLAYBOOKS / "files"])
+    for finding in findings:
+        click.echo(format_finding(finding))
+    if findings:
+        click.echo(f"{len(findings)} problem(s) found", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo("no problems found", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,263 @@
+"""One SSH connection to one host, reused for every command and upload of a run.
+
+This is the only module that imports paramiko, and the one place where values are
+shell-quoted: callers pass argv lists (``run``) or a constant script plus positional
+values (``sh``), never a command string they built by hand.
+
+>>> with Connection(HostSpec("web", "127.0.0.1", 2222, key_file=Path("id"))) as conn:
+...     conn.run(["docker", "network", "ls"]).stdout
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+from provision.connection.base import BaseConnection, Duplex
+from provision.errors import ConnectError
+from provision.models import HostSpec, Result
+
+# paramiko imports Invoke (~80 ms, half its import time) only for ssh_config's `Match exec`,
+# which provision never reads: hide Invoke during that import, then give it back, so that a
+# later `import invoke` (Fabric's, say) works as usual.
+_HIDE_INVOKE = "invoke" not in sys.modules
+if _HIDE_INVOKE:
+    sys.modules["invoke"] = None  # type: ignore[assignment]  # `import invoke` now fails
+try:
+    import paramiko
+finally:
+    if _HIDE_INVOKE:
+        del sys.modules["invoke"]
+
+__all__ = ["Connection", "HostKeyPolicy"]
+
+# paramiko logs the failures we translate into ConnectError (with tracebacks, from its
+# transport thread); without a handler Python would print them to stderr.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
+_CHUNK = 1 << 16
+
+
+class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Refuse unknown host keys, unless trust-on-first-use was asked for; then record them."""
+
+    def __init__(self, known_hosts: Path, *, trust_on_first_use: bool) -> None:
+        self.known_hosts = known_hosts
+        self.trust_on_first_use = trust_on_first_use
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        if not self.trust_on_first_use:
+            raise paramiko.SSHException(
+                f"host key {key.get_name()} {key.fingerprint} of {hostname} is not in "
+                f"{self.known_hosts}; pin it or pass --trust-on-first-use"
+            )
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with self.known_hosts.open("a") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class Connection(BaseConnection):
+    """An SSH connection with Fabric's small surface: run, sh, put, pipe_in, forward_local.
+
+    ``open`` retries until ``retry_deadline`` seconds have passed, for hosts that have just
+    booted; authentication and host-key failures are not retried.
+    """
+
+    def __init__(
+        self,
+        host: HostSpec,
+        *,
+        known_hosts: Path | None = None,
+        trust_on_first_use: bool = False,
+        connect_timeout: float = 10.0,
+        retry_deadline: float = 60.0,
+        keepalive: int = 15,
+    ) -> None:
+        super().__init__(host)
+        self.known_hosts = known_hosts
+        self.trust_on_first_use = trust_on_first_use
+        self.connect_timeout = connect_timeout
+        self.retry_deadline = retry_deadline
+        self.keepalive = keepalive
+        self.opened = 0  # how many SSH handshakes this object made (benchmarks assert 1)
+        self._client: paramiko.SSHClient | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Connection:
+        self.open()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        transport = self._client.get_transport() if self._client else None
+        return bool(transport and transport.is_active())
+
+    def open(self) -> None:
+        if self.is_open:
+            return
+        deadline = time.monotonic() + self.retry_deadline
+        delay = 0.25
+        while True:
+            try:
+                self._client = self._connect_once()
+                self.opened += 1
+                return
+            except ConnectError:
+                raise
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise ConnectError(
+                        f"unreachable after {self.retry_deadline:.0f}s: {exc}",
+                        host=self.host.target,
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _connect_once(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts is not None and self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        if self.known_hosts is not None:
+            policy: paramiko.MissingHostKeyPolicy = HostKeyPolicy(
+                self.known_hosts, trust_on_first_use=self.trust_on_first_use
+            )
+        else:
+            policy = (
+                paramiko.AutoAddPolicy() if self.trust_on_first_use else paramiko.RejectPolicy()
+            )
+        client.set_missing_host_key_policy(policy)
+        key = str(self.host.key_file) if self.host.key_file else None
+        try:
+            client.connect(
+                self.host.address,
+                port=self.host.port,
+                username=self.host.user,
+                key_filename=key,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                allow_agent=key is None,
+                look_for_keys=key is None,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise ConnectError(
+                f"host key mismatch: expected {exc.expected_key.get_base64()[:16]}..., "
+                f"got {exc.key.get_base64()[:16]}...; refusing to connect",
+                host=self.host.target,
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise ConnectError(
+                f"authentication failed for user {self.host.user!r} with key "
+                f"{self.host.key_file}: {exc}",
+                host=self.host.target,
+            ) from exc
+        except paramiko.SSHException as exc:
+            client.close()
+            if "host key" in str(exc) and "not in" in str(exc):
+                raise ConnectError(str(exc), host=self.host.target) from exc
+            raise
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(self.keepalive)
+            # Each command is a few small packets; Nagle + delayed ACK would add ~40 ms each.
+            sock = transport.sock
+            if isinstance(sock, socket.socket):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client
+
+    def reconnect(self) -> None:
+        """Open a new session, e.g. so that a new group membership (docker) applies."""
+        self.close()
+        self.open()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- the primitives ----------------------------------------------------------------------
+    def _execute(self, argv: list[str], chunks: Iterable[bytes], timeout: float | None,
+                 on_bytes: Callable[[int], None] | None) -> Result:
+        command = shlex.join(argv)
+        transport = self._transport()
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.exec_command(command)
+            out, err = _exchange(channel, chunks, timeout, on_bytes)
+            code = channel.recv_exit_status()
+            channel.close()
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectError(
+                f"lost connection during {command!r}: {exc}", host=self.host.target
+            ) from exc
+        return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _channel(self, remote_host: str, remote_port: int, peer: tuple[str, int]) -> Duplex:
+        try:
+            return self._transport().open_channel("direct-tcpip", (remote_host, remote_port), peer)
+        except paramiko.SSHException as exc:
+            raise OSError(str(exc)) from exc
+
+    def _transport(self) -> paramiko.Transport:
+        self.open()
+        assert self._client is not None
+        transport = self._client.get_transport()
+        if transport is None:  # pragma: no cover - open() guarantees one
+            raise ConnectError("no SSH transport", host=self.host.target)
+        return transport
+
+
+def _exchange(
+    channel: paramiko.Channel,
+    chunks: Iterable[bytes],
+    timeout: float | None,
+    on_bytes: Callable[[int], None] | None,
+) -> tuple[bytes, bytes]:
+    """Send ``chunks`` then EOF, while draining stdout and stderr (so neither side blocks)."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def drain() -> None:
+        while channel.recv_ready():
+            out.append(channel.recv(_CHUNK))
+        while channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(_CHUNK))
+
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            drain()
+            sent = channel.send(bytes(view[:_CHUNK]))
+            view = view[sent:]
+            if on_bytes:
+                on_bytes(sent)
+    channel.shutdown_write()
+    while not (channel.exit_status_ready() and channel.eof_received):
+        if deadline is not None and time.monotonic() > deadline:
+            channel.close()
+            raise OSError(f"timed out after {timeout}s")
+        # Data wakes select; the exit status does not, so poll briefly for it.
+        select.select([cast(Any, channel)], [], [], 0.005)
+        drain()
+    drain()
+    return b"".join(out), b"".join(err)

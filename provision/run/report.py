@@ -1,0 +1,90 @@
+"""The report of a run: the recap per host, every task result, the verification checks."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from provision.models import CheckResult, Status, TaskResult
+
+__all__ = ["HostRecap", "RunReport"]
+
+
+@dataclass
+class HostRecap:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unreachable: int = 0
+
+
+@dataclass
+class RunReport:
+    """Filled in by the runner while it runs; read by the CLI and the Python API."""
+
+    results: list[TaskResult] = field(default_factory=list)
+    recap: dict[str, HostRecap] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, result: TaskResult) -> None:
+        with self._lock:
+            self.results.append(result)
+            recap = self.recap.setdefault(result.host, HostRecap())
+            setattr(recap, result.status.value, getattr(recap, result.status.value) + 1)
+            if result.status is Status.FAILED:
+                self.errors.setdefault(result.host, f"{result.task}: {result.msg}")
+            self._collect(result)
+
+    def _collect(self, result: TaskResult) -> None:
+        """The cloud's resources, from the cloud modules' results (hosts, ids, the URL)."""
+        for key in ("hosts", "created", "removed"):
+            values = result.data.get(key)
+            if isinstance(values, list) and result.module.startswith("ec2_"):
+                known = self.resources.setdefault(key, [])
+                known.extend(str(v) for v in values if str(v) not in known)
+        if result.data.get("url"):
+            self.resources["url"] = str(result.data["url"])
+
+    def unreachable(self, host: str, msg: str) -> None:
+        with self._lock:
+            self.recap.setdefault(host, HostRecap()).unreachable += 1
+            self.errors[host] = msg
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed or r.unreachable for r in self.recap.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(r.changed for r in self.recap.values())
+
+    @property
+    def checks(self) -> list[CheckResult]:
+        return [c for r in self.results for c in r.checks]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (schema: ``provision/run/report.schema.json``)."""
+        return {
+            "ok": not self.failed,
+            "recap": {h: asdict(r) for h, r in sorted(self.recap.items())},
+            "tasks": [
+                {
+                    "host": r.host,
+                    "task": r.task,
+                    "module": r.module,
+                    "status": r.status.value,
+                    "msg": r.msg,
+                    "elapsed": r.elapsed,
+                    "commands": list(r.commands),
+                    **({"diff": r.diff} if r.diff else {}),
+                }
+                for r in self.results
+            ],
+            "checks": [asdict(c) for c in self.checks],
+            "errors": dict(self.errors),
+            "resources": self.resources,
+        }

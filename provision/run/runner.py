@@ -1,0 +1,423 @@
+"""Run a loaded playbook against an inventory: play by play, task by task, hosts in parallel.
+
+No planning pass: each task looks at the host as the previous task left it, then acts at once.
+A failed task stops that host's play. Handlers notified by changed tasks run once at the end of
+the play; the names of notified handlers are kept on the host until they ran, so a restart that
+was pending when a run failed still happens on the next run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from provision.connection.base import Remote
+from provision.errors import CommandError, ConfigError, ConnectError, Interrupted, ProvisionError
+from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
+from provision.load.playbook import Play, Playbook, TaskDef
+from provision.load.templating import evaluate, is_template, render
+from provision.models import HostSpec, Status, TaskResult
+from provision.run.events import Event, EventSink
+from provision.run.options import Options
+from provision.run.report import RunReport
+from provision.tasks import ModuleSpec, Outcome, TaskContext, registry
+from provision.tasks.base import build_args
+from provision.tasks.facts import PENDING_HANDLERS_FILE, HostFacts
+from provision.tasks.hostfacts import fact_command, gather
+
+__all__ = ["Runner"]
+
+Connector = Callable[[HostSpec], Remote]
+
+
+@dataclass
+class _HostState:
+    """What one host carries across plays: its registered variables and facts."""
+
+    registered: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False
+
+
+class Runner:
+    """Runs playbooks. One SSH connection per host for the whole run.
+
+    >>> report = Runner(Options(check=True)).run(playbook, inventory)
+    >>> report.recap["web1"].changed
+    """
+
+    def __init__(
+        self,
+        options: Options | None = None,
+        *,
+        on_event: EventSink | None = None,
+        connector: Connector | None = None,
+        modules: Mapping[str, ModuleSpec] | None = None,
+    ) -> None:
+        self.options = options or Options()
+        self.on_event = on_event or (lambda event: None)
+        self.connector = connector or self._ssh
+        self.modules = modules if modules is not None else registry()
+        self.stop = threading.Event()  # set by the CLI on Ctrl-C: stop after the current step
+        self.connections: dict[str, Remote] = {}
+        self._hosts: dict[str, _HostState] = {}
+        self._lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------------------------
+    def _ssh(self, spec: HostSpec) -> Remote:
+        from provision.connection.ssh import Connection
+
+        return Connection(
+            spec,
+            known_hosts=self.options.known_hosts,
+            trust_on_first_use=self.options.trust_on_first_use,
+            retry_deadline=self.options.connect_deadline,
+        )
+
+    def _connection(self, host: InventoryHost) -> Remote:
+        with self._lock:
+            conn = self.connections.get(host.name)
+            if conn is None:
+                if host.name == "localhost" or host.vars.get("ansible_connection") == "local":
+                    from provision.connection.local import LocalConnection
+
+                    conn = LocalConnection(to_host_spec(host))
+                else:
+                    conn = self.connector(to_host_spec(host))
+                self.connections[host.name] = conn
+            return conn
+
+    def close(self) -> None:
+        for conn in self.connections.values():
+            close = getattr(conn, "close", None)
+            if close:
+                close()
+        self.connections.clear()
+
+    # -- plays ---------------------------------------------------------------------------------
+    def run(self, playbook: Playbook, inventory: Inventory) -> RunReport:
+        report = RunReport()
+        self._playbook_dir = str(playbook.path.parent)
+        try:
+            for play in playbook.plays:
+                inventory = self._play(play, inventory, report)
+                if self.stop.is_set():
+                    raise Interrupted("interrupted")
+        finally:
+            self.close()
+        return report
+
+    def _play(self, play: Play, inventory: Inventory, report: RunReport) -> Inventory:
+        hosts = [h for h in inventory.select(play.hosts) if not self._state(h.name).failed]
+        self.on_event(Event("play", data={"name": play.name, "hosts": [h.name for h in hosts]}))
+        if not hosts:
+            return inventory
+        added: list[tuple[str, list[dict[str, Any]]]] = []
+
+        def one(host: InventoryHost) -> None:
+            added.extend(self._host_play(play, host, inventory, report))
+
+        if len(hosts) == 1:
+            one(hosts[0])
+        else:
+            with ThreadPoolExecutor(max_workers=self.options.forks) as pool:
+                list(pool.map(one, hosts))
+        for group, new_hosts in added:
+            inventory = inventory.with_hosts(
+                [InventoryHost(str(h["name"]), dict(h.get("vars", {})), ()) for h in new_hosts],
+                group,
+            )
+        return inventory
+
+    def _state(self, name: str) -> _HostState:
+        with self._lock:
+            return self._hosts.setdefault(name, _HostState())
+
+    def _vars(self, play: Play, host: InventoryHost, inventory: Inventory) -> dict[str, Any]:
+        state = self._state(host.name)
+        variables = resolve_vars(inventory, host.name, play.vars, self.options.extra_vars)
+        variables.update(
+            state_dir=str(self.options.state_dir.resolve()),
+            inventory_hostname=host.name,
+            groups={g: list(names) for g, names in inventory.groups.items()},
+            play_hosts=[h.name for h in inventory.select(play.hosts)],
+            playbook_dir=self._playbook_dir,
+            facts=_facts_dict(state.facts.get("host")),
+        )
+        variables.update(state.registered)
+        # Variables may be templates of other variables (Ansible renders them lazily):
+        # render them here, in order, so that `{{ redis_files }}` gives the list, not its text.
+        for name, value in list(variables.items()):
+            if is_template(value):
+                variables[name] = render(value, variables, loc=play.loc, field=f"vars.{name}")
+        return variables
+
+    def _host_play(
+        self, play: Play, host: InventoryHost, inventory: Inventory, report: RunReport
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
+        state = self._state(host.name)
+        added: list[tuple[str, list[dict[str, Any]]]] = []
+        try:
+            conn = self._connection(host)
+            ctx = TaskContext(
+                conn,
+                check=self.options.check,
+                diff=self.options.diff,
+                become=play.become,
+                facts=state.facts,
+                progress=self._progress(host),
+            )
+            notified: list[str] = []
+            # Facts once per host per run (later plays see them as tasks left them:
+            # docker_engine refreshes them after an install), read in the same round trip as
+            # the play's looks.
+            gathering = play.gather_facts and "host" not in state.facts
+            if host.name != "localhost":
+                facts = [fact_command(ctx)] if gathering else []
+                self._prefetch(play, ctx, host, inventory, facts)
+                if gathering:
+                    notified += list(gather(ctx).pending_handlers)
+            for task in play.tasks:
+                if self.stop.is_set() or not self._selected(task):
+                    continue
+                result, outcome = self._task(task, ctx, play, host, inventory)
+                report.add(result)
+                if outcome is not None and "add_hosts" in outcome.data:
+                    added.append(
+                        (str(outcome.data.get("group", "cluster")), list(outcome.data["add_hosts"]))
+                    )
+                if result.status is Status.FAILED and not task.ignore_errors:
+                    state.failed = True
+                    return added
+                if result.status is Status.CHANGED and task.notify:
+                    self._notify(ctx, notified, task.notify)
+            if not self.stop.is_set():  # interrupted: handlers stay pending on the host
+                self._handlers(play, ctx, host, inventory, notified, report)
+        except ConnectError as exc:
+            state.failed = True
+            report.unreachable(host.name, str(exc))
+            self.on_event(Event("unreachable", host=host.name, data={"msg": str(exc)}))
+        return added
+
+    def _prefetch(self, play: Play, ctx: TaskContext, host: InventoryHost,
+                  inventory: Inventory, commands: list[list[str]]) -> None:
+        """Read ahead, in one round trip, what the play's tasks will look at first.
+
+        Not a plan: each task still looks, then acts, in turn. The reads only answer its looks
+        while the host is as it was — the first change (``ctx.changing``) drops them all; and a
+        look whose arguments differ at its turn (a value registered meanwhile) just misses.
+        """
+        variables = self._vars(play, host, inventory)
+        for task in play.tasks:
+            spec = self.modules.get(task.module)
+            if spec is None or spec.look is None or not self._selected(task):
+                continue
+            try:
+                if task.when is not None and not evaluate(task.when, variables, loc=task.loc):
+                    continue
+                args = build_args(spec, _render_known(task.args, variables))
+                commands += [c for c in spec.look(args, variables) if c not in commands]
+            except ProvisionError:
+                continue  # needs what an earlier task registers: read at its turn
+        if commands:
+            results = ctx.conn.run_many(commands, sudo=ctx.become)
+            pairs = zip(commands, results, strict=True)
+            ctx.reads.update({(ctx.become, tuple(c)): r for c, r in pairs})
+
+    def _selected(self, task: TaskDef) -> bool:
+        tags = set(task.tags) | {"all"}
+        if self.options.skip_tags & tags and "always" not in tags:
+            return False
+        return not self.options.tags or bool(self.options.tags & tags) or "always" in tags
+
+    def _progress(self, host: InventoryHost) -> Callable[[str, int, int], None]:
+        def progress(label: str, done: int, total: int) -> None:
+            self.on_event(
+                Event(
+                    "progress", host=host.name, data={"label": label, "done": done, "total": total}
+                )
+            )
+
+        return progress
+
+    # -- handlers ------------------------------------------------------------------------------
+    def _notify(self, ctx: TaskContext, notified: list[str], names: tuple[str, ...]) -> None:
+        new = [n for n in names if n not in notified]
+        if not new:
+            return
+        notified.extend(new)
+        if not ctx.check and ctx.host.name != "localhost":
+            data = "".join(f"{n}\n" for n in notified).encode()
+            ctx.conn.put_bytes(data, PENDING_HANDLERS_FILE, mode=0o600, sudo=True)
+
+    def _handlers(
+        self,
+        play: Play,
+        ctx: TaskContext,
+        host: InventoryHost,
+        inventory: Inventory,
+        notified: list[str],
+        report: RunReport,
+    ) -> None:
+        if not notified:
+            return
+        for handler in play.handlers:
+            if handler.name in notified or set(handler.listen) & set(notified):
+                result, _ = self._task(handler, ctx, play, host, inventory, handler=True)
+                report.add(result)
+                if result.status is Status.FAILED and not handler.ignore_errors:
+                    self._state(host.name).failed = True
+                    return  # still pending on the host: the next run restarts
+        if not ctx.check and ctx.host.name != "localhost":
+            ctx.conn.run(["rm", "-f", PENDING_HANDLERS_FILE], sudo=True)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def _task(
+        self,
+        task: TaskDef,
+        ctx: TaskContext,
+        play: Play,
+        host: InventoryHost,
+        inventory: Inventory,
+        *,
+        handler: bool = False,
+    ) -> tuple[TaskResult, Outcome | None]:
+        self.on_event(
+            Event(
+                "task",
+                host=host.name,
+                task=task.name,
+                data={"module": task.module, "handler": handler},
+            )
+        )
+        started = time.monotonic()
+        variables = self._vars(play, host, inventory)
+        outcome: Outcome | None = None
+        try:
+            if task.when is not None and not evaluate(task.when, variables, loc=task.loc):
+                result = self._result(task, host, Status.SKIPPED, "condition false", started)
+            else:
+                outcome = self._apply(task, ctx, variables)
+                status = _status(outcome)
+                result = self._result(task, host, status, outcome.msg, started, outcome, ctx)
+        except ConnectError:
+            raise
+        except CommandError as exc:
+            result = self._result(task, host, Status.FAILED, str(exc), started, ctx=ctx)
+        except ProvisionError as exc:
+            if isinstance(exc, ConfigError) and exc.file is None:
+                exc = ConfigError(
+                    exc.message,
+                    file=task.loc.file,
+                    line=task.loc.line,
+                    column=task.loc.column,
+                    field=exc.field,
+                )
+            result = self._result(task, host, Status.FAILED, str(exc), started, ctx=ctx)
+        if task.register:
+            self._register(host, task.register, result, outcome)
+        self.on_event(Event("result", host=host.name, task=task.name, data=_event_data(result)))
+        return result, outcome
+
+    def _apply(self, task: TaskDef, ctx: TaskContext, variables: dict[str, Any]) -> Outcome:
+        spec = self.modules[task.module]
+        ctx.vars = variables
+        ctx.executed = []
+        args = build_args(spec, render(dict(task.args), variables, loc=task.loc))
+        attempts = max(1, task.retries + 1) if task.until else 1
+        outcome = spec.apply(ctx, args)
+        for _ in range(attempts - 1):
+            probe = {
+                **variables,
+                **({task.register: _registered(outcome)} if task.register else {}),
+            }
+            if task.until is None or evaluate(task.until, probe, loc=task.loc):
+                break
+            time.sleep(task.delay)
+            outcome = spec.apply(ctx, args)
+        return outcome
+
+    def _result(
+        self,
+        task: TaskDef,
+        host: InventoryHost,
+        status: Status,
+        msg: str,
+        started: float,
+        outcome: Outcome | None = None,
+        ctx: TaskContext | None = None,
+    ) -> TaskResult:
+        return TaskResult(
+            host=host.name,
+            task=task.name,
+            module=task.module,
+            status=status,
+            msg=msg,
+            diff=outcome.diff if outcome else "",
+            commands=tuple(ctx.executed) if ctx else (),
+            data=dict(outcome.data) if outcome else {},
+            checks=outcome.checks if outcome else (),
+            elapsed=round(time.monotonic() - started, 3),
+        )
+
+    def _register(
+        self, host: InventoryHost, name: str, result: TaskResult, outcome: Outcome | None
+    ) -> None:
+        value = _registered(outcome) if outcome else {}
+        value.update(
+            changed=result.status is Status.CHANGED,
+            failed=result.status is Status.FAILED,
+            skipped=result.status is Status.SKIPPED,
+            msg=result.msg,
+        )
+        self._state(host.name).registered[name] = value
+
+
+def _render_known(args: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Render what can be rendered now; a value that needs a later register becomes ""
+    (a look keyed on it will simply not match the real one)."""
+    rendered: dict[str, Any] = {}
+    for name, value in args.items():
+        try:
+            rendered[name] = render(value, variables)
+        except ProvisionError:
+            rendered[name] = ""
+    return rendered
+
+
+def _facts_dict(facts: Any) -> dict[str, Any]:
+    return facts.as_dict() if isinstance(facts, HostFacts) else {}
+
+
+def _status(outcome: Outcome) -> Status:
+    if outcome.failed:
+        return Status.FAILED
+    if outcome.skipped:
+        return Status.SKIPPED
+    return Status.CHANGED if outcome.changed else Status.OK
+
+
+def _registered(outcome: Outcome) -> dict[str, Any]:
+    return {
+        **outcome.data,
+        "changed": outcome.changed,
+        "failed": outcome.failed,
+        "msg": outcome.msg,
+    }
+
+
+def _event_data(result: TaskResult) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "status": result.status.value,
+        "msg": result.msg,
+        "elapsed": result.elapsed,
+    }
+    if result.diff:
+        data["diff"] = result.diff
+    if result.checks:
+        data["checks"] = [replace(c, evidence={}).__dict__ for c in result.checks]
+    return data

@@ -1,0 +1,246 @@
+"""What every module shares: its context, its outcome, and how its arguments are checked.
+
+A module is "look, then act": it reads a fact through ``ctx``, returns ``ctx.ok()`` when the
+host is already as asked, and otherwise runs its commands at once with ``ctx.run`` (which, in
+check mode, records the command instead of running it) and returns ``ctx.changed(...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from provision.connection.base import Remote
+from provision.errors import ConfigError
+from provision.models import CheckResult, HostSpec, Result
+
+__all__ = [
+    "ArgsError",
+    "ModuleSpec",
+    "Outcome",
+    "TaskContext",
+    "build_args",
+    "check_arg_names",
+]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a module reports: changed or not, a message, a diff, data for ``register``."""
+
+    changed: bool
+    msg: str = ""
+    diff: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    checks: tuple[CheckResult, ...] = ()
+    failed: bool = False
+    skipped: bool = False  # the module chose not to run (e.g. verify in check mode)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class TaskContext:
+    """Everything a module sees of the run, for one host and one task."""
+
+    conn: Remote
+    check: bool = False
+    diff: bool = False
+    become: bool = False
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    progress: Progress = _no_progress
+    executed: list[str] = field(default_factory=list)
+    # Results of read commands fetched ahead in one round trip (see ``Runner._prefetch``),
+    # keyed by (sudo, argv). Valid only while the host is as it was: any change clears it.
+    reads: dict[tuple[bool, tuple[str, ...]], Result] = field(default_factory=dict)
+
+    @property
+    def host(self) -> HostSpec:
+        return self.conn.host
+
+    def read(self, argv: Sequence[str], *, sudo: bool | None = None) -> Result:
+        """Run a read-only command (a fact): it runs in check mode too; never raises on exit."""
+        as_root = self.become if sudo is None else sudo
+        cached = self.reads.get((as_root, tuple(argv)))
+        if cached is not None:
+            return cached
+        return self.conn.run(argv, sudo=as_root, warn=True)
+
+    def read_sh(self, script: str, *args: str, sudo: bool | None = None) -> Result:
+        return self.read(["sh", "-c", script, "sh", *args], sudo=sudo)
+
+    def changing(self) -> None:
+        """The host is about to change: what was read ahead is no longer true."""
+        self.reads.clear()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Result | None:
+        """Run a command that changes the host, or only record it in check mode."""
+        self.executed.append(" ".join(argv))
+        if self.check:
+            return None
+        self.changing()
+        return self.conn.run(
+            argv, sudo=self.become if sudo is None else sudo, stdin=stdin, timeout=timeout
+        )
+
+    def run_sh(self, script: str, *args: str, sudo: bool | None = None) -> Result | None:
+        return self.run(["sh", "-c", script, "sh", *args], sudo=sudo)
+
+    def ok(self, msg: str = "", **data: Any) -> Outcome:
+        return Outcome(False, msg, data=data)
+
+    def changed(self, msg: str, *, diff: str = "", **data: Any) -> Outcome:
+        return Outcome(True, msg, diff=diff, data=data)
+
+
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module: its name, its arguments (a dataclass) and the function that applies it."""
+
+    name: str
+    args: type[Any]
+    apply: Callable[[TaskContext, Any], Outcome]
+    doc: str = ""
+    local: bool = False  # runs on the controller (cloud modules), not over SSH
+    # The read commands ``apply`` will make for these arguments (and variables), exactly as it
+    # will make them, so that the runner can fetch them ahead in one round trip.
+    look: Callable[[Any, Mapping[str, Any]], list[list[str]]] | None = None
+
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.args))
+
+    def required(self) -> tuple[str, ...]:
+        return tuple(
+            f.name
+            for f in dataclasses.fields(self.args)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+
+
+class ArgsError(ConfigError):
+    """A module argument is unknown, missing or of the wrong type."""
+
+
+def check_arg_names(spec: ModuleSpec, raw: Mapping[str, Any]) -> None:
+    """The part of argument checking that holds before templating: names, required ones."""
+    known = spec.field_names()
+    for name in raw:
+        if name not in known:
+            raise ArgsError(
+                f"unknown argument {name!r} for module {spec.name!r} (known: {', '.join(known)})",
+                field=name,
+            )
+    for name in spec.required():
+        if name not in raw:
+            raise ArgsError(
+                f"missing required argument {name!r} for module {spec.name!r}", field=name
+            )
+
+
+def build_args(spec: ModuleSpec, raw: Mapping[str, Any], *, templated_ok: bool = False) -> Any:
+    """Check ``raw`` against the module's dataclass and build it.
+
+    With ``templated_ok`` (load time), a string holding ``{{`` passes any type check: it is
+    only known once rendered, when this is called again without the flag.
+    """
+    check_arg_names(spec, raw)
+    hints = get_type_hints(spec.args)
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if templated_ok and _templated(value):
+            continue
+        values[name] = _coerce(hints[name], value, f"{spec.name}.{name}")
+    if len(values) < len(raw):
+        return None  # some values are only known at run time; checked again then
+    return spec.args(**values)
+
+
+def _templated(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, Mapping):
+        return any(_templated(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_templated(v) for v in value)
+    return False
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if hint is Any:
+        return value
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ArgsError(
+                f"must be one of {', '.join(map(str, choices))}, got {value!r}", field=where
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors: list[str] = []
+        for option in get_args(hint):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(option, value, where)
+            except ArgsError as exc:
+                errors.append(exc.message)
+        raise ArgsError("; ".join(errors), field=where)
+    if origin in (tuple, list) or hint in (tuple, list):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ArgsError(f"must be a list, got {type(value).__name__}", field=where)
+        item = (get_args(hint) or (Any,))[0]
+        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ArgsError(f"must be a mapping, got {type(value).__name__}", field=where)
+        return dict(value)
+    return _scalar(hint, value, where)
+
+
+def _scalar(hint: Any, value: Any, where: str) -> Any:
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif isinstance(hint, type) and isinstance(value, hint):
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise ArgsError(f"must be {name}, got {type(value).__name__} {value!r}", field=where)
+
+
+def iter_specs(specs: Iterable[ModuleSpec]) -> Iterator[tuple[str, ModuleSpec]]:
+    for spec in specs:
+        yield spec.name, spec

@@ -1,0 +1,35 @@
+"""Every module a playbook may name. Ansible's names where the meaning is Ansible's."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from provision.tasks import (
+    command,
+    compose,
+    copy,
+    docker_engine,
+    docker_images,
+    docker_network,
+    ec2,
+    secret,
+    verify,
+)
+from provision.tasks.base import ModuleSpec
+
+MODULES: Mapping[str, ModuleSpec] = {
+    spec.name: spec
+    for spec in (
+        command.SPEC,
+        compose.SPEC,
+        copy.SPEC,
+        docker_engine.SPEC,
+        docker_images.SPEC,
+        docker_network.SPEC,
+        ec2.CLUSTER_SPEC,
+        ec2.HOSTS_SPEC,
+        ec2.TEARDOWN_SPEC,
+        secret.SPEC,
+        verify.SPEC,
+    )
+}

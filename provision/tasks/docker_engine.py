@@ -1,0 +1,109 @@
+"""``docker_engine``: Docker Engine and Compose from the distribution's packages.
+
+Debian and Ubuntu: apt, ``docker.io`` and whichever Compose package the release has
+(``docker-compose-v2`` on Ubuntu, ``docker-compose`` on Debian: v1 on 12, the v2 plugin on 13).
+Amazon Linux 2023: dnf ``docker`` plus the Compose CLI plugin (not packaged there).
+A host that already runs Docker with Compose, the login user in the ``docker`` group: ok.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from provision.errors import ProvisionError
+from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.facts import HostFacts
+from provision.tasks.hostfacts import gather, host_facts
+
+__all__ = ["SPEC", "DockerEngineArgs", "install_commands"]
+
+# apt waits for the dpkg lock instead of failing while cloud-init or unattended-upgrades hold it.
+APT = [
+    "env",
+    "DEBIAN_FRONTEND=noninteractive",
+    "apt-get",
+    "-q",
+    "-y",
+    "-o",
+    "DPkg::Lock::Timeout=300",
+]
+# The packages this release has, beside docker.io: the Compose package it ships, and
+# `docker-cli` where the CLI is split out of docker.io (Debian 13 and later).
+PICK_PACKAGES = (
+    "for p in docker-compose-v2 docker-compose-plugin docker-compose; do "
+    'if apt-cache show "$p" >/dev/null 2>&1; then echo "$p"; break; fi; done; '
+    "if apt-cache show docker-cli >/dev/null 2>&1; then echo docker-cli; fi"
+)
+COMPOSE_PLUGIN_URL = (
+    "https://github.com/docker/compose/releases/download/v{version}/docker-compose-linux-{arch}"
+)
+
+
+@dataclass(frozen=True)
+class DockerEngineArgs:
+    compose_plugin_version: str = "2.29.7"  # Amazon Linux only: the plugin is downloaded
+
+
+def _user_needs_group(facts: HostFacts) -> bool:
+    return facts.user not in ("", "root") and "docker" not in facts.user_groups
+
+
+def install_commands(
+    facts: HostFacts, args: DockerEngineArgs, packages: tuple[str, ...] = ("docker-compose",)
+) -> list[list[str]]:
+    """The commands that install Docker and Compose on a host with these facts."""
+    if facts.os_family == "debian":
+        return [
+            [*APT, "update"],
+            [*APT, "install", "--no-install-recommends", "docker.io", *packages],
+            ["systemctl", "enable", "--now", "docker"],
+        ]
+    if facts.os_id == "amzn":
+        arch = "aarch64" if facts.arch in ("aarch64", "arm64") else "x86_64"
+        url = COMPOSE_PLUGIN_URL.format(version=args.compose_plugin_version, arch=arch)
+        plugin = "/usr/local/lib/docker/cli-plugins/docker-compose"
+        return [
+            ["dnf", "install", "-y", "docker"],
+            ["mkdir", "-p", "/usr/local/lib/docker/cli-plugins"],
+            ["curl", "-fsSL", "--retry", "5", "-o", plugin, url],
+            ["chmod", "0755", plugin],
+            ["systemctl", "enable", "--now", "docker"],
+        ]
+    raise ProvisionError(f"docker_engine: unsupported distribution {facts.os_id!r}")
+
+
+def apply(ctx: TaskContext, args: DockerEngineArgs) -> Outcome:
+    facts = host_facts(ctx)
+    need_engine = not (facts.docker_running and facts.compose_command)
+    add_user = _user_needs_group(facts)
+    if not need_engine and not add_user:
+        return ctx.ok(f"Docker {facts.docker_server}, Compose {facts.compose_version}")
+    if need_engine:
+        _install(ctx, facts, args)
+    if facts.user not in ("", "root"):
+        ctx.run(["usermod", "-aG", "docker", facts.user])
+    if not ctx.check:
+        ctx.conn.reconnect()  # a new session picks up the docker group
+        facts = gather(ctx)
+        if not (facts.docker_running and facts.compose_command):
+            raise ProvisionError("docker_engine: Docker or Compose still missing after install")
+    what = "installed Docker and Compose" if need_engine else f"added {facts.user} to group docker"
+    return ctx.changed(what, **facts.as_dict())
+
+
+def _install(ctx: TaskContext, facts: HostFacts, args: DockerEngineArgs) -> None:
+    if facts.cloud_init:
+        # A just-booted EC2 host may still be installing packages: wait, as apt would fail.
+        ctx.read(["cloud-init", "status", "--wait"])
+    packages: tuple[str, ...] = ("docker-compose",)
+    if facts.os_family == "debian":
+        ctx.run([*APT, "update"])
+        packages = tuple(ctx.read_sh(PICK_PACKAGES).stdout.split()) or packages
+    commands = install_commands(facts, args, packages)
+    if facts.os_family == "debian":
+        commands = commands[1:]  # the package lists were just updated
+    for argv in commands:
+        ctx.run(argv, timeout=900)
+
+
+SPEC = ModuleSpec("docker_engine", DockerEngineArgs, apply, __doc__ or "")

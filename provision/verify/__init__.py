@@ -1,0 +1,94 @@
+"""The verification suite: plain functions of a connection, each returning a ``CheckResult``.
+
+A failed check is a result (``passed=False``, with evidence: ``compose ps`` and the last log
+lines of the failing container), never an exception; only a broken connection to the host
+(``ConnectError``) propagates.
+
+>>> config = VerifyConfig(compose=("docker-compose",), http_url="http://127.0.0.1:80")
+>>> for result in run_suite(conn, config, include=SLOW_CHECKS):  # doctest: +SKIP
+...     print(result.name, result.passed, result.summary)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from provision.connection.base import Remote
+from provision.errors import ConfigError, ConnectError, ProvisionError
+from provision.models import CheckResult
+from provision.verify.basic import (
+    check_containers,
+    check_dns,
+    check_negative_control,
+    check_ping,
+    check_redis_port_closed,
+)
+from provision.verify.config import STRATEGIES, Strategy, VerifyConfig
+from provision.verify.slow import check_restart_recovery, check_route_roundtrip
+
+__all__ = [
+    "CHECKS",
+    "DEFAULT_CHECKS",
+    "FIRST_CHECKS",
+    "SLOW_CHECKS",
+    "STRATEGIES",
+    "Strategy",
+    "VerifyConfig",
+    "check_containers",
+    "check_dns",
+    "check_negative_control",
+    "check_ping",
+    "check_redis_port_closed",
+    "check_restart_recovery",
+    "check_route_roundtrip",
+    "run_suite",
+]
+
+Check = Callable[[Remote, VerifyConfig], CheckResult]
+
+CHECKS: dict[str, Check] = {
+    "containers": check_containers,
+    "dns": check_dns,
+    "ping": check_ping,
+    "negative-control": check_negative_control,
+    "redis-port-closed": check_redis_port_closed,
+    "route-roundtrip": check_route_roundtrip,
+    "restart-recovery": check_restart_recovery,
+}
+#: run after every ``up``
+FIRST_CHECKS: tuple[str, ...] = ("containers", "dns", "ping", "negative-control")
+#: what ``verify`` runs unless told otherwise
+DEFAULT_CHECKS: tuple[str, ...] = (*FIRST_CHECKS, "redis-port-closed")
+#: opt-in: they change the route table for a moment, or restart Redis
+SLOW_CHECKS: tuple[str, ...] = ("route-roundtrip", "restart-recovery")
+
+
+def run_suite(
+    conn: Remote,
+    config: VerifyConfig,
+    *,
+    checks: Sequence[str] = DEFAULT_CHECKS,
+    include: Sequence[str] = (),
+) -> list[CheckResult]:
+    """Run ``checks`` then ``include`` (e.g. ``SLOW_CHECKS``), in order, each once."""
+    names = list(dict.fromkeys([*checks, *include]))
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise ConfigError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}",
+                          field="checks")
+    # The read-only checks run side by side (SSH channels of one connection); the slow ones
+    # change the route table or restart Redis, so they run after, one at a time.
+    quick = [n for n in names if n not in SLOW_CHECKS]
+    with ThreadPoolExecutor(max_workers=max(1, len(quick))) as pool:
+        results = list(pool.map(lambda n: _one(conn, config, n), quick))
+    return results + [_one(conn, config, n) for n in names if n in SLOW_CHECKS]
+
+
+def _one(conn: Remote, config: VerifyConfig, name: str) -> CheckResult:
+    try:
+        return CHECKS[name](conn, config)
+    except ConnectError:
+        raise
+    except ProvisionError as exc:  # e.g. the secret file is missing: a failed check
+        return CheckResult(name, False, str(exc), {"error": type(exc).__name__})
