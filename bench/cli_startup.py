@@ -19,7 +19,10 @@ COMMANDS = {
     "python -m provision.cli --help": [sys.executable, "-m", "provision.cli", "--help"],
     "python -c pass (floor)": [sys.executable, "-c", "pass"],
     "python -c 'import boto3, paramiko, rich.console' (deferred)": [
-        sys.executable, "-c", "import boto3, paramiko, rich.console"],
+        sys.executable,
+        "-c",
+        "import boto3, paramiko, rich.console",
+    ],
 }
 
 
@@ -34,8 +37,10 @@ def main() -> None:
             subprocess.run(argv, check=True, capture_output=True)
             times[name].append(time.perf_counter() - started)
     for name, values in times.items():
-        print(f"{name:<60} median {statistics.median(values) * 1000:6.0f} ms  "
-              f"(min {min(values) * 1000:.0f})")
+        print(
+            f"{name:<60} median {statistics.median(values) * 1000:6.0f} ms  "
+            f"(min {min(values) * 1000:.0f})"
+        )
     help_ms = statistics.median(times["provision --help"]) * 1000
     verdict = "ok" if help_ms < 300 else "over"
     print(f"provision --help: {help_ms:.0f} ms, goal < 300 ms: {verdict}")

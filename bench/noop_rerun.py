@@ -36,8 +36,21 @@ def timed(argv: list[str]) -> float:
 
 
 def ssh_logins(host: hosts.SandboxHost) -> int:
-    log = subprocess.run(["docker", "exec", host.container_name, "journalctl", "-u", "ssh",
-                          "--no-pager", "-o", "cat"], capture_output=True, text=True).stdout
+    log = subprocess.run(
+        [
+            "docker",
+            "exec",
+            host.container_name,
+            "journalctl",
+            "-u",
+            "ssh",
+            "--no-pager",
+            "-o",
+            "cat",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     return log.count("Accepted publickey")
 
 
@@ -49,16 +62,34 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="provision-bench-"))
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    host = hosts.start_host(f"bench-{int(time.time()) % 100000}",
-                            public_key=key.with_suffix(".pub").read_text().strip(),
-                            labels={"io.provision.bench": "1"})
+    host = hosts.start_host(
+        f"bench-{int(time.time()) % 100000}",
+        public_key=key.with_suffix(".pub").read_text().strip(),
+        labels={"io.provision.bench": "1"},
+    )
     try:
         hosts.wait_for_ssh(host, timeout=90)
         (work / "known_hosts").write_text(hosts.known_hosts_line(host) + "\n")
-        provision = [sys.executable, "-m", "provision.cli", "up", "--host",
-                     f"admin@127.0.0.1:{host.port}", "--key", str(key), "--state-dir", str(work)]
-        baseline = ["bash", str(ROOT / "bench" / "noop_baseline.sh"), str(host.port), str(key),
-                    str(work / "known_hosts"), str(ROOT / "playbooks")]
+        provision = [
+            sys.executable,
+            "-m",
+            "provision.cli",
+            "up",
+            "--host",
+            f"admin@127.0.0.1:{host.port}",
+            "--key",
+            str(key),
+            "--state-dir",
+            str(work),
+        ]
+        baseline = [
+            "bash",
+            str(ROOT / "bench" / "noop_baseline.sh"),
+            str(host.port),
+            str(key),
+            str(work / "known_hosts"),
+            str(ROOT / "playbooks"),
+        ]
         print("converging the host once (not timed)...", flush=True)
         timed(provision)
         timed(provision)  # a second run: handlers of the first are done, all is warm
@@ -92,9 +123,11 @@ def breakdown(started: float, events: Path) -> None:
 
     rows = [json.loads(line) for line in events.read_text().splitlines()]
     results = [r for r in rows if r["event"] == "result"]
-    print(f"  one run: start-up {rows[0]['time'] - started:.2f}s, last event at "
-          f"{rows[-1]['time'] - started:.2f}s; tasks:", ", ".join(
-              f"{r['task'][:18]} {r['elapsed']:.2f}" for r in results))
+    print(
+        f"  one run: start-up {rows[0]['time'] - started:.2f}s, last event at "
+        f"{rows[-1]['time'] - started:.2f}s; tasks:",
+        ", ".join(f"{r['task'][:18]} {r['elapsed']:.2f}" for r in results),
+    )
     for r in rows:
         print(f"    {r['time'] - started:5.2f} {r['event']} {r.get('task', r.get('name', ''))}")
 

@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from provision.cluster.layout import Layout  # noqa: E402
 from provision.cluster.routes import RouteTable  # noqa: E402
 from provision.connection.local import LocalConnection  # noqa: E402
-from provision.verify import VerifyConfig  # noqa: E402
 
 FILES = ROOT / "playbooks" / "files"
 STATIC_CONF = ROOT / "bench" / "static-nginx.conf"
@@ -89,8 +89,14 @@ def parse_wrk(output: str) -> Figures:
 
 
 def wrk(url: str, args: argparse.Namespace) -> Figures:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
-            "--latency", url]
+    argv = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        url,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return parse_wrk(done.stdout)
 
@@ -104,8 +110,10 @@ def _rounds(router: str, static: str, args: argparse.Namespace) -> tuple[Figures
             runs[url].append(wrk(url, args))
 
     def mean(figures: list[Figures]) -> Figures:
-        return Figures(sum(f.rps for f in figures) / len(figures),
-                       sum(f.p99_ms for f in figures) / len(figures))
+        return Figures(
+            sum(f.rps for f in figures) / len(figures),
+            sum(f.p99_ms for f in figures) / len(figures),
+        )
 
     return mean(runs[router]), mean(runs[static])
 
@@ -119,29 +127,59 @@ def _stage(root: Path, network: str, port: int) -> None:
         shutil.copytree(FILES / component, root / component)
         (root / component / ".env").write_text(
             f"NETWORK={network}\nSECRETS_DIR={root / 'secrets'}\nHTTP_BIND=127.0.0.1\n"
-            f"HTTP_PORT={port}\n")
+            f"HTTP_PORT={port}\n"
+        )
 
 
 def run(args: argparse.Namespace) -> tuple[Figures, Figures]:
     tag = f"prvbench-{secrets.token_hex(3)}"
     network, router_port, static_port = f"{tag}-net", _free_port(), _free_port()
-    config = VerifyConfig(network=network, root="", redis_project=f"{tag}-redis",
-                          openresty_project=f"{tag}-openresty", echo_project=f"{tag}-echo",
-                          compose=_compose_command(), sudo=False)
+    config = Layout(
+        network=network,
+        root="",
+        redis_project=f"{tag}-redis",
+        openresty_project=f"{tag}-openresty",
+        echo_project=f"{tag}-echo",
+        compose=_compose_command(),
+        sudo=False,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config = dataclasses.replace(config, root=tmp, secrets_dir=str(root / "secrets"))
         _stage(root, network, router_port)
         try:
-            subprocess.run(["docker", "network", "create", "--label", LABEL, network],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["docker", "network", "create", "--label", LABEL, network],
+                check=True,
+                capture_output=True,
+            )
             for component in ("redis", "echo", "openresty"):
-                subprocess.run(config.compose_argv(component, "up", "-d"), cwd=root / component,
-                               check=True, capture_output=True)
-            subprocess.run(["docker", "run", "-d", "--name", f"{tag}-static", "--label", LABEL,
-                            "--network", network, "-p", f"127.0.0.1:{static_port}:80", "-v",
-                            f"{STATIC_CONF}:/usr/local/openresty/nginx/conf/nginx.conf:ro",
-                            "openresty/openresty:latest"], check=True, capture_output=True)
+                subprocess.run(
+                    config.compose_argv(component, "up", "-d"),
+                    cwd=root / component,
+                    check=True,
+                    capture_output=True,
+                )
+            subprocess.run(
+                [
+                    "docker",
+                    "run",
+                    "-d",
+                    "--name",
+                    f"{tag}-static",
+                    "--label",
+                    LABEL,
+                    "--network",
+                    network,
+                    "-p",
+                    f"127.0.0.1:{static_port}:80",
+                    "-v",
+                    f"{STATIC_CONF}:/usr/local/openresty/nginx/conf/nginx.conf:ro",
+                    "openresty/openresty:latest",
+                ],
+                check=True,
+                capture_output=True,
+            )
             with LocalConnection() as conn, RouteTable(conn, config) as table:
                 table.add_route("/bench", "bench-echo", ["echo-a:80", "echo-b:80"])
             router, static = f"http://127.0.0.1:{router_port}", f"http://127.0.0.1:{static_port}"
@@ -152,10 +190,11 @@ def run(args: argparse.Namespace) -> tuple[Figures, Figures]:
             _cleanup(root, config, tag, network)
 
 
-def _cleanup(root: Path, config: VerifyConfig, tag: str, network: str) -> None:
+def _cleanup(root: Path, config: Layout, tag: str, network: str) -> None:
     for component in ("openresty", "echo", "redis"):
-        subprocess.run(config.compose_argv(component, "down", "-v"), cwd=root / component,
-                       capture_output=True)
+        subprocess.run(
+            config.compose_argv(component, "down", "-v"), cwd=root / component, capture_output=True
+        )
     subprocess.run(["docker", "rm", "-f", f"{tag}-static"], capture_output=True)
     subprocess.run(["docker", "network", "rm", network], capture_output=True)
 
@@ -168,13 +207,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs per target, alternated")
     args = parser.parse_args()
     router, static = run(args)
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency {PATH}, "
-          f"{args.rounds} alternated runs per target, mean")
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency {PATH}, "
+        f"{args.rounds} alternated runs per target, mean"
+    )
     print(f"{'target':<28}{'requests/s':>12}{'p99 ms':>10}")
     print(f"{'router (Lua + Redis table)':<28}{router.rps:>12.0f}{router.p99_ms:>10.2f}")
     print(f"{'static nginx (ceiling)':<28}{static.rps:>12.0f}{static.p99_ms:>10.2f}")
-    print(f"router/ceiling: {router.rps / static.rps:.1%} of requests/s, "
-          f"p99 x{router.p99_ms / static.p99_ms:.2f}")
+    print(
+        f"router/ceiling: {router.rps / static.rps:.1%} of requests/s, "
+        f"p99 x{router.p99_ms / static.p99_ms:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,15 @@ UBUNTU_PARAMETER = (
 OPERATOR_IP = "198.51.100.7"
 # Short deadlines: moto answers at once, and a failing wait should fail fast.
 FAST = Timeouts(running=5, status_ok=5, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
-CREATE_OPERATIONS = {"RunInstances", "CreateSecurityGroup", "ImportKeyPair", "CreateKeyPair",
-                     "AuthorizeSecurityGroupIngress", "CreateTags", "CreateVolume"}
+CREATE_OPERATIONS = {
+    "RunInstances",
+    "CreateSecurityGroup",
+    "ImportKeyPair",
+    "CreateKeyPair",
+    "AuthorizeSecurityGroupIngress",
+    "CreateTags",
+    "CreateVolume",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -109,10 +116,20 @@ AL2023_AMI = "ami-0a12023000000000b"
 IMAGES = [
     (DEBIAN_OLD_AMI, "136693071363", "debian-12-amd64-20240101-1000", "/dev/xvda", 2024),
     (DEBIAN_AMI, "136693071363", "debian-12-amd64-20250101-2000", "/dev/xvda", 2025),
-    (UBUNTU_AMI, "099720109477",
-     "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101", "/dev/sda1", 2025),
-    (AL2023_AMI, "137112412989", "al2023-ami-2023.6.20250101.0-kernel-6.1-x86_64",
-     "/dev/xvda", 2025),
+    (
+        UBUNTU_AMI,
+        "099720109477",
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101",
+        "/dev/sda1",
+        2025,
+    ),
+    (
+        AL2023_AMI,
+        "137112412989",
+        "al2023-ami-2023.6.20250101.0-kernel-6.1-x86_64",
+        "/dev/xvda",
+        2025,
+    ),
 ]
 
 
@@ -136,9 +153,17 @@ def add_public_image(ami_id: str, owner: str, name: str, root: str, year: int) -
 
     backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
     backend.amis[ami_id] = Ami(
-        backend, ami_id=ami_id, owner_id=owner, name=name, architecture="x86_64",
-        root_device_name=root, root_device_type="ebs", virtualization_type="hvm",
-        public=True, creation_date=dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc))
+        backend,
+        ami_id=ami_id,
+        owner_id=owner,
+        name=name,
+        architecture="x86_64",
+        root_device_name=root,
+        root_device_type="ebs",
+        virtualization_type="hvm",
+        public=True,
+        creation_date=dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc),
+    )
 
 
 def _ssm_parameters(region: str = REGION) -> Any:
@@ -164,10 +189,20 @@ def publish_public_parameter(name: str, value: str, region: str = REGION) -> Non
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ssm.models import Parameter
 
-    _ssm_parameters(region)[name].append(Parameter(
-        account_id=DEFAULT_ACCOUNT_ID, name=name, value=value, parameter_type="String",
-        description=None, allowed_pattern=None, keyid=None, last_modified_date=None,
-        version=1, data_type="aws:ec2:image"))
+    _ssm_parameters(region)[name].append(
+        Parameter(
+            account_id=DEFAULT_ACCOUNT_ID,
+            name=name,
+            value=value,
+            parameter_type="String",
+            description=None,
+            allowed_pattern=None,
+            keyid=None,
+            last_modified_date=None,
+            version=1,
+            data_type="aws:ec2:image",
+        )
+    )
 
 
 @pytest.fixture
@@ -227,23 +262,29 @@ def fake_response(status: int, xml: str) -> AWSResponse:
 
 
 def ec2_error(status: int, code: str, message: str = "injected") -> AWSResponse:
-    return fake_response(status, (
-        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
-        "</Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"))
+    return fake_response(
+        status,
+        (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            "</Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+        ),
+    )
 
 
 def console_response(instance_id: str, text: str) -> AWSResponse:
     output = base64.b64encode(text.encode()).decode()
-    return fake_response(200, (
-        '<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
-        f"<requestId>1</requestId><instanceId>{instance_id}</instanceId>"
-        f"<timestamp>2024-01-01T00:00:00.000Z</timestamp><output>{output}</output>"
-        "</GetConsoleOutputResponse>"))
+    return fake_response(
+        200,
+        (
+            '<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            f"<requestId>1</requestId><instanceId>{instance_id}</instanceId>"
+            f"<timestamp>2024-01-01T00:00:00.000Z</timestamp><output>{output}</output>"
+            "</GetConsoleOutputResponse>"
+        ),
+    )
 
 
-def inject(
-    session: boto3.Session, operation: str, answers: list[AWSResponse | None]
-) -> list[int]:
+def inject(session: boto3.Session, operation: str, answers: list[AWSResponse | None]) -> list[int]:
     """Answer the next calls of ``operation`` with ``answers`` (None: let moto answer).
 
     Returns a one-item list counting how many requests the hook saw (retries included).

@@ -21,10 +21,18 @@ pytestmark = pytest.mark.usefixtures("aws")
 START = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def stand_up(session: boto3.Session, state_dir: Path, cluster: str, ttl: str = "1h",
-             now: dt.datetime = START) -> ClusterResult:
-    return up(make_spec(cluster, ttl=ttl), state_dir=state_dir, session=session,
-              wait_ssh=False, my_address=operator, timeouts=FAST, now=now)
+def stand_up(
+    session: boto3.Session, state_dir: Path, cluster: str, ttl: str = "1h", now: dt.datetime = START
+) -> ClusterResult:
+    return up(
+        make_spec(cluster, ttl=ttl),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+        now=now,
+    )
 
 
 def live_instances(ec2: Any, cluster: str | None = None) -> set[str]:
@@ -40,8 +48,11 @@ def cluster_leftovers(ec2: Any, cluster: str) -> list[str]:
     tag = [{"Name": f"tag:{CLUSTER}", "Values": [cluster]}]
     groups = ec2.describe_security_groups(Filters=tag)["SecurityGroups"]
     keys = ec2.describe_key_pairs(Filters=tag)["KeyPairs"]
-    return [*live_instances(ec2, cluster), *(g["GroupId"] for g in groups),
-            *(k["KeyName"] for k in keys)]
+    return [
+        *live_instances(ec2, cluster),
+        *(g["GroupId"] for g in groups),
+        *(k["KeyName"] for k in keys),
+    ]
 
 
 @pytest.fixture
@@ -67,8 +78,13 @@ def test_down_removes_everything_of_the_cluster_and_nothing_else(
     result = down("alpha", region=REGION, state_dir=state_dir, session=session, timeouts=FAST)
     assert set(result.removed) >= {alpha.instances[0].instance_id, alpha.security_group_id}
     assert cluster_leftovers(ec2, "alpha") == []
-    (instance,) = [i for r in ec2.describe_instances(
-        InstanceIds=[alpha.instances[0].instance_id])["Reservations"] for i in r["Instances"]]
+    (instance,) = [
+        i
+        for r in ec2.describe_instances(InstanceIds=[alpha.instances[0].instance_id])[
+            "Reservations"
+        ]
+        for i in r["Instances"]
+    ]
     assert instance["State"]["Name"] == "terminated"
     assert len(cluster_leftovers(ec2, "beta")) == 3
     assert_bystanders_alive(ec2, bystanders)
@@ -81,15 +97,17 @@ def test_down_again_is_ok_with_nothing_to_do(session, state_dir, calls: CallLog)
     before = len(calls.calls)
     again = down("alpha", region=REGION, session=session, timeouts=FAST)
     assert again.removed == () and not again.changed
-    deletes = [c.operation for c in calls.calls[before:]
-               if c.operation.startswith(("Terminate", "Delete"))]
+    deletes = [
+        c.operation for c in calls.calls[before:] if c.operation.startswith(("Terminate", "Delete"))
+    ]
     assert deletes == []
 
 
 def test_down_needs_no_local_state(session, state_dir, tmp_path, ec2):
     stand_up(session, state_dir, "alpha")
-    result = down("alpha", region=REGION, state_dir=tmp_path / "elsewhere", session=session,
-                  timeouts=FAST)
+    result = down(
+        "alpha", region=REGION, state_dir=tmp_path / "elsewhere", session=session, timeouts=FAST
+    )
     assert len(result.removed) == 3
     assert cluster_leftovers(ec2, "alpha") == []
 
@@ -107,8 +125,11 @@ def test_sweep_removes_only_expired_clusters(session, state_dir, ec2, bystanders
 
 def test_an_empty_or_unscoped_filter_is_refused_before_any_call(session, calls):
     clients = make_clients(REGION, session=session)
-    for filters in ([], [{"Name": "tag-key", "Values": [CLUSTER]}],
-                    [{"Name": f"tag:{CLUSTER}", "Values": ["other"]}]):
+    for filters in (
+        [],
+        [{"Name": "tag-key", "Values": [CLUSTER]}],
+        [{"Name": f"tag:{CLUSTER}", "Values": ["other"]}],
+    ):
         with pytest.raises(CloudError) as caught:
             delete_tagged(clients, "security-group", filters, "alpha")
         assert caught.value.code == "UnsafeFilter"
@@ -122,7 +143,8 @@ def test_a_resource_without_the_cluster_tag_is_never_deleted(session, ec2, calls
     # A describe that (wrongly) answers with an untagged group must not lead to a delete.
     clients.ec2.meta.events.register(
         "before-parameter-build.ec2.DescribeSecurityGroups",
-        lambda params, **_: params.pop("Filters", None))
+        lambda params, **_: params.pop("Filters", None),
+    )
     with pytest.raises(CloudError, match="not tagged"):
         delete_tagged(clients, "security-group", scoped, "alpha")
     assert calls.count("DeleteSecurityGroup") == 0

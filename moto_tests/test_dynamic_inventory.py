@@ -16,8 +16,10 @@ def test_plugin_inventory_finds_the_cluster_by_tags(session, state_dir, tmp_path
     result = stand_up(session, state_dir, cluster="dyn")
     stand_up(session, state_dir, cluster="other")  # must not leak into "dyn"'s group
     source = tmp_path / "dyn.yml"
-    source.write_text("plugin: provision.aws_ec2\ncluster: dyn\nregion: eu-west-1\n"
-                      "vars: {cloud: aws, network: shared-network}\n")
+    source.write_text(
+        "plugin: provision.aws_ec2\ncluster: dyn\nregion: eu-west-1\n"
+        "vars: {cloud: aws, network: shared-network}\n"
+    )
     inventory = resolve_sources(load_inventory(source), state_dir)
     hosts = inventory.select("cluster")
     assert [h.name for h in hosts] == [i.name for i in result.instances]

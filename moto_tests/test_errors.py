@@ -40,12 +40,22 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def test_throttling_is_retried_by_botocore_standard_mode(session, state_dir, no_backoff, ec2):
-    seen = inject(session, "RunInstances", [
-        ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."),
-        ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."),
-    ])
-    result = up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-                my_address=operator, timeouts=FAST)
+    seen = inject(
+        session,
+        "RunInstances",
+        [
+            ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."),
+            ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."),
+        ],
+    )
+    result = up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert seen[0] == 3  # two throttled attempts, then moto's answer
     assert len(no_backoff) == 2
     assert len(result.instances) == 1
@@ -55,8 +65,14 @@ def test_throttling_is_retried_by_botocore_standard_mode(session, state_dir, no_
 def test_throttling_beyond_the_retry_budget_is_a_clear_error(session, state_dir, no_backoff):
     inject(session, "DescribeVpcs", [ec2_error(503, "RequestLimitExceeded")] * 20)
     with pytest.raises(CloudError) as caught:
-        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=operator, timeouts=FAST)
+        up(
+            make_spec(),
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     assert caught.value.code == "RequestLimitExceeded"
     assert caught.value.operation == "DescribeVpcs"
     assert "try again later" in str(caught.value)
@@ -64,43 +80,81 @@ def test_throttling_beyond_the_retry_budget_is_a_clear_error(session, state_dir,
 
 def test_instance_not_found_right_after_launch_is_waited_out(session, state_dir, calls: CallLog):
     # The first describe after RunInstances does not see the new instance yet.
-    seen = inject(session, "DescribeInstances", [
-        None,  # the "is it already running?" lookup before the launch
-        ec2_error(400, "InvalidInstanceID.NotFound", "The instance ID does not exist"),
-        ec2_error(400, "InvalidInstanceID.NotFound", "The instance ID does not exist"),
-    ])
-    result = up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-                my_address=operator, timeouts=FAST)
+    seen = inject(
+        session,
+        "DescribeInstances",
+        [
+            None,  # the "is it already running?" lookup before the launch
+            ec2_error(400, "InvalidInstanceID.NotFound", "The instance ID does not exist"),
+            ec2_error(400, "InvalidInstanceID.NotFound", "The instance ID does not exist"),
+        ],
+    )
+    result = up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert result.instances and seen[0] >= 4
 
 
 def test_a_group_not_yet_visible_is_waited_out(session, state_dir):
-    inject(session, "AuthorizeSecurityGroupIngress", [
-        ec2_error(400, "InvalidGroup.NotFound", "The security group does not exist")])
-    result = up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-                my_address=operator, timeouts=FAST)
+    inject(
+        session,
+        "AuthorizeSecurityGroupIngress",
+        [ec2_error(400, "InvalidGroup.NotFound", "The security group does not exist")],
+    )
+    result = up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert result.security_group_id
 
 
 def test_eventual_consistency_that_never_settles_hits_the_deadline(session, state_dir):
-    inject(session, "DescribeInstances",
-           [None] + [ec2_error(400, "InvalidInstanceID.NotFound")] * 1000)
-    short = Timeouts(running=0.2, status_ok=1, ssh=1, console=0, terminated=1, delete=1,
-                     poll=0.01)
+    inject(
+        session, "DescribeInstances", [None] + [ec2_error(400, "InvalidInstanceID.NotFound")] * 1000
+    )
+    short = Timeouts(running=0.2, status_ok=1, ssh=1, console=0, terminated=1, delete=1, poll=0.01)
     with pytest.raises(CloudError) as caught:
-        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=operator, timeouts=short)
+        up(
+            make_spec(),
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=short,
+        )
     assert caught.value.code == "Timeout"
     assert "to be running" in str(caught.value)
     assert "InvalidInstanceID.NotFound" in str(caught.value)
 
 
 def test_a_permanent_error_names_the_operation_and_aws_code(session, state_dir, calls):
-    inject(session, "RunInstances", [ec2_error(
-        403, "UnauthorizedOperation", "You are not authorized to perform this operation.")])
+    inject(
+        session,
+        "RunInstances",
+        [
+            ec2_error(
+                403, "UnauthorizedOperation", "You are not authorized to perform this operation."
+            )
+        ],
+    )
     with pytest.raises(CloudError) as caught:
-        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=operator, timeouts=FAST)
+        up(
+            make_spec(),
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     error = caught.value
     assert (error.code, error.operation) == ("UnauthorizedOperation", "RunInstances")
     assert "not authorized" in str(error) and "iam-policy.json" in str(error)
@@ -109,18 +163,33 @@ def test_a_permanent_error_names_the_operation_and_aws_code(session, state_dir, 
 
 
 def test_a_dependency_violation_on_delete_is_retried(session, state_dir):
-    up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-       my_address=operator, timeouts=FAST)
-    seen = inject(session, "DeleteSecurityGroup", [
-        ec2_error(400, "DependencyViolation", "resource sg-1 has a dependent object")])
+    up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
+    seen = inject(
+        session,
+        "DeleteSecurityGroup",
+        [ec2_error(400, "DependencyViolation", "resource sg-1 has a dependent object")],
+    )
     result = down("alpha", region=REGION, session=session, timeouts=FAST)
     assert seen[0] == 2 and len(result.removed) == 3
 
 
 def test_missing_ssm_parameter_falls_back_to_describe_images(session, state_dir):
     unpublish_public_parameter(AL2023_PARAMETER)
-    result = up(make_spec(image="al2023"), state_dir=state_dir, session=session,
-                wait_ssh=False, my_address=operator, timeouts=FAST)
+    result = up(
+        make_spec(image="al2023"),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert result.ami_id == AL2023_AMI
     assert result.instances[0].user == "ec2-user"
 
@@ -129,6 +198,12 @@ def test_describe_images_fallback_picks_the_newest(session, state_dir):
     from moto_tests.conftest import DEBIAN_AMI, DEBIAN_PARAMETER
 
     unpublish_public_parameter(DEBIAN_PARAMETER)
-    result = up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-                my_address=operator, timeouts=FAST)
+    result = up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert result.ami_id == DEBIAN_AMI  # the 2025 image, not the 2024 one

@@ -31,8 +31,10 @@ from provision.aws.results import Timeouts
 from provision.errors import ConnectError
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHtLqRr0n8b8hq3bM2kEk1fPjw1Gm8n8oZ0lcdM6Xy4a"
-ECDSA = ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBE1pZ2h0Ym"
-         "VhbnlrZXlmb3J0ZXN0cw==")
+ECDSA = (
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBE1pZ2h0Ym"
+    "VhbnlrZXlmb3J0ZXN0cw=="
+)
 INTRUDER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEVWSUxFVklMRVZJTEVWSUxFVklMRVZJTEVWSUxFVklM"
 
 CONSOLE = f"""[    0.000000] Linux version 6.1.0-18-cloud-amd64
@@ -52,13 +54,16 @@ def test_parser_reads_the_key_block_and_prefers_ed25519():
     assert parse_console_host_keys(CONSOLE) == (ED25519, ECDSA)
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "no keys here at all",
-    "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA",  # cut off before the END line
-    "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 !!notbase64!!\n"
-    "-----END SSH HOST KEY KEYS-----",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "no keys here at all",
+        "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA",  # cut off before the END line
+        "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 !!notbase64!!\n"
+        "-----END SSH HOST KEY KEYS-----",
+    ],
+)
 def test_parser_finds_nothing_without_a_complete_block(text):
     assert parse_console_host_keys(text) == ()
 
@@ -81,23 +86,28 @@ def test_parser_takes_the_last_block_after_a_reboot():
     ],
 )
 def test_pinning_decision(console, recorded, presented, tofu, expected):
-    pinned = decide_host_keys("h", console=console, recorded=recorded, presented=presented,
-                              trust_on_first_use=tofu)
+    pinned = decide_host_keys(
+        "h", console=console, recorded=recorded, presented=presented, trust_on_first_use=tofu
+    )
     if expected is None:
         assert pinned is None
     else:
         assert (pinned.keys, pinned.source) == expected
 
 
-@pytest.mark.parametrize(("console", "recorded", "presented"), [
-    ((ED25519,), (), INTRUDER),  # host presents a key the console never showed
-    ((), (ED25519,), INTRUDER),  # host presents a key other than the pinned one
-    ((INTRUDER,), (ED25519,), None),  # console shows other keys than the pinned ones
-])
+@pytest.mark.parametrize(
+    ("console", "recorded", "presented"),
+    [
+        ((ED25519,), (), INTRUDER),  # host presents a key the console never showed
+        ((), (ED25519,), INTRUDER),  # host presents a key other than the pinned one
+        ((INTRUDER,), (ED25519,), None),  # console shows other keys than the pinned ones
+    ],
+)
 def test_a_mismatching_key_is_refused(console, recorded, presented):
     with pytest.raises(ConnectError, match="refusing"):
-        decide_host_keys("h", console=console, recorded=recorded, presented=presented,
-                         trust_on_first_use=True)
+        decide_host_keys(
+            "h", console=console, recorded=recorded, presented=presented, trust_on_first_use=True
+        )
 
 
 def test_known_hosts_lines(tmp_path: Path):
@@ -127,21 +137,30 @@ def console_with_keys(session):
 
 
 def stand_up(session, state_dir, server: BannerServer, scanner, **options):
-    return up(make_spec(), state_dir=state_dir, session=session, my_address=operator,
-              timeouts=Timeouts(running=5, status_ok=5, ssh=2, console=0.05, poll=0.01),
-              endpoint_for=lambda instance: ("127.0.0.1", server.port),
-              host_key_scanner=scanner, **options)
+    return up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        my_address=operator,
+        timeouts=Timeouts(running=5, status_ok=5, ssh=2, console=0.05, poll=0.01),
+        endpoint_for=lambda instance: ("127.0.0.1", server.port),
+        host_key_scanner=scanner,
+        **options,
+    )
 
 
 @pytest.mark.usefixtures("aws")
-def test_up_pins_the_console_key_and_writes_known_hosts(session, state_dir, banner_server,
-                                                        console_with_keys):
+def test_up_pins_the_console_key_and_writes_known_hosts(
+    session, state_dir, banner_server, console_with_keys
+):
     result = stand_up(session, state_dir, banner_server, lambda address, port: ED25519)
     (host,) = result.instances
     assert host.host_key == ED25519
     lines = (state_dir / "known_hosts").read_text().splitlines()
-    assert lines == [f"[127.0.0.1]:{banner_server.port} {ED25519}",
-                     f"[127.0.0.1]:{banner_server.port} {ECDSA}"]
+    assert lines == [
+        f"[127.0.0.1]:{banner_server.port} {ED25519}",
+        f"[127.0.0.1]:{banner_server.port} {ECDSA}",
+    ]
     saved = json.loads((state_dir / "alpha" / "state.json").read_text())
     assert saved["instances"][0]["host_key_source"] == "console"
     down("alpha", region=REGION, state_dir=state_dir, session=session, timeouts=FAST)
@@ -149,16 +168,18 @@ def test_up_pins_the_console_key_and_writes_known_hosts(session, state_dir, bann
 
 
 @pytest.mark.usefixtures("aws")
-def test_up_refuses_a_host_presenting_another_key(session, state_dir, banner_server,
-                                                  console_with_keys):
+def test_up_refuses_a_host_presenting_another_key(
+    session, state_dir, banner_server, console_with_keys
+):
     with pytest.raises(ConnectError, match="host key mismatch"):
         stand_up(session, state_dir, banner_server, lambda address, port: INTRUDER)
     assert not (state_dir / "known_hosts").exists()
 
 
 @pytest.mark.usefixtures("aws")
-def test_a_rerun_refuses_a_host_whose_key_changed(session, state_dir, banner_server,
-                                                  console_with_keys):
+def test_a_rerun_refuses_a_host_whose_key_changed(
+    session, state_dir, banner_server, console_with_keys
+):
     stand_up(session, state_dir, banner_server, lambda address, port: ED25519)
     with pytest.raises(ConnectError, match="pinned"):
         stand_up(session, state_dir, banner_server, lambda address, port: INTRUDER)
@@ -169,8 +190,9 @@ def test_without_console_keys_tofu_must_be_allowed(session, state_dir, banner_se
     # moto's own console output carries no key block.
     with pytest.raises(ConnectError, match="trust_on_first_use is off"):
         stand_up(session, state_dir, banner_server, lambda address, port: ED25519)
-    result = stand_up(session, state_dir, banner_server, lambda address, port: ED25519,
-                      trust_on_first_use=True)
+    result = stand_up(
+        session, state_dir, banner_server, lambda address, port: ED25519, trust_on_first_use=True
+    )
     assert result.instances[0].host_key == ED25519
     saved = json.loads((state_dir / "alpha" / "state.json").read_text())
     assert saved["instances"][0]["host_key_source"] == "tofu"
@@ -184,17 +206,23 @@ def test_ssh_banner_wait_gives_up_with_a_message(session, state_dir):
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     with pytest.raises(ConnectError, match="waiting for an SSH banner"):
-        up(make_spec(), state_dir=state_dir, session=session, my_address=operator,
-           timeouts=Timeouts(running=5, status_ok=5, ssh=0.3, console=0, poll=0.05),
-           endpoint_for=lambda instance: ("127.0.0.1", port))
+        up(
+            make_spec(),
+            state_dir=state_dir,
+            session=session,
+            my_address=operator,
+            timeouts=Timeouts(running=5, status_ok=5, ssh=0.3, console=0, poll=0.05),
+            endpoint_for=lambda instance: ("127.0.0.1", port),
+        )
 
 
 @pytest.mark.usefixtures("aws")
-def test_cloud_init_hook_runs_last_for_each_host(session, state_dir, banner_server,
-                                                 console_with_keys):
+def test_cloud_init_hook_runs_last_for_each_host(
+    session, state_dir, banner_server, console_with_keys
+):
     seen = []
-    result = stand_up(session, state_dir, banner_server, lambda address, port: ED25519,
-                      cloud_init=seen.append)
+    result = stand_up(
+        session, state_dir, banner_server, lambda address, port: ED25519, cloud_init=seen.append
+    )
     assert seen == list(result.instances)
     assert seen[0].host_key == ED25519
-

@@ -48,8 +48,11 @@ def needs_request_tag(statement: dict[str, Any]) -> bool:
 
 
 def tagged_types(params: dict[str, Any]) -> set[str]:
-    return {spec["ResourceType"] for spec in params.get("TagSpecifications", [])
-            if any(t["Key"] == "provision:cluster" for t in spec["Tags"])}
+    return {
+        spec["ResourceType"]
+        for spec in params.get("TagSpecifications", [])
+        if any(t["Key"] == "provision:cluster" for t in spec["Tags"])
+    }
 
 
 def resource_type(arn: str) -> str:
@@ -65,9 +68,11 @@ def check_call(service: str, operation: str, params: dict[str, Any]) -> str | No
     for statement in filter(needs_request_tag, statements):
         missing = {resource_type(r) for r in as_list(statement["Resource"])} - tagged_types(params)
         # A statement covers the resource types the call creates; those must carry the tag.
-        created = {"RunInstances": {"instance", "volume"},
-                   "CreateSecurityGroup": {"security-group"},
-                   "ImportKeyPair": {"key-pair"}}.get(operation, set())
+        created = {
+            "RunInstances": {"instance", "volume"},
+            "CreateSecurityGroup": {"security-group"},
+            "ImportKeyPair": {"key-pair"},
+        }.get(operation, set())
         if missing & created:
             return f"{action}: created {sorted(missing & created)} without {REQUEST_TAG}"
     return None
@@ -81,17 +86,36 @@ def test_every_call_of_a_whole_lifecycle_is_allowed(state_dir: Path):
     unpublish_public_parameter(DEBIAN_PARAMETER)  # take the describe_images path as well
     start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
     for cluster in ("alpha", "beta"):
-        up(make_spec(cluster, ttl="1h"), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=operator, timeouts=FAST, now=start)
-    up(make_spec("alpha", ttl="1h"), state_dir=state_dir, session=session, wait_ssh=False,
-       my_address=lambda: "192.0.2.1", timeouts=FAST)  # re-run: revokes the old address
+        up(
+            make_spec(cluster, ttl="1h"),
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+            now=start,
+        )
+    up(
+        make_spec("alpha", ttl="1h"),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=lambda: "192.0.2.1",
+        timeouts=FAST,
+    )  # re-run: revokes the old address
     find_hosts("alpha", region=REGION, session=session)
     down("alpha", region=REGION, state_dir=state_dir, session=session, timeouts=FAST)
     sweep(REGION, now=start + dt.timedelta(days=1), session=session, timeouts=FAST)
 
     operations = {c.operation for c in log.calls}
-    assert {"RunInstances", "TerminateInstances", "RevokeSecurityGroupIngress",
-            "DescribeImages", "GetConsoleOutput", "DeleteKeyPair"} <= operations
+    assert {
+        "RunInstances",
+        "TerminateInstances",
+        "RevokeSecurityGroupIngress",
+        "DescribeImages",
+        "GetConsoleOutput",
+        "DeleteKeyPair",
+    } <= operations
     refused = [why for c in log.calls if (why := check_call(c.service, c.operation, c.params))]
     assert refused == []
 
@@ -100,8 +124,13 @@ def test_every_api_method_named_in_the_code_is_allowed():
     session = new_session()
     clients = {"ec2": session.client("ec2", REGION), "ssm": session.client("ssm", REGION)}
     source = "\n".join(p.read_text() for p in (ROOT / "provision" / "aws").glob("*.py"))
-    named = set(re.findall(r'"((?:describe|get|run|create|import|delete|terminate|authorize|'
-                           r'revoke)_[a-z_]+)"', source))
+    named = set(
+        re.findall(
+            r'"((?:describe|get|run|create|import|delete|terminate|authorize|'
+            r'revoke)_[a-z_]+)"',
+            source,
+        )
+    )
     assert {"run_instances", "terminate_instances", "get_parameter"} <= named
     missing = []
     for method in sorted(named):
@@ -117,8 +146,13 @@ def test_every_api_method_named_in_the_code_is_allowed():
 
 
 def test_the_policy_never_allows_destruction_without_the_cluster_tag():
-    destructive = {"ec2:TerminateInstances", "ec2:DeleteSecurityGroup", "ec2:DeleteKeyPair",
-                   "ec2:RevokeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupIngress"}
+    destructive = {
+        "ec2:TerminateInstances",
+        "ec2:DeleteSecurityGroup",
+        "ec2:DeleteKeyPair",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupIngress",
+    }
     for action in destructive:
         for statement in statements_for(action):
             condition = statement.get("Condition", {}).get("Null", {})

@@ -18,16 +18,20 @@ def test_every_public_name_resolves():
 
 
 def test_importing_the_package_does_not_import_boto3():
-    code = ("import sys, provision.aws, provision.errors, provision.models\n"
-            "print(sorted(m for m in ('boto3', 'botocore', 'moto', 'paramiko') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+    code = (
+        "import sys, provision.aws, provision.errors, provision.models\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'moto', 'paramiko') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
 def test_the_spec_module_does_not_import_boto3_either():
     code = "import sys, provision.aws.spec; print('boto3' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert done.stdout.strip() == "False"

@@ -20,9 +20,9 @@ import pytest
 
 from moto_tests.conftest import FAST, REGION, make_spec, new_session, operator
 from provision.aws import up
-from provision.sandbox.moto_server import ensure_server, stop_server
 from provision.aws.tags import CLUSTER
 from provision.errors import Interrupted
+from provision.sandbox.moto_server import ensure_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,9 +48,11 @@ def leftovers(endpoint: str, cluster: str) -> list[str]:
     tag = [{"Name": f"tag:{CLUSTER}", "Values": [cluster]}]
     live = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]}]
     reservations = ec2.describe_instances(Filters=tag + live)["Reservations"]
-    return [*(i["InstanceId"] for r in reservations for i in r["Instances"]),
-            *(g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]),
-            *(k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"])]
+    return [
+        *(i["InstanceId"] for r in reservations for i in r["Instances"]),
+        *(g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]),
+        *(k["KeyName"] for k in ec2.describe_key_pairs(Filters=tag)["KeyPairs"]),
+    ]
 
 
 def down_in_a_fresh_process(cluster: str, endpoint: str, state_dir: Path) -> list[str]:
@@ -64,11 +66,21 @@ def down_in_a_fresh_process(cluster: str, endpoint: str, state_dir: Path) -> lis
         "print(json.dumps(list(r.removed)))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               PYTHONPATH=str(ROOT), AWS_CONFIG_FILE=os.devnull,
-               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        PYTHONPATH=str(ROOT),
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     removed: list[str] = json.loads(done.stdout)
     return removed
@@ -85,8 +97,15 @@ def test_a_run_stopped_after_run_instances_is_removed_by_a_fresh_process(
 
     session.events.register("after-call.ec2.RunInstances", crash)
     with pytest.raises(Interrupted, match="provision down"):
-        up(make_spec("crash"), state_dir=state_dir, session=session,
-           endpoint_url=endpoint, wait_ssh=False, my_address=operator, timeouts=FAST)
+        up(
+            make_spec("crash"),
+            state_dir=state_dir,
+            session=session,
+            endpoint_url=endpoint,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     assert len(leftovers(endpoint, "crash")) == 3  # instance, group and key pair exist
     shutil.rmtree(state_dir)  # and this machine forgot all about them
 
@@ -99,29 +118,52 @@ def test_a_run_stopped_after_run_instances_is_removed_by_a_fresh_process(
 def test_an_interrupted_up_is_finished_by_running_it_again(endpoint: str, tmp_path: Path):
     state_dir = tmp_path / "state"
     session = new_session()
-    session.events.register("after-call.ec2.RunInstances",
-                            lambda **_: (_ for _ in ()).throw(KeyboardInterrupt))
+    session.events.register(
+        "after-call.ec2.RunInstances", lambda **_: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     with pytest.raises(Interrupted):
-        up(make_spec("resume"), state_dir=state_dir, session=session,
-           endpoint_url=endpoint, wait_ssh=False, my_address=operator, timeouts=FAST)
+        up(
+            make_spec("resume"),
+            state_dir=state_dir,
+            session=session,
+            endpoint_url=endpoint,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     launched = set(leftovers(endpoint, "resume"))
-    result = up(make_spec("resume"), state_dir=state_dir,
-                session=new_session(), endpoint_url=endpoint, wait_ssh=False,
-                my_address=operator, timeouts=FAST)
+    result = up(
+        make_spec("resume"),
+        state_dir=state_dir,
+        session=new_session(),
+        endpoint_url=endpoint,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert result.created == ()
     assert set(leftovers(endpoint, "resume")) == launched
     assert down_in_a_fresh_process("resume", endpoint, state_dir)
     assert not (state_dir / "resume").exists()
 
 
-def test_the_sandbox_cloud_survives_a_server_restart(server_dir: Path, endpoint: str,
-                                                     tmp_path: Path):
-    result = up(make_spec("keep"), state_dir=tmp_path, session=new_session(),
-                endpoint_url=endpoint, wait_ssh=False, my_address=operator, timeouts=FAST)
+def test_the_sandbox_cloud_survives_a_server_restart(
+    server_dir: Path, endpoint: str, tmp_path: Path
+):
+    result = up(
+        make_spec("keep"),
+        state_dir=tmp_path,
+        session=new_session(),
+        endpoint_url=endpoint,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
     assert ensure_server(server_dir) == endpoint  # still running: same server
     assert stop_server(server_dir)
     restarted = ensure_server(server_dir)
     assert restarted != endpoint
     assert sorted(leftovers(restarted, "keep")) == sorted(
-        [result.instances[0].instance_id, result.security_group_id, result.key_name])
+        [result.instances[0].instance_id, result.security_group_id, result.key_name]
+    )
     assert down_in_a_fresh_process("keep", restarted, tmp_path)

@@ -49,27 +49,44 @@ def test_bad_values_name_the_variable(changes: dict[str, Any], field: str, words
 
 
 def test_good_values_and_defaults():
-    spec = ClusterSpec.from_vars({**GOOD, "ttl": "90m", "ssh_cidrs": "192.0.2.1",
-                                  "instance_type": "m7i-flex.large", "image": "ubuntu-24.04",
-                                  "subnet": "subnet-0123abcd"})
+    spec = ClusterSpec.from_vars(
+        {
+            **GOOD,
+            "ttl": "90m",
+            "ssh_cidrs": "192.0.2.1",
+            "instance_type": "m7i-flex.large",
+            "image": "ubuntu-24.04",
+            "subnet": "subnet-0123abcd",
+        }
+    )
     assert spec.ttl_seconds == 5400
     assert spec.ssh_cidrs == ("192.0.2.1/32",)
     assert spec.login_user == "ubuntu"
     plain = ClusterSpec.from_vars(GOOD)
     assert (plain.instance_type, plain.image, plain.login_user, plain.http_cidr) == (
-        "t3.micro", "debian-12", "admin", "0.0.0.0/0")
-    custom = ClusterSpec.from_vars({**GOOD, "image": "ami-0123456789abcdef0",
-                                    "ssh_user": "rocky"})
+        "t3.micro",
+        "debian-12",
+        "admin",
+        "0.0.0.0/0",
+    )
+    custom = ClusterSpec.from_vars({**GOOD, "image": "ami-0123456789abcdef0", "ssh_user": "rocky"})
     assert custom.login_user == "rocky"
 
 
 @pytest.mark.usefixtures("aws")
-def test_an_instance_type_aws_does_not_offer_fails_before_any_create(session, state_dir,
-                                                                     calls: CallLog):
+def test_an_instance_type_aws_does_not_offer_fails_before_any_create(
+    session, state_dir, calls: CallLog
+):
     spec = make_spec(instance_type="t3.metal-48xl")  # passes the pattern, unknown to AWS
     with pytest.raises(ConfigError) as caught:
-        up(spec, state_dir=state_dir, session=session, wait_ssh=False, my_address=operator,
-           timeouts=FAST)
+        up(
+            spec,
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     assert caught.value.field == "instance_type"
     assert calls.creates() == []
 
@@ -78,8 +95,14 @@ def test_an_instance_type_aws_does_not_offer_fails_before_any_create(session, st
 def test_an_unknown_ami_fails_before_any_create(session, state_dir, calls: CallLog):
     spec = make_spec(image="ami-0123456789abcdef0", ssh_user="admin")
     with pytest.raises(ConfigError, match="does not exist") as caught:
-        up(spec, state_dir=state_dir, session=session, wait_ssh=False, my_address=operator,
-           timeouts=FAST)
+        up(
+            spec,
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     assert caught.value.field == "image"
     assert calls.creates() == []
 
@@ -94,8 +117,14 @@ def test_missing_credentials_fail_before_any_call(monkeypatch, state_dir):
     session = boto3.Session(region_name=REGION)
     session.events.register("before-parameter-build", log.hook)
     with pytest.raises(ConfigError) as caught:
-        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=operator, timeouts=FAST)
+        up(
+            make_spec(),
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=operator,
+            timeouts=FAST,
+        )
     assert caught.value.field == "credentials"
     assert "AWS_PROFILE" in str(caught.value)
     assert log.calls == []
@@ -108,6 +137,12 @@ def test_no_caller_address_fails_before_any_create(session, state_dir, calls: Ca
         raise OSError("network is unreachable")
 
     with pytest.raises(Exception, match="ssh_cidrs"):
-        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=offline, timeouts=FAST)
+        up(
+            make_spec(),
+            state_dir=state_dir,
+            session=session,
+            wait_ssh=False,
+            my_address=offline,
+            timeouts=FAST,
+        )
     assert calls.creates() == []

@@ -32,25 +32,40 @@ pytestmark = pytest.mark.usefixtures("aws")
 NOW = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 
 
-def stand_up(session: boto3.Session, state_dir: Path, cluster: str = "alpha",
-             **extra: object) -> ClusterResult:
-    return up(make_spec(cluster, ttl="2h", **extra), state_dir=state_dir, session=session,
-              wait_ssh=False, my_address=operator, timeouts=FAST, now=NOW,
-              run_id="run-1", created_by="tester@test")
+def stand_up(
+    session: boto3.Session, state_dir: Path, cluster: str = "alpha", **extra: object
+) -> ClusterResult:
+    return up(
+        make_spec(cluster, ttl="2h", **extra),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+        now=NOW,
+        run_id="run-1",
+        created_by="tester@test",
+    )
 
 
 def test_up_creates_instance_with_imdsv2_and_encrypted_root(session, state_dir, ec2):
     result = stand_up(session, state_dir)
-    (instance,) = [i for r in ec2.describe_instances(
-        InstanceIds=[result.instances[0].instance_id])["Reservations"] for i in r["Instances"]]
+    (instance,) = [
+        i
+        for r in ec2.describe_instances(InstanceIds=[result.instances[0].instance_id])[
+            "Reservations"
+        ]
+        for i in r["Instances"]
+    ]
     assert instance["State"]["Name"] == "running"
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     assert instance["KeyName"] == "provision-alpha" == result.key_name
     assert [g["GroupId"] for g in instance["SecurityGroups"]] == [result.security_group_id]
     assert instance["ImageId"] == result.ami_id
-    (volume,) = ec2.describe_volumes(Filters=[
-        {"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}])["Volumes"]
+    (volume,) = ec2.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance["InstanceId"]]}]
+    )["Volumes"]
     assert volume["Encrypted"] is True
     assert volume["Size"] == 10
     assert tag_dict(volume["Tags"])[CLUSTER] == "alpha"
@@ -58,8 +73,12 @@ def test_up_creates_instance_with_imdsv2_and_encrypted_root(session, state_dir, 
 
 def test_every_resource_is_tagged_at_creation(session, state_dir, ec2, calls: CallLog):
     result = stand_up(session, state_dir)
-    expected = {CLUSTER: "alpha", RUN_ID: "run-1", CREATED_BY: "tester@test",
-                EXPIRES_AT: "2030-01-02T05:04:05Z"}
+    expected = {
+        CLUSTER: "alpha",
+        RUN_ID: "run-1",
+        CREATED_BY: "tester@test",
+        EXPIRES_AT: "2030-01-02T05:04:05Z",
+    }
     instance = ec2.describe_instances()["Reservations"][0]["Instances"][0]
     group = ec2.describe_security_groups(GroupIds=[result.security_group_id])["SecurityGroups"][0]
     key = ec2.describe_key_pairs(KeyNames=[result.key_name])["KeyPairs"][0]
@@ -75,10 +94,12 @@ def test_every_resource_is_tagged_at_creation(session, state_dir, ec2, calls: Ca
 
 def test_security_group_allows_ssh_from_operator_and_http_only(session, state_dir, ec2):
     result = stand_up(session, state_dir, http_cidr="203.0.113.0/24")
-    group = ec2.describe_security_groups(
-        GroupIds=[result.security_group_id])["SecurityGroups"][0]
-    rules = {(p["FromPort"], p["ToPort"], r["CidrIp"])
-             for p in group["IpPermissions"] for r in p["IpRanges"]}
+    group = ec2.describe_security_groups(GroupIds=[result.security_group_id])["SecurityGroups"][0]
+    rules = {
+        (p["FromPort"], p["ToPort"], r["CidrIp"])
+        for p in group["IpPermissions"]
+        for r in p["IpRanges"]
+    }
     assert rules == {(22, 22, f"{OPERATOR_IP}/32"), (80, 80, "203.0.113.0/24")}
     assert not any(p.get("FromPort") == 6379 for p in group["IpPermissions"])
 
@@ -88,8 +109,7 @@ def test_key_pair_is_imported_from_a_local_ed25519_key(session, state_dir, ec2, 
     private = state_dir / "alpha" / "id_ed25519"
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert b"OPENSSH PRIVATE KEY" in private.read_bytes()
-    key = ec2.describe_key_pairs(
-        KeyNames=[result.key_name], IncludePublicKey=True)["KeyPairs"][0]
+    key = ec2.describe_key_pairs(KeyNames=[result.key_name], IncludePublicKey=True)["KeyPairs"][0]
     assert key["KeyType"] == "ed25519"
     assert result.instances[0].key_file == private
     assert calls.count("ImportKeyPair") == 1 and calls.count("CreateKeyPair") == 0
@@ -112,9 +132,12 @@ def test_second_up_creates_nothing_and_never_calls_run_instances(session, state_
     second = stand_up(session, state_dir)
     later = calls.calls[before:]
     assert second.created == ()
-    assert not [c.operation for c in later if c.operation in
-                {"RunInstances", "CreateSecurityGroup", "ImportKeyPair",
-                 "AuthorizeSecurityGroupIngress"}]
+    assert not [
+        c.operation
+        for c in later
+        if c.operation
+        in {"RunInstances", "CreateSecurityGroup", "ImportKeyPair", "AuthorizeSecurityGroupIngress"}
+    ]
     assert second.instances == first.instances
     assert second.ami_id == first.ami_id
     assert len(ec2.describe_instances()["Reservations"]) == 1
@@ -129,6 +152,7 @@ def test_second_up_without_local_state_finds_everything_by_tags(session, state_d
     # The key file is the one thing tags cannot bring back: keep it, as a user would.
     (state_dir / "alpha").mkdir(parents=True)
     (state_dir / "alpha" / "id_ed25519").write_bytes(private_key)
+    (state_dir / "alpha" / "id_ed25519").chmod(0o600)  # OpenSSH (and provision) refuse 0644
     second = stand_up(session, state_dir)
     assert second.created == ()
     assert calls.count("RunInstances") == 1
@@ -144,12 +168,18 @@ def test_a_rerun_keeps_the_recorded_image(session, state_dir):
 
 def test_operator_address_changes_are_synced(session, state_dir, ec2):
     stand_up(session, state_dir)
-    result = up(make_spec("alpha", ttl="2h"), state_dir=state_dir, session=session,
-                wait_ssh=False, my_address=lambda: "192.0.2.9", timeouts=FAST)
-    group = ec2.describe_security_groups(
-        GroupIds=[result.security_group_id])["SecurityGroups"][0]
-    ssh = {r["CidrIp"] for p in group["IpPermissions"] if p["FromPort"] == 22
-           for r in p["IpRanges"]}
+    result = up(
+        make_spec("alpha", ttl="2h"),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=lambda: "192.0.2.9",
+        timeouts=FAST,
+    )
+    group = ec2.describe_security_groups(GroupIds=[result.security_group_id])["SecurityGroups"][0]
+    ssh = {
+        r["CidrIp"] for p in group["IpPermissions"] if p["FromPort"] == 22 for r in p["IpRanges"]
+    }
     assert ssh == {"192.0.2.9/32"}
     assert result.created == ()
 
@@ -171,9 +201,15 @@ def test_find_hosts_is_a_dynamic_inventory(session, state_dir):
 
 
 def test_endpoint_for_maps_instances_to_local_hosts(session, state_dir):
-    result = up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-                my_address=operator, timeouts=FAST,
-                endpoint_for=lambda inst: ("127.0.0.1", 2201))
+    result = up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+        endpoint_for=lambda inst: ("127.0.0.1", 2201),
+    )
     (host,) = result.instances
     assert (host.address, host.port) == ("127.0.0.1", 2201)
     assert host.public_ip and host.public_ip != "127.0.0.1"
@@ -181,8 +217,15 @@ def test_endpoint_for_maps_instances_to_local_hosts(session, state_dir):
 
 def test_events_report_progress(session, state_dir):
     seen: list[str] = []
-    up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False, my_address=operator,
-       timeouts=FAST, on_event=lambda message, data: seen.append(message))
+    up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+        on_event=lambda message, data: seen.append(message),
+    )
     assert "waiting for instance running" in seen
     assert "waiting for status checks ok" in seen
     assert seen.index("launching instances") < seen.index("waiting for instance running")

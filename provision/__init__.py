@@ -18,9 +18,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from provision.api import Cluster, ClusterFailed, down, run_playbook, up, verify
+    from provision.api import Cluster, down, run_playbook, up, verify
     from provision.errors import (
         CloudError,
+        ClusterFailed,
         CommandError,
         ConfigError,
         ConnectError,
@@ -59,10 +60,18 @@ __all__ = [
 ]
 
 _HOMES = {
-    "provision.api": ("Cluster", "ClusterFailed", "down", "run_playbook", "up", "verify"),
+    "provision.api": ("Cluster", "down", "run_playbook", "up", "verify"),
     "provision.run.options": ("Options",),
-    "provision.errors": ("CloudError", "CommandError", "ConfigError", "ConnectError",
-                         "Interrupted", "ProvisionError", "VerifyError"),
+    "provision.errors": (
+        "CloudError",
+        "ClusterFailed",
+        "CommandError",
+        "ConfigError",
+        "ConnectError",
+        "Interrupted",
+        "ProvisionError",
+        "VerifyError",
+    ),
     "provision.run.events": ("Event",),
     "provision.models": ("CheckResult", "HostSpec", "Result", "Status", "TaskResult"),
     "provision.run.report": ("HostRecap", "RunReport"),

@@ -5,12 +5,15 @@ libraries underneath (boto3, paramiko, yaml, redis) are translated at the module
 that owns that library, with ``raise ... from exc``::
 
     ProvisionError
-    ├── ConfigError      bad input: playbook, inventory, argument, name (file:line:col, field)
-    ├── CloudError       an AWS call failed (carries AWS's error code)
-    ├── ConnectError     a host could not be reached or authenticated over SSH
-    ├── CommandError     a command on a host exited non-zero (carries the Result)
-    ├── VerifyError      a verification check did not hold
-    └── Interrupted      the user pressed Ctrl-C; the message says how to resume or tear down
+    ├── ConfigError            bad input: playbook, inventory, argument, name (file:line:col, field)
+    ├── CloudError             an AWS call failed (carries AWS's error code)
+    ├── ConnectError           a host could not be reached or authenticated over SSH
+    │   └── EngineUnavailable  the local Docker engine (the sandbox's) cannot be used
+    ├── CommandError           a command on a host exited non-zero (carries the Result)
+    ├── RouteError             the route table in Redis could not be read or written
+    ├── VerifyError            a verification check did not hold
+    ├── ClusterFailed          ``Cluster`` could not bring the cluster up or tear it down
+    └── Interrupted            the user pressed Ctrl-C; the message says how to resume or tear down
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from provision.models import Result
+    from provision.run.report import RunReport
 
 __all__ = [
     "CloudError",
+    "ClusterFailed",
     "CommandError",
     "ConfigError",
     "ConnectError",
+    "EngineUnavailable",
     "Interrupted",
     "ProvisionError",
+    "RouteError",
     "VerifyError",
 ]
 
@@ -102,6 +109,25 @@ class CommandError(ProvisionError):
         super().__init__(
             f"{where}command failed with exit code {result.exit_code}: {result.command}\n{tail}"
         )
+
+
+class EngineUnavailable(ConnectError):
+    """The local Docker engine cannot be used: no ``docker`` binary, or no daemon."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, host="local docker")
+
+
+class RouteError(ProvisionError):
+    """Redis could not be reached through the tunnel, refused us, or failed a command."""
+
+
+class ClusterFailed(ProvisionError):
+    """``Cluster`` could not bring the cluster up (or tear it down); ``report`` says where."""
+
+    def __init__(self, report: RunReport, what: str = "up failed") -> None:
+        self.report = report
+        super().__init__(f"{what}: " + "; ".join(f"{h}: {e}" for h, e in report.errors.items()))
 
 
 class VerifyError(ProvisionError):

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from provision.errors import ConfigError
+from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
 from provision.load.playbook import Playbook, load_playbook
 from provision.run.events import EventSink
@@ -40,9 +40,11 @@ __all__ = [
     "verify",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOKS = ROOT / "playbooks"
-SANDBOX_INVENTORY = ROOT / "inventory" / "sandbox.yml"
+# The project's playbooks and inventories (``playbooks/``, ``inventory/`` at the top of the
+# checkout), shipped inside the package through the links in ``provision/_bundle/``.
+BUNDLE = Path(__file__).resolve().parents[1] / "_bundle"
+PLAYBOOKS = BUNDLE / "playbooks"
+SANDBOX_INVENTORY = BUNDLE / "inventory" / "sandbox.yml"
 RUNTIME_NAMES = frozenset({"state_dir"})
 
 
@@ -52,11 +54,15 @@ def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -
     address, _, port = rest.partition(":")
     if not address or (port and not port.isdigit()):
         raise ConfigError(f"expected user@address[:port], got {target!r}", field="--host")
-    host_vars: dict[str, Any] = {"ansible_host": address, "ansible_port": int(port or 22),
-                                 "ansible_user": user or "admin", "cloud": "none"}
+    host_vars: dict[str, Any] = {
+        "ansible_host": address,
+        "ansible_port": int(port or 22),
+        "ansible_user": user or "admin",
+        "cloud": "none",
+    }
     if key_file is not None:
         host_vars["ansible_ssh_private_key_file"] = str(key_file)
-    defaults = load_inventory(ROOT / "inventory" / "host.yml")
+    defaults = load_inventory(BUNDLE / "inventory" / "host.yml")
     return defaults.with_hosts([InventoryHost(name, host_vars, (), host_vars)], "cluster")
 
 
@@ -67,8 +73,11 @@ def load(
     from provision.load.validate import validate
 
     book = load_playbook(playbook)
-    inv = inventory if isinstance(inventory, Inventory) else load_inventory(
-        inventory or SANDBOX_INVENTORY)
+    inv = (
+        inventory
+        if isinstance(inventory, Inventory)
+        else load_inventory(inventory or SANDBOX_INVENTORY)
+    )
     validate(book, inv, options.extra_vars, extra_names=set(RUNTIME_NAMES))
     return book, inv
 
@@ -96,15 +105,20 @@ def run_playbook(
 def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
     """Fill the groups of dynamic sources (``plugin: provision.aws_ec2``, like Ansible's
     aws_ec2 plugin): the cluster's running instances, found by their tags."""
-    from provision.tasks.ec2 import FindArgs, find, host_entry
+    from provision import cloud
 
     for source in inventory.sources:
         opts = source.options
         extra = dict(opts.get("vars") or {})
-        cloud, cluster = str(extra.get("cloud", "aws")), str(opts["cluster"])
-        region = str(opts.get("region") or extra.get("region") or "us-east-1")
-        found = find(FindArgs(cloud, cluster, region, str(state_dir)))  # type: ignore[arg-type]
-        hosts = [host_entry(i, cloud, cluster) for i in found]
+        target = cloud.Target.from_vars(
+            {
+                "cloud": extra.get("cloud", "aws"),
+                "cluster_name": opts["cluster"],
+                "region": opts.get("region") or extra.get("region") or "us-east-1",
+            },
+            state_dir,
+        )
+        hosts = [cloud.host_entry(i, target) for i in cloud.find(target)]
         inventory = inventory.with_hosts(
             [InventoryHost(h["name"], {**extra, **h["vars"]}, ()) for h in hosts],
             str(opts.get("group") or "cluster"),
@@ -112,20 +126,23 @@ def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
     return inventory
 
 
-def up(inventory: str | Path | Inventory | None = None, options: Options | None = None,
-       **kwargs: Any) -> RunReport:
+def up(
+    inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
+) -> RunReport:
     """Provision, converge and verify the cluster (``playbooks/up.yml``)."""
     return run_playbook(PLAYBOOKS / "up.yml", inventory, options, **kwargs)
 
 
-def down(inventory: str | Path | Inventory | None = None, options: Options | None = None,
-         **kwargs: Any) -> RunReport:
+def down(
+    inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
+) -> RunReport:
     """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed."""
     return run_playbook(PLAYBOOKS / "down.yml", inventory, options, **kwargs)
 
 
-def verify(inventory: str | Path | Inventory | None = None, options: Options | None = None,
-           **kwargs: Any) -> RunReport:
+def verify(
+    inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
+) -> RunReport:
     """Run the verification suite only (``playbooks/verify.yml``)."""
     return run_playbook(PLAYBOOKS / "verify.yml", inventory, options, **kwargs)
 
@@ -134,41 +151,35 @@ def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> 
     """The variables of the cluster as a whole (``all``'s, with extra vars on top)."""
     from provision.load.inventory import resolve_vars
 
-    inv = inventory if isinstance(inventory, Inventory) else load_inventory(
-        inventory or SANDBOX_INVENTORY)
+    inv = (
+        inventory
+        if isinstance(inventory, Inventory)
+        else load_inventory(inventory or SANDBOX_INVENTORY)
+    )
     return resolve_vars(inv, "localhost", {}, options.extra_vars)
 
 
-def sweep(inventory: str | Path | Inventory | None = None,
-          options: Options | None = None) -> dict[str, list[str]]:
+def sweep(
+    inventory: str | Path | Inventory | None = None, options: Options | None = None
+) -> dict[str, list[str]]:
     """Remove every cluster of the inventory's cloud and region past its expires-at tag."""
-    from provision.tasks.ec2 import sweep as sweep_expired
+    from provision import cloud
 
     options = options or Options()
-    variables = cluster_vars(inventory, options)
-    if variables.get("cloud", "none") not in ("aws", "sandbox"):
-        raise ConfigError("sweep needs an inventory with cloud: aws or sandbox", field="cloud")
-    return sweep_expired(variables["cloud"], str(variables["region"]),
-                         options.state_dir.resolve())
+    target = cloud.Target.from_vars(
+        {**cluster_vars(inventory, options), "cluster_name": "any"}, options.state_dir
+    )
+    return cloud.sweep(target.cloud, target.region, target.state_dir)
 
 
-def status(inventory: str | Path | Inventory | None = None,
-           options: Options | None = None) -> list[dict[str, Any]]:
-    """The cluster's running hosts: found by their tags, or the inventory's static ones."""
-    from provision.tasks.ec2 import FindArgs, find, host_entry
+def status(
+    inventory: str | Path | Inventory | None = None, options: Options | None = None
+) -> list[dict[str, Any]]:
+    """The cluster's running hosts, found by their tags."""
+    from provision import cloud
 
     options = options or Options()
-    variables = cluster_vars(inventory, options)
-    if variables.get("cloud", "none") == "none":
-        raise ConfigError("status needs an inventory with cloud: aws or sandbox", field="cloud")
-    found = find(FindArgs(cloud=variables["cloud"], cluster=str(variables["cluster_name"]),
-                          region=str(variables["region"]),
-                          state_dir=str(options.state_dir.resolve())))
-    cloud, cluster = str(variables["cloud"]), str(variables["cluster_name"])
-    return [{"name": i.name, "instance_id": i.instance_id,
-             "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
-             "url": host_entry(i, cloud, cluster)["url"]}
-            for i in found]
+    return cloud.status(cloud.Target.from_vars(cluster_vars(inventory, options), options.state_dir))
 
 
 class Cluster:
@@ -197,10 +208,14 @@ class Cluster:
             raise ClusterFailed(self.report)
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self.teardown:
-            self.down()
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.teardown:
+            return
+        report = self.down()
+        if report.failed and et is None:  # a teardown that failed must not go unseen
+            raise ClusterFailed(report, "teardown failed")
 
     def down(self) -> RunReport:
         return down(self.inventory, self.options, on_event=self.on_event)
@@ -213,14 +228,6 @@ class Cluster:
         from provision.api.routes import ClusterRoutes
 
         return ClusterRoutes(self.inventory, self.options)
-
-
-class ClusterFailed(Exception):
-    """``Cluster`` could not bring the cluster up; ``report`` says where it failed."""
-
-    def __init__(self, report: RunReport) -> None:
-        self.report = report
-        super().__init__("; ".join(f"{h}: {e}" for h, e in report.errors.items()))
 
 
 def _names(values: Iterable[str] | None) -> frozenset[str]:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provision.aws.calls import Clients, make_clients
+    from provision.aws.discovery import find_hosts
     from provision.aws.hostkeys import (
         decide_host_keys,
         known_hosts_name,
         parse_console_host_keys,
         write_known_hosts,
     )
-    from provision.aws.inventory import find_hosts
     from provision.aws.lifecycle import up
     from provision.aws.results import ClusterResult, Instance, TeardownResult, Timeouts
     from provision.aws.spec import ClusterSpec
@@ -53,7 +53,7 @@ _HOME = {
     "known_hosts_name": "hostkeys",
     "parse_console_host_keys": "hostkeys",
     "write_known_hosts": "hostkeys",
-    "find_hosts": "inventory",
+    "find_hosts": "discovery",
     "up": "lifecycle",
     "ClusterResult": "results",
     "Instance": "results",

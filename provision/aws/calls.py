@@ -88,11 +88,13 @@ def call(client: Any, method: str, params: Mapping[str, Any] | None = None) -> d
         code = str(error.get("Code") or "Unknown")
         message = str(error.get("Message") or exc)
         hint = _HINTS.get(code)
-        raise CloudError(f"{message} — {hint}" if hint else message, code=code,
-                         operation=operation) from exc
+        raise CloudError(
+            f"{message} — {hint}" if hint else message, code=code, operation=operation
+        ) from exc
     except NoCredentialsError as exc:
-        raise CloudError("no AWS credentials found", code="NoCredentials",
-                         operation=operation) from exc
+        raise CloudError(
+            "no AWS credentials found", code="NoCredentials", operation=operation
+        ) from exc
     except BotoCoreError as exc:
         raise CloudError(str(exc), code=type(exc).__name__, operation=operation) from exc
 

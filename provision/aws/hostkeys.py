@@ -12,12 +12,12 @@ import base64
 import binascii
 import os
 import re
-import socket
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from provision.connection.keys import make_private_dir
 from provision.errors import ConnectError
 
 BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
@@ -26,8 +26,13 @@ _KEY = re.compile(
     r"\b(ssh-ed25519|ecdsa-sha2-nistp(?:256|384|521)|ssh-rsa)\s+([A-Za-z0-9+/]+={0,2})"
 )
 # OpenSSH clients prefer these first; the first one found is the instance's ``host_key``.
-_PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-               "ecdsa-sha2-nistp521", "ssh-rsa")
+_PREFERENCE = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
 
 HostKeyScanner = Callable[[str, int], str]
 """Returns the key ``address:port`` presents, as ``"keytype base64"``."""
@@ -88,9 +93,11 @@ def decide_host_keys(
     """
     if recorded:
         if console and not set(recorded) & set(console):
-            raise ConnectError("console output shows host keys that differ from the pinned "
-                               "ones; refusing (tear the cluster down if it was rebuilt)",
-                               host=host)
+            raise ConnectError(
+                "console output shows host keys that differ from the pinned "
+                "ones; refusing (tear the cluster down if it was rebuilt)",
+                host=host,
+            )
         _check_presented(host, presented, recorded, "pinned")
         return Pinned(tuple(recorded), "state")
     if console:
@@ -139,29 +146,8 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _write_atomically(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:
         handle.write("".join(f"{line}\n" for line in lines))
     os.replace(tmp, path)
-
-
-def scan_host_key(address: str, port: int, *, timeout: float = 10.0) -> str:
-    """The host key ``address:port`` presents, read with an SSH handshake (no login).
-
-    paramiko is imported here only: the host key must be checked before the connection layer
-    is handed the host, so this layer reads it with a bare key exchange.
-    """
-    import paramiko
-
-    with socket.create_connection((address, port), timeout=timeout) as sock:
-        transport = paramiko.Transport(sock)
-        try:
-            transport.start_client(timeout=timeout)
-            key = transport.get_remote_server_key()
-            return f"{key.get_name()} {key.get_base64()}"
-        except (paramiko.SSHException, OSError) as exc:
-            raise ConnectError(f"could not read the host key: {exc}",
-                               host=known_hosts_name(address, port)) from exc
-        finally:
-            transport.close()

@@ -105,6 +105,8 @@ def root_device_name(clients: Clients, ami: str) -> str:
             raise
         images = []
     if not images:
-        raise ConfigError(f"AMI {ami} does not exist in {clients.region} (or is not shared "
-                          "with this account)", field="image")
+        raise ConfigError(
+            f"AMI {ami} does not exist in {clients.region} (or is not shared with this account)",
+            field="image",
+        )
     return str(images[0].get("RootDeviceName") or "/dev/xvda")

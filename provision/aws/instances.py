@@ -70,15 +70,17 @@ def launch(clients: Clients, request: LaunchRequest, tags: Mapping[str, str]) ->
             "HttpPutResponseHopLimit": 1,
             "HttpEndpoint": "enabled",
         },
-        "BlockDeviceMappings": [{
-            "DeviceName": request.root_device,
-            "Ebs": {
-                "VolumeSize": request.root_volume_gb,
-                "VolumeType": "gp3",
-                "Encrypted": True,
-                "DeleteOnTermination": True,
-            },
-        }],
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": request.root_device,
+                "Ebs": {
+                    "VolumeSize": request.root_volume_gb,
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
         "TagSpecifications": [
             *tag_specifications(["instance"], instance_tags),
             *tag_specifications(["volume", "network-interface"], tags),

@@ -6,13 +6,13 @@ Idempotence compares the public key AWS holds with ours, locally.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from provision.aws.calls import Clients, call
 from provision.aws.tags import tag_specifications
+from provision.connection.keys import ensure_key_file
 from provision.errors import CloudError
 
 
@@ -28,34 +28,6 @@ def key_name(cluster: str) -> str:
     return f"provision-{cluster}"
 
 
-def ensure_local_key(private_key: Path) -> str:
-    """Create an ed25519 key at ``private_key`` (0600) if missing; return its public key line."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if private_key.exists():
-        loaded = serialization.load_ssh_private_key(private_key.read_bytes(), password=None)
-        if not isinstance(loaded, Ed25519PrivateKey):
-            raise CloudError(f"{private_key} is not an ed25519 key", code="BadLocalKey")
-        key = loaded
-    else:
-        private_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        # Opened with 0600 from the start: the key is never readable by others, even briefly.
-        fd = os.open(private_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return public.decode("ascii")
-
-
 def same_public_key(a: str, b: str) -> bool:
     """Compare two OpenSSH public key lines by type and key data, ignoring the comment."""
     return a.split()[:2] == b.split()[:2]
@@ -65,7 +37,7 @@ def ensure_key_pair(
     clients: Clients, name: str, private_key: Path, tags: Mapping[str, str]
 ) -> KeyPair:
     """Import our public key as ``name`` unless AWS already holds exactly that key."""
-    public = ensure_local_key(private_key)
+    public = ensure_key_file(private_key)
     found = call(
         clients.ec2,
         "describe_key_pairs",

@@ -31,6 +31,7 @@ from provision.aws.results import (
 )
 from provision.aws.spec import ClusterSpec
 from provision.aws.tags import CLUSTER, CREATED_BY, EXPIRES_AT, RUN_ID
+from provision.connection.keys import scan_host_key
 from provision.errors import CloudError, ConfigError, ConnectError, Interrupted
 
 SshWait = Callable[[str, int], object]
@@ -75,7 +76,7 @@ def up(
     run_id: str | None = None,
     endpoint_for: EndpointFor | None = None,
     wait_ssh: bool | SshWait = True,
-    host_key_scanner: hostkeys.HostKeyScanner | None = hostkeys.scan_host_key,
+    host_key_scanner: hostkeys.HostKeyScanner | None = scan_host_key,
     trust_on_first_use: bool = False,
     cloud_init: CloudInitHook | None = None,
     my_address: network.AddressFinder | None = None,
@@ -131,8 +132,15 @@ def _up(
     tags = _tags(run, now, created_by)
     key = _ensure_key(run, tags)
     group = network.ensure_security_group(
-        clients, cluster=spec.cluster, vpc=vpc, ssh=ssh_cidrs, http_cidr=spec.http_cidr,
-        tags=tags, timeout=run.timeouts.delete, interval=run.timeouts.poll)
+        clients,
+        cluster=spec.cluster,
+        vpc=vpc,
+        ssh=ssh_cidrs,
+        http_cidr=spec.http_cidr,
+        tags=tags,
+        timeout=run.timeouts.delete,
+        interval=run.timeouts.poll,
+    )
     if group.created:
         run.emit("security group created", {"group": group.group_id})
     run.state.security_group_id = group.group_id
@@ -143,9 +151,15 @@ def _up(
     run.state.finished = True
     run.record()
     return ClusterResult(
-        cluster=spec.cluster, region=spec.region, instances=hosts,
-        security_group_id=group.group_id, key_name=key.name, ami_id=ami,
-        created=tuple(run.created), run_id=run.state.run_id)
+        cluster=spec.cluster,
+        region=spec.region,
+        instances=hosts,
+        security_group_id=group.group_id,
+        key_name=key.name,
+        ami_id=ami,
+        created=tuple(run.created),
+        run_id=run.state.run_id,
+    )
 
 
 def _load_or_new(spec: ClusterSpec, state_dir: Path, run_id: str | None) -> statefile.ClusterState:
@@ -154,7 +168,9 @@ def _load_or_new(spec: ClusterSpec, state_dir: Path, run_id: str | None) -> stat
     if saved is not None and saved.region != spec.region:
         raise ConfigError(
             f"cluster {spec.cluster} was stood up in {saved.region}, not {spec.region}; "
-            f"run `provision down` there first", field="region")
+            f"run `provision down` there first",
+            field="region",
+        )
     fresh_id = run_id or f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     if saved is None:
         return statefile.ClusterState(spec.cluster, spec.region, fresh_id)
@@ -168,7 +184,8 @@ def _ssh_wait(wait_ssh: bool | SshWait, timeouts: Timeouts) -> SshWait | None:
         return None
     if wait_ssh is True:
         return lambda address, port: waits.wait_ssh_banner(
-            address, port, timeout=timeouts.ssh, interval=timeouts.poll)
+            address, port, timeout=timeouts.ssh, interval=timeouts.poll
+        )
     return wait_ssh
 
 
@@ -179,8 +196,10 @@ def _check_instance_type(clients: Clients, instance_type: str) -> None:
     except CloudError as exc:
         if exc.code != "InvalidInstanceType":
             raise
-        raise ConfigError(f"instance type {instance_type!r} is not offered in {clients.region}",
-                          field="instance_type") from exc
+        raise ConfigError(
+            f"instance type {instance_type!r} is not offered in {clients.region}",
+            field="instance_type",
+        ) from exc
 
 
 def _choose_ami(run: _Run, existing: list[dict[str, Any]]) -> str:
@@ -220,10 +239,18 @@ def _launch(
 ) -> list[str]:
     spec = run.spec
     request = instances.LaunchRequest(
-        cluster=spec.cluster, run_id=run.state.run_id, ami_id=ami, root_device=root_device,
-        instance_type=spec.instance_type, root_volume_gb=spec.root_volume_gb, count=spec.count,
-        key_name=key.name, security_group_id=run.state.security_group_id,
-        subnet_id=spec.subnet_id, user=spec.login_user)
+        cluster=spec.cluster,
+        run_id=run.state.run_id,
+        ami_id=ami,
+        root_device=root_device,
+        instance_type=spec.instance_type,
+        root_volume_gb=spec.root_volume_gb,
+        count=spec.count,
+        key_name=key.name,
+        security_group_id=run.state.security_group_id,
+        subnet_id=spec.subnet_id,
+        user=spec.login_user,
+    )
     run.emit("launching instances", {"count": spec.count, "type": spec.instance_type, "ami": ami})
     ids = instances.launch(run.clients, request, tags)
     for number, instance_id in enumerate(ids, start=1):
@@ -242,9 +269,7 @@ def _wait_ready(run: _Run, ids: list[str]) -> list[dict[str, Any]]:
     return sorted(described, key=lambda i: (i.get("AmiLaunchIndex", 0), i["InstanceId"]))
 
 
-def _reach_host(
-    run: _Run, reach: _Reach, described: dict[str, Any], key_file: Path
-) -> Instance:
+def _reach_host(run: _Run, reach: _Reach, described: dict[str, Any], key_file: Path) -> Instance:
     """Wait for SSH, pin the host key, write known_hosts, then run the cloud-init hook."""
     instance_id = str(described["InstanceId"])
     record = run.state.instance(instance_id)
@@ -253,12 +278,14 @@ def _reach_host(
         record = statefile.InstanceRecord(instance_id, name)
         run.state.instances.append(record)
     public_ip = described.get("PublicIpAddress")
-    host = Instance(record.name, instance_id, public_ip, public_ip or "", 22,
-                    run.spec.login_user, key_file)
+    host = Instance(
+        record.name, instance_id, public_ip, public_ip or "", 22, run.spec.login_user, key_file
+    )
     address, port = reach.endpoint_for(host) if reach.endpoint_for else (host.address, 22)
     if not address:
-        raise CloudError(f"{instance_id} has no public IP address: is the subnet public?",
-                         code="NoPublicIp")
+        raise CloudError(
+            f"{instance_id} has no public IP address: is the subnet public?", code="NoPublicIp"
+        )
     host = replace(host, address=address, port=port)
     if reach.wait_ssh is not None:
         run.emit("waiting for SSH", {"instance": instance_id, "address": address, "port": port})
@@ -277,13 +304,19 @@ def _pin(run: _Run, reach: _Reach, record: statefile.InstanceRecord, host: Insta
     console = () if record.host_keys else _console_keys(run, host.instance_id, wait)
     name = hostkeys.known_hosts_name(host.address, host.port)
     pinned = hostkeys.decide_host_keys(
-        name, console=console, recorded=record.host_keys, presented=presented,
-        trust_on_first_use=reach.trust_on_first_use)
+        name,
+        console=console,
+        recorded=record.host_keys,
+        presented=presented,
+        trust_on_first_use=reach.trust_on_first_use,
+    )
     if pinned is None:
         if reach.wait_ssh is not None:
             raise ConnectError(
                 "no host key to pin: the console output showed none within "
-                f"{run.timeouts.console:g}s and trust_on_first_use is off", host=name)
+                f"{run.timeouts.console:g}s and trust_on_first_use is off",
+                host=name,
+            )
         run.emit("host key not pinned", {"instance": host.instance_id})
         return None
     record.host_keys, record.host_key_source = list(pinned.keys), pinned.source
@@ -302,8 +335,12 @@ def _console_keys(run: _Run, instance_id: str, timeout: float) -> tuple[str, ...
         return hostkeys.parse_console_host_keys(str(answer.get("Output") or "")) or None
 
     try:
-        return waits.poll(check, what=f"host keys in the console output of {instance_id}",
-                          timeout=timeout, interval=run.timeouts.poll)
+        return waits.poll(
+            check,
+            what=f"host keys in the console output of {instance_id}",
+            timeout=timeout,
+            interval=run.timeouts.poll,
+        )
     except CloudError as exc:
         if exc.code != "Timeout":
             raise

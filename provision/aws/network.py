@@ -37,8 +37,9 @@ def ssh_cidrs(given: tuple[str, ...] | None, finder: AddressFinder | None) -> tu
         address = ipaddress.IPv4Address((finder or checkip_address)().strip())
     except (OSError, ValueError) as exc:
         raise CloudError(
-            f"could not find this machine's public address ({exc}); set ssh_cidrs in the "
-            "inventory", code="NoCallerAddress") from exc
+            f"could not find this machine's public address ({exc}); set ssh_cidrs in the inventory",
+            code="NoCallerAddress",
+        ) from exc
     return (f"{address}/32",)
 
 
@@ -52,7 +53,8 @@ def vpc_id(clients: Clients, subnet_id: str | None) -> str:
     if not vpcs:
         raise CloudError(
             f"region {clients.region} has no default VPC; set `subnet` in the inventory",
-            code="NoDefaultVpc")
+            code="NoDefaultVpc",
+        )
     return str(vpcs[0]["VpcId"])
 
 
@@ -132,5 +134,9 @@ def _sync_rules(
             continue
         params = {"GroupId": group_id, "IpPermissions": _permissions(rules)}
         # A group AWS has just created may not be visible yet: retried as "not yet".
-        poll(partial(call, clients.ec2, method, params), what=f"{method} on {group_id}",
-             timeout=timeout, interval=interval)
+        poll(
+            partial(call, clients.ec2, method, params),
+            what=f"{method} on {group_id}",
+            timeout=timeout,
+            interval=interval,
+        )

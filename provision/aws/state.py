@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.connection.keys import make_private_dir
 from provision.errors import ConfigError
 
 VERSION = 1
@@ -69,14 +70,17 @@ def load_state(state_dir: Path, cluster: str) -> ClusterState | None:
         data.pop("version", None)
         return ClusterState(**data, instances=instances)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"unreadable state file ({exc}); move it away and run `provision "
-                          "down` to clean up by tags", file=str(path)) from exc
+        raise ConfigError(
+            f"unreadable state file ({exc}); move it away and run `provision "
+            "down` to clean up by tags",
+            file=str(path),
+        ) from exc
 
 
 def save_state(state_dir: Path, state: ClusterState) -> None:
     """Write the state with a temp file and ``os.replace``: a crash leaves the old or new file."""
     path = state_path(state_dir, state.cluster)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path.parent)
     text = json.dumps({"version": VERSION, **asdict(state)}, indent=2, sort_keys=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state.", suffix=".json")
     try:

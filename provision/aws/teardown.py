@@ -31,8 +31,12 @@ from provision.aws.tags import (
 
 # kind -> (describe method, answer key, id field, delete method)
 _KINDS = {
-    "security-group": ("describe_security_groups", "SecurityGroups", "GroupId",
-                       "delete_security_group"),
+    "security-group": (
+        "describe_security_groups",
+        "SecurityGroups",
+        "GroupId",
+        "delete_security_group",
+    ),
     # By name: AWS also takes KeyPairId, but moto silently ignores it.
     "key-pair": ("describe_key_pairs", "KeyPairs", "KeyName", "delete_key_pair"),
 }
@@ -85,8 +89,9 @@ def _terminate(clients: Clients, cluster: str, timeouts: Timeouts, emit: OnEvent
     emit("terminating instances", {"instances": ids})
     call(clients.ec2, "terminate_instances", {"InstanceIds": ids})
     emit("waiting for instances terminated", {"instances": ids})
-    waits.wait_state(clients, ids, "terminated", timeout=timeouts.terminated,
-                     interval=timeouts.poll)
+    waits.wait_state(
+        clients, ids, "terminated", timeout=timeouts.terminated, interval=timeouts.poll
+    )
     return ids
 
 
@@ -150,8 +155,9 @@ def cluster_expiry(clients: Clients) -> dict[str, dt.datetime]:
     """Each tagged cluster's earliest expiry, over its instances, groups and key pairs."""
     has_expiry = [{"Name": "tag-key", "Values": [EXPIRES_AT]}]
     instance_filters = [*has_expiry, {"Name": "instance-state-name", "Values": LIVE_STATES}]
-    reservations = pages(clients.ec2, "describe_instances", {"Filters": instance_filters},
-                         "Reservations")
+    reservations = pages(
+        clients.ec2, "describe_instances", {"Filters": instance_filters}, "Reservations"
+    )
     resources = [i for r in reservations for i in r.get("Instances", [])]
     for describe, answer_key, _id, _delete in _KINDS.values():
         resources += call(clients.ec2, describe, {"Filters": has_expiry})[answer_key]

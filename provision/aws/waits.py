@@ -72,9 +72,7 @@ def wait_state(
 
     def check() -> list[dict[str, Any]] | None:
         found = describe(clients, instance_ids)
-        ready = len(found) == len(instance_ids) and all(
-            i["State"]["Name"] == state for i in found
-        )
+        ready = len(found) == len(instance_ids) and all(i["State"]["Name"] == state for i in found)
         return found if ready else None
 
     what = f"instance(s) {', '.join(instance_ids)} to be {state}"

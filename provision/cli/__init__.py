@@ -35,28 +35,60 @@ RESUME_HINT = (
 def run_options(func: F) -> F:
     """The flags every playbook command takes."""
     options = [
-        click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Inventory file (default: the local sandbox)."),
-        click.option("--host", "host", metavar="USER@ADDR[:PORT]",
-                     help="Converge this one SSH host instead of an inventory (no cloud)."),
-        click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Private key for --host."),
+        click.option(
+            "-i",
+            "--inventory",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Inventory file (default: the local sandbox).",
+        ),
+        click.option(
+            "--host",
+            "host",
+            metavar="USER@ADDR[:PORT]",
+            help="Converge this one SSH host instead of an inventory (no cloud).",
+        ),
+        click.option(
+            "--key",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Private key for --host.",
+        ),
         click.option("--check", is_flag=True, help="Change nothing; report what would change."),
         click.option("--diff", is_flag=True, help="Show file differences."),
         click.option("--tags", multiple=True, help="Only tasks with these tags (a,b)."),
         click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
-        click.option("-e", "--extra-vars", "extra", multiple=True, metavar="KEY=VALUE",
-                     help="Extra variables (highest precedence); @file.yml loads a file."),
+        click.option(
+            "-e",
+            "--extra-vars",
+            "extra",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Extra variables (highest precedence); @file.yml loads a file.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON."),
-        click.option("--events", type=click.Path(path_type=Path), metavar="PATH",
-                     help="Write events as JSON lines to PATH ('-' for stderr)."),
-        click.option("--trust-on-first-use", is_flag=True,
-                     help="Accept and record unknown SSH host keys."),
-        click.option("--connect-deadline", type=float, default=120.0, show_default=True,
-                     metavar="SECONDS", help="How long to keep retrying an SSH connection."),
-        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=Path(".provision"), show_default=True,
-                     help="Where keys, known_hosts and cluster state live."),
+        click.option(
+            "--events",
+            type=click.Path(path_type=Path),
+            metavar="PATH",
+            help="Write events as JSON lines to PATH ('-' for stderr).",
+        ),
+        click.option(
+            "--trust-on-first-use", is_flag=True, help="Accept and record unknown SSH host keys."
+        ),
+        click.option(
+            "--connect-deadline",
+            type=float,
+            default=120.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long to keep retrying an SSH connection.",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path(".provision"),
+            show_default=True,
+            help="Where keys, known_hosts and cluster state live.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -122,8 +154,7 @@ def _run(playbook: Path, kw: dict[str, Any]) -> None:
         stop = threading.Event()
         previous = _install_interrupt(stop)
         try:
-            report = run_playbook(playbook, inventory, options, on_event=_fanout(sinks),
-                                  stop=stop)
+            report = run_playbook(playbook, inventory, options, on_event=_fanout(sinks), stop=stop)
         except KeyboardInterrupt:
             _interrupted(kw)
         finally:
@@ -162,9 +193,13 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
             raise click.UsageError("give either --host or -i, not both")
         inventory = host_inventory(kw["host"], kw.get("key"))
     options = Options(
-        check=kw["check"], diff=kw["diff"], tags=tag_set(kw["tags"]),
-        skip_tags=tag_set(kw["skip_tags"]), extra_vars=parse_extra_vars(kw["extra"]),
-        state_dir=kw["state_dir"], trust_on_first_use=kw["trust_on_first_use"],
+        check=kw["check"],
+        diff=kw["diff"],
+        tags=tag_set(kw["tags"]),
+        skip_tags=tag_set(kw["skip_tags"]),
+        extra_vars=parse_extra_vars(kw["extra"]),
+        state_dir=kw["state_dir"],
+        trust_on_first_use=kw["trust_on_first_use"],
         connect_deadline=kw["connect_deadline"],
     )
     return options, inventory
@@ -185,8 +220,7 @@ def _install_interrupt(stop: threading.Event) -> Any:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        click.echo("\nStopping after the current step (Ctrl-C again to stop now)...",
-                   err=True)
+        click.echo("\nStopping after the current step (Ctrl-C again to stop now)...", err=True)
 
     return signal.signal(signal.SIGINT, handler)
 
@@ -220,12 +254,26 @@ def _bad_input() -> Iterator[None]:
 def cluster_options(func: F) -> F:
     """The flags of commands that act on an existing cluster."""
     options = [
-        click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Inventory file (default: the local sandbox)."),
-        click.option("-e", "--extra-vars", "extra", multiple=True, metavar="KEY=VALUE",
-                     help="Extra variables (highest precedence)."),
-        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=Path(".provision"), show_default=True),
+        click.option(
+            "-i",
+            "--inventory",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Inventory file (default: the local sandbox).",
+        ),
+        click.option(
+            "-e",
+            "--extra-vars",
+            "extra",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Extra variables (highest precedence).",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path(".provision"),
+            show_default=True,
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
     for option in reversed(options):
@@ -249,13 +297,22 @@ def routes() -> None:
 @click.argument("prefix")
 @click.argument("service")
 @click.argument("endpoints", nargs=-1, required=True)
+@click.option(
+    "--allow-local",
+    is_flag=True,
+    help="Accept loopback and link-local endpoints (refused by default).",
+)
 @cluster_options
-def routes_add(prefix: str, service: str, endpoints: tuple[str, ...], **kw: Any) -> None:
+def routes_add(
+    prefix: str, service: str, endpoints: tuple[str, ...], allow_local: bool, **kw: Any
+) -> None:
     """Route PREFIX to SERVICE, whose endpoints are ENDPOINTS (host:port ...)."""
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
-        ClusterRoutes(kw["inventory"], _cluster_options(kw)).add(prefix, service, endpoints)
+        ClusterRoutes(kw["inventory"], _cluster_options(kw)).add(
+            prefix, service, endpoints, allow_local=allow_local
+        )
     click.echo(f"{prefix} -> {service} ({', '.join(endpoints)})")
 
 
@@ -280,8 +337,15 @@ def routes_ls(**kw: Any) -> None:
     with _bad_input():
         table = ClusterRoutes(kw["inventory"], _cluster_options(kw)).list()
     if kw["as_json"]:
-        click.echo(json.dumps({p: {"service": r.service, "endpoints": list(r.endpoints)}
-                               for p, r in sorted(table.items())}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    p: {"service": r.service, "endpoints": list(r.endpoints)}
+                    for p, r in sorted(table.items())
+                },
+                indent=2,
+            )
+        )
         return
     for prefix, route in sorted(table.items()):
         click.echo(f"{prefix:<24} {route.service:<16} {' '.join(route.endpoints)}")
@@ -297,6 +361,7 @@ def sweep(**kw: Any) -> None:
         removed = sweep_expired(kw["inventory"], _cluster_options(kw))
     if kw["as_json"]:
         click.echo(json.dumps(removed, indent=2))
+        return
     for cluster, ids in removed.items():
         click.echo(f"{cluster}: removed {', '.join(ids) or 'nothing'}")
     if not removed:

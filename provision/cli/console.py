@@ -79,11 +79,18 @@ class Console:
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
         if self._bar is None:
-            self._bar = Progress("{task.description}", BarColumn(), DownloadColumn(),
-                                 TimeElapsedColumn(), console=self.rich, transient=True)
+            self._bar = Progress(
+                "{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+                console=self.rich,
+                transient=True,
+            )
             self._bar.start()
-            self._bar_task = self._bar.add_task(f"{event.host} {event.data.get('label')}",
-                                                total=total or None)
+            self._bar_task = self._bar.add_task(
+                f"{event.host} {event.data.get('label')}", total=total or None
+            )
         self._bar.update(self._bar_task, completed=done)
 
     def _end_bar(self) -> None:

@@ -9,7 +9,7 @@ The tunnel goes to the Redis container's address on the shared network, as seen 
 (SSH direct-tcpip, or a local TCP proxy for ``LocalConnection``); that works for every
 strategy, since Redis stays on the shared network in all of them.
 
->>> with RouteTable(conn, VerifyConfig()) as table:  # doctest: +SKIP
+>>> with RouteTable(conn, Layout()) as table:  # doctest: +SKIP
 ...     table.add_route("/api/echo", "echo", ["echo-a:80", "echo-b:80"])
 ...     table.list_routes()["/api/echo"].endpoints
 ('echo-a:80', 'echo-b:80')
@@ -18,6 +18,7 @@ strategy, since Redis stays on the shared network in all of them.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,27 +27,28 @@ from typing import Any
 
 import redis
 
+from provision.cluster.layout import Layout
+from provision.cluster.lookup import container_id, container_ip, redis_password
 from provision.connection.base import Remote
-from provision.errors import ConfigError, ProvisionError
-from provision.verify.config import VerifyConfig, container_id, container_ip, redis_password
+from provision.errors import ConfigError, RouteError
 
 __all__ = [
     "Route",
     "RouteTable",
-    "RouteTableError",
-    "add_route",
-    "list_routes",
-    "remove_route",
+    "validate",
+    "validate_endpoint",
+    "validate_prefix",
 ]
 
 ROUTES_KEY = "routes"
-_PREFIX = re.compile(r"^/[^\s]*$")
-_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]+:\d{1,5}$")
-
-
-class RouteTableError(ProvisionError):
-    """Redis could not be reached through the tunnel, refused us, or failed a command."""
+# Matched whole (``fullmatch``): the table is newline-separated for the router, so a trailing
+# newline would make an empty prefix, which matches every path.
+# A prefix: "/" then URI path characters (RFC 3986 pchar), printable ASCII only.
+_PREFIX = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+_SERVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_HOST = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 
 
 @dataclass(frozen=True)
@@ -60,22 +62,70 @@ def endpoints_key(service: str) -> str:
     return f"service:{service}:endpoints"
 
 
-def validate(prefix: str, service: str, endpoints: Sequence[str]) -> None:
-    """Refuse values the router cannot read back (its table is tab- and newline-separated)."""
-    if not _PREFIX.match(prefix):
-        raise ConfigError(f"route prefix must start with / and hold no spaces: {prefix!r}",
-                          field="prefix")
-    if not _SERVICE.match(service):
-        raise ConfigError(f"bad service name {service!r}", field="service")
+def validate_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            "route prefix must start with / and hold only URI path characters "
+            f"(no spaces, no control characters): {prefix!r}",
+            field="prefix",
+        )
+    if "/../" in prefix + "/" or "/./" in prefix + "/" or "//" in prefix:
+        raise ConfigError(
+            f"route prefix must be a normalised path (no '.', '..' or '//' segments): {prefix!r}",
+            field="prefix",
+        )
+    return prefix
+
+
+def validate_endpoint(endpoint: str, *, allow_local: bool = False) -> str:
+    """``host:port``: a DNS name or IPv4 address, a port from 1 to 65535. Loopback and
+    link-local addresses (169.254.169.254 is the instance metadata service) are refused
+    unless ``allow_local``: the router would forward requests there from the public port."""
+    host, sep, port = endpoint.rpartition(":") if isinstance(endpoint, str) else ("", "", "")
+    if not sep or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
+        raise ConfigError(f"endpoint must be host:port, got {endpoint!r}", field="endpoints")
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(
+            f"endpoint port must be from 1 to 65535, got {endpoint!r}", field="endpoints"
+        )
+    if not allow_local and _local(host):
+        raise ConfigError(
+            f"endpoint {endpoint!r} is a loopback or link-local address; the "
+            "router would forward requests to itself or to the instance metadata "
+            "service",
+            field="endpoints",
+        )
+    return endpoint
+
+
+def _local(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_link_local or address.is_unspecified
+
+
+def validate(
+    prefix: str, service: str, endpoints: Sequence[str], *, allow_local: bool = False
+) -> None:
+    """Refuse values the router cannot read back or should not be sent (its table is tab-
+    and newline-separated; see ``playbooks/files/openresty/lua/store.lua``)."""
+    validate_prefix(prefix)
+    if not isinstance(service, str) or not _SERVICE.fullmatch(service):
+        raise ConfigError(
+            f"bad service name {service!r}: letters, digits, '_', '.', '-'", field="service"
+        )
     for endpoint in endpoints:
-        if not _ENDPOINT.match(endpoint):
-            raise ConfigError(f"endpoint must be host:port, got {endpoint!r}", field="endpoints")
+        validate_endpoint(endpoint, allow_local=allow_local)
 
 
 class RouteTable:
     """The route table of one cluster, over one tunnel opened on ``__enter__``."""
 
-    def __init__(self, conn: Remote, config: VerifyConfig) -> None:
+    def __init__(self, conn: Remote, config: Layout) -> None:
         self.conn = conn
         self.config = config
         self._stack = contextlib.ExitStack()
@@ -101,33 +151,45 @@ class RouteTable:
         cid = container_id(self.conn, self.config, "redis", "redis")
         address = container_ip(self.conn, self.config, cid) if cid else ""
         if not address:
-            raise RouteTableError(f"{self.conn.host.name}: no redis container of project "
-                                  f"{self.config.redis_project!r} on {self.config.network!r}")
+            raise RouteError(
+                f"{self.conn.host.name}: no redis container of project "
+                f"{self.config.redis_project!r} on {self.config.network!r}"
+            )
         password = redis_password(self.conn, self.config)
         port = self._stack.enter_context(self.conn.forward_local(address, self.config.redis_port))
-        self._redis = redis.Redis(host="127.0.0.1", port=port, password=password,
-                                  socket_timeout=5, socket_connect_timeout=5,
-                                  decode_responses=True)
+        self._redis = redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            password=password,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            decode_responses=True,
+        )
         self._call("PING", lambda r: r.ping())
 
     def _call(self, what: str, op: Any) -> Any:
         """Run ``op(client)``, translating redis errors (the password is never in them)."""
         if self._redis is None:
-            raise RouteTableError("RouteTable used outside its `with` block")
+            raise RouteError("RouteTable used outside its `with` block")
         try:
             return op(self._redis)
         except redis.AuthenticationError as exc:
-            raise RouteTableError(f"{self.conn.host.name}: Redis refused the password from "
-                                  f"{self.config.secrets_dir}/redis.env ({what})") from exc
+            raise RouteError(
+                f"{self.conn.host.name}: Redis refused the password from "
+                f"{self.config.secrets_dir}/redis.env ({what})"
+            ) from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise RouteTableError(f"{self.conn.host.name}: Redis unreachable through the "
-                                  f"tunnel during {what}: {exc}") from exc
+            raise RouteError(
+                f"{self.conn.host.name}: Redis unreachable through the tunnel during {what}: {exc}"
+            ) from exc
         except redis.RedisError as exc:
-            raise RouteTableError(f"{self.conn.host.name}: Redis {what} failed: {exc}") from exc
+            raise RouteError(f"{self.conn.host.name}: Redis {what} failed: {exc}") from exc
 
-    def add_route(self, prefix: str, service: str, endpoints: Sequence[str]) -> None:
+    def add_route(
+        self, prefix: str, service: str, endpoints: Sequence[str], *, allow_local: bool = False
+    ) -> None:
         """Point ``prefix`` at ``service`` and set its endpoints (replacing the old list)."""
-        validate(prefix, service, endpoints)
+        validate(prefix, service, endpoints, allow_local=allow_local)
 
         def write(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=True)  # the router never sees a half-written service
@@ -158,27 +220,11 @@ class RouteTable:
             # decode_responses=True: every key and value is a str
             table = {str(k): str(v) for k, v in r.hgetall(ROUTES_KEY).items()}
             return {
-                prefix: Route(prefix, service,
-                              tuple(str(e) for e in r.lrange(endpoints_key(service), 0, -1)))
+                prefix: Route(
+                    prefix, service, tuple(str(e) for e in r.lrange(endpoints_key(service), 0, -1))
+                )
                 for prefix, service in sorted(table.items())
             }
 
         result: dict[str, Route] = self._call("list routes", read)
         return result
-
-
-def add_route(
-    conn: Remote, prefix: str, service: str, endpoints: Sequence[str], *, config: VerifyConfig
-) -> None:
-    with RouteTable(conn, config) as table:
-        table.add_route(prefix, service, endpoints)
-
-
-def remove_route(conn: Remote, prefix: str, *, config: VerifyConfig) -> bool:
-    with RouteTable(conn, config) as table:
-        return table.remove_route(prefix)
-
-
-def list_routes(conn: Remote, *, config: VerifyConfig) -> dict[str, Route]:
-    with RouteTable(conn, config) as table:
-        return table.list_routes()

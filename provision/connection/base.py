@@ -38,17 +38,37 @@ class Remote(Protocol):
 
     host: HostSpec
 
-    def run(self, argv: Sequence[str], *, sudo: bool = ..., warn: bool = ...,
-            stdin: bytes | None = ..., timeout: float | None = ...) -> Result: ...
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = ...,
+        warn: bool = ...,
+        stdin: bytes | None = ...,
+        timeout: float | None = ...,
+    ) -> Result: ...
 
-    def sh(self, script: str, *args: str, sudo: bool = ..., warn: bool = ...,
-           timeout: float | None = ...) -> Result: ...
+    def sh(
+        self,
+        script: str,
+        *args: str,
+        sudo: bool = ...,
+        warn: bool = ...,
+        timeout: float | None = ...,
+    ) -> Result: ...
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = ..., sudo: bool = ...) -> None: ...
 
-    def pipe_in(self, argv: Sequence[str], chunks: Iterable[bytes], *, sudo: bool = ...,
-                warn: bool = ..., timeout: float | None = ...,
-                on_bytes: Callable[[int], None] | None = ...) -> Result: ...
+    def pipe_in(
+        self,
+        argv: Sequence[str],
+        chunks: Iterable[bytes],
+        *,
+        sudo: bool = ...,
+        warn: bool = ...,
+        timeout: float | None = ...,
+        on_bytes: Callable[[int], None] | None = ...,
+    ) -> Result: ...
 
     def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = ...) -> list[Result]: ...
 
@@ -75,8 +95,13 @@ class BaseConnection:
         self.host = host
 
     # -- the primitives a transport supplies ----------------------------------------------
-    def _execute(self, argv: list[str], chunks: Iterable[bytes], timeout: float | None,
-                 on_bytes: Callable[[int], None] | None) -> Result:
+    def _execute(
+        self,
+        argv: list[str],
+        chunks: Iterable[bytes],
+        timeout: float | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> Result:
         """Run ``argv`` (already with sudo, if asked) feeding ``chunks`` to its stdin."""
         raise NotImplementedError
 
@@ -101,8 +126,9 @@ class BaseConnection:
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # -- the verbs -------------------------------------------------------------------------
@@ -110,18 +136,32 @@ class BaseConnection:
         """``argv`` as it will run: with ``sudo -n --`` in front when asked and not root."""
         for value in argv:
             if "\x00" in value:
-                raise ConfigError(f"a command argument holds a NUL byte: {value!r}",
-                                  field=self.host.name)
+                raise ConfigError(
+                    f"a command argument holds a NUL byte: {value!r}", field=self.host.name
+                )
         return ["sudo", "-n", "--", *argv] if sudo and not self._is_root() else list(argv)
 
-    def run(self, argv: Sequence[str], *, sudo: bool = False, warn: bool = False,
-            stdin: bytes | None = None, timeout: float | None = None) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = False,
+        warn: bool = False,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """Run ``argv`` (each element quoted at the transport); raise ``CommandError`` on a
         non-zero exit unless ``warn``."""
         return self.pipe_in(argv, [stdin] if stdin else [], sudo=sudo, warn=warn, timeout=timeout)
 
-    def sh(self, script: str, *args: str, sudo: bool = False, warn: bool = False,
-           timeout: float | None = None) -> Result:
+    def sh(
+        self,
+        script: str,
+        *args: str,
+        sudo: bool = False,
+        warn: bool = False,
+        timeout: float | None = None,
+    ) -> Result:
         """Run a constant shell ``script``; values reach it as ``$1``, ``$2``..., never spliced."""
         return self.run(["sh", "-c", script, "sh", *args], sudo=sudo, warn=warn, timeout=timeout)
 
@@ -134,9 +174,16 @@ class BaseConnection:
         """Write ``data`` to ``path`` on the host (creating its folder), atomically."""
         self.run(put_argv(path, mode), sudo=sudo, stdin=data)
 
-    def pipe_in(self, argv: Sequence[str], chunks: Iterable[bytes], *, sudo: bool = False,
-                warn: bool = False, timeout: float | None = None,
-                on_bytes: Callable[[int], None] | None = None) -> Result:
+    def pipe_in(
+        self,
+        argv: Sequence[str],
+        chunks: Iterable[bytes],
+        *,
+        sudo: bool = False,
+        warn: bool = False,
+        timeout: float | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Result:
         """Run ``argv`` with ``chunks`` streamed to its standard input."""
         result = self._execute(self.argv_for(argv, sudo), chunks, timeout, on_bytes)
         if result.failed and not warn:

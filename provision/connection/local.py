@@ -23,6 +23,7 @@ from provision.models import HostSpec, Result
 
 __all__ = ["LocalConnection"]
 
+
 class LocalConnection(BaseConnection):
     """Run commands on this machine; ``sudo`` adds ``sudo -n --`` unless already root."""
 
@@ -32,8 +33,13 @@ class LocalConnection(BaseConnection):
     def _is_root(self) -> bool:
         return os.geteuid() == 0
 
-    def _execute(self, argv: list[str], chunks: Iterable[bytes], timeout: float | None,
-                 on_bytes: Callable[[int], None] | None) -> Result:
+    def _execute(
+        self,
+        argv: list[str],
+        chunks: Iterable[bytes],
+        timeout: float | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> Result:
         command = shlex.join(argv)
         # Output goes to files, so the process never blocks on a full pipe while we feed it.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

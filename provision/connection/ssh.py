@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from provision.connection.base import BaseConnection, Duplex
+from provision.connection.keys import make_private_dir
 from provision.errors import ConnectError
 from provision.models import HostSpec, Result
 
@@ -63,7 +64,7 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
                 f"{self.known_hosts}; pin it or pass --trust-on-first-use"
             )
         client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.known_hosts.parent)
         with self.known_hosts.open("a") as fh:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
@@ -195,8 +196,13 @@ class Connection(BaseConnection):
             self._client = None
 
     # -- the primitives ----------------------------------------------------------------------
-    def _execute(self, argv: list[str], chunks: Iterable[bytes], timeout: float | None,
-                 on_bytes: Callable[[int], None] | None) -> Result:
+    def _execute(
+        self,
+        argv: list[str],
+        chunks: Iterable[bytes],
+        timeout: float | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> Result:
         command = shlex.join(argv)
         transport = self._transport()
         try:

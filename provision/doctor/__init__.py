@@ -48,7 +48,7 @@ _HINTS = {
     SPLIT_NETWORKS: "put both services on one external network (e.g. shared-network) so Docker's "
     "DNS resolves one from the other",
     HOST_DOCKER_INTERNAL: "on Linux that name exists only with "
-    "`extra_hosts: [\"host.docker.internal:host-gateway\"]` on the service",
+    '`extra_hosts: ["host.docker.internal:host-gateway"]` on the service',
 }
 
 
@@ -133,7 +133,7 @@ def _connect_hosts(src: dc.Source) -> Iterator[tuple[int, str, int]]:
 def _assignment(src: dc.Source, name: str, before: int) -> tuple[str, int] | None:
     """The last string literal assigned to ``name`` above line ``before`` (a default value)."""
     pattern = re.compile(rf"\b{re.escape(name)}\s*=[^=](.*)")
-    for number, text in reversed(list(src.numbered())[: before]):
+    for number, text in reversed(list(src.numbered())[:before]):
         match = pattern.search(text)
         if match:
             literals = _STRING.findall(_GETENV.sub("", match.group(1)))
@@ -148,14 +148,21 @@ def _lua_findings(
     for src in [*lua, *nginx]:
         for line, host, host_line in _connect_hosts(src):
             if _is_loopback(host):
-                yield _finding(src.path, host_line, LOOPBACK_REDIS,
-                               f"Lua connects to {host} from inside a container")
+                yield _finding(
+                    src.path,
+                    host_line,
+                    LOOPBACK_REDIS,
+                    f"Lua connects to {host} from inside a container",
+                )
             elif not _is_ip(host) and not host.startswith("unix:"):
                 missing = _without_resolver(src, loaders, nginx)
                 if missing:
-                    yield _finding(src.path, line, LUA_NO_RESOLVER,
-                                   f"Lua connects to {host!r} by name but {missing} has no "
-                                   "resolver directive")
+                    yield _finding(
+                        src.path,
+                        line,
+                        LUA_NO_RESOLVER,
+                        f"Lua connects to {host!r} by name but {missing} has no resolver directive",
+                    )
 
 
 def _loaders(nginx: list[dc.Source], lua: list[dc.Source]) -> dict[Path, list[dc.Source]]:
@@ -195,10 +202,16 @@ _INCLUDE = re.compile(r"^\s*include\s+([^;]+);")
 def _has_resolver(conf: dc.Source, nginx: list[dc.Source]) -> bool:
     if any(_RESOLVER.match(text) for _, text in conf.numbered()):
         return True
-    patterns = [m.group(1).strip().rsplit("/", 1)[-1] for _, t in conf.numbered()
-                if (m := _INCLUDE.match(t))]
-    return any(other is not conf and other.path.match(p) and _has_resolver(other, [])
-               for other in nginx for p in patterns)
+    patterns = [
+        m.group(1).strip().rsplit("/", 1)[-1]
+        for _, t in conf.numbered()
+        if (m := _INCLUDE.match(t))
+    ]
+    return any(
+        other is not conf and other.path.match(p) and _has_resolver(other, [])
+        for other in nginx
+        for p in patterns
+    )
 
 
 # -- nginx directives ----------------------------------------------------------------------
@@ -227,23 +240,38 @@ def _nginx_line(
     path: Path, number: int, text: str, upstream: str, upstreams: set[str]
 ) -> Iterator[Finding]:
     loop = _LOOPBACK_ADDR.search(text)
-    if loop and not _NOT_REDIS.match(text) and not _CONNECT.search(text) and (
-        ":6379" in text or "redis" in text.lower()
+    if (
+        loop
+        and not _NOT_REDIS.match(text)
+        and not _CONNECT.search(text)
+        and (":6379" in text or "redis" in text.lower())
     ):
-        yield _finding(path, number, LOOPBACK_REDIS,
-                       f"Redis address {loop.group(1)} in an nginx config that runs in a container")
+        yield _finding(
+            path,
+            number,
+            LOOPBACK_REDIS,
+            f"Redis address {loop.group(1)} in an nginx config that runs in a container",
+        )
     proxy = _PROXY_PASS.search(text)
     if proxy and "$" not in proxy.group(1) and proxy.group(1) not in upstreams:
         host = proxy.group(1)
         if not _is_ip(host) and host != "localhost":
-            yield _finding(path, number, STATIC_PROXY_PASS,
-                           f"proxy_pass to the fixed host name {host!r}")
+            yield _finding(
+                path, number, STATIC_PROXY_PASS, f"proxy_pass to the fixed host name {host!r}"
+            )
     server = _SERVER.match(text) if upstream else None
-    if server and not _is_ip(server.group(1)) and server.group(1) != "localhost" and (
-        " resolve" not in text
+    if (
+        server
+        and not _is_ip(server.group(1))
+        and server.group(1) != "localhost"
+        and (" resolve" not in text)
     ):
-        yield _finding(path, number, STATIC_PROXY_PASS, f"upstream {upstream!r} names the host "
-                       f"{server.group(1)!r} without `resolve`")
+        yield _finding(
+            path,
+            number,
+            STATIC_PROXY_PASS,
+            f"upstream {upstream!r} names the host {server.group(1)!r} without `resolve`",
+        )
 
 
 # -- compose projects and .env files -------------------------------------------------------
@@ -255,11 +283,19 @@ def _compose_findings(projects: list[dc.Project], envs: list[dc.Source]) -> Iter
         for env in service.env:
             host = dc.host_of(env.value)
             if _is_loopback(host) and _redisish(env.key, env.value):
-                yield _finding(env.file, env.line, LOOPBACK_REDIS,
-                               f"{env.key}={env.value} points a container at itself")
+                yield _finding(
+                    env.file,
+                    env.line,
+                    LOOPBACK_REDIS,
+                    f"{env.key}={env.value} points a container at itself",
+                )
             elif host == "host.docker.internal" and not service.has_host_gateway:
-                yield _finding(env.file, env.line, HOST_DOCKER_INTERNAL,
-                               f"service {service.name!r} uses host.docker.internal")
+                yield _finding(
+                    env.file,
+                    env.line,
+                    HOST_DOCKER_INTERNAL,
+                    f"service {service.name!r} uses host.docker.internal",
+                )
             else:
                 yield from _split(service, host, env.file, env.line, services)
         for target, file, line in service.depends:
@@ -268,8 +304,12 @@ def _compose_findings(projects: list[dc.Project], envs: list[dc.Source]) -> Iter
         for number, text in src.numbered():
             key, _, value = text.strip().partition("=")
             if _is_loopback(dc.host_of(value.strip())) and _redisish(key, value):
-                yield _finding(src.path, number, LOOPBACK_REDIS,
-                               f"{key}={value.strip()} points a container at itself")
+                yield _finding(
+                    src.path,
+                    number,
+                    LOOPBACK_REDIS,
+                    f"{key}={value.strip()} points a container at itself",
+                )
 
 
 def _redisish(key: str, value: str) -> bool:
@@ -284,9 +324,13 @@ def _split(
         return
     if not any(service.networks & peer.networks for peer in peers):
         where = ", ".join(f"{p.project}: {sorted(p.networks)}" for p in peers)
-        yield _finding(file, line, SPLIT_NETWORKS,
-                       f"{service.project}/{service.name} needs {target!r} but shares no network "
-                       f"with it ({service.project}: {sorted(service.networks)}; {where})")
+        yield _finding(
+            file,
+            line,
+            SPLIT_NETWORKS,
+            f"{service.project}/{service.name} needs {target!r} but shares no network "
+            f"with it ({service.project}: {sorted(service.networks)}; {where})",
+        )
 
 
 def _hdi_text_findings(sources: list[dc.Source], projects: list[dc.Project]) -> Iterator[Finding]:
@@ -295,11 +339,15 @@ def _hdi_text_findings(sources: list[dc.Source], projects: list[dc.Project]) -> 
     services = [s for p in projects for s in p.services.values()]
     for src in sources:
         users = [s for s in services if s.reads(src.path)]
-        ok = all(s.has_host_gateway for s in users) if users else any(
-            s.has_host_gateway for s in services)
+        ok = (
+            all(s.has_host_gateway for s in users)
+            if users
+            else any(s.has_host_gateway for s in services)
+        )
         if ok:
             continue
         for number, text in src.numbered():
             if "host.docker.internal" in text:
-                yield _finding(src.path, number, HOST_DOCKER_INTERNAL,
-                               "host.docker.internal is used here")
+                yield _finding(
+                    src.path, number, HOST_DOCKER_INTERNAL, "host.docker.internal is used here"
+                )

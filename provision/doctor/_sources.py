@@ -45,7 +45,7 @@ def _strip_comments(lines: list[str], marker: str) -> Iterator[str]:
         if in_block:
             end = line.find("]]")
             in_block = end < 0
-            yield "" if in_block else " " * (end + 2) + line[end + 2:]
+            yield "" if in_block else " " * (end + 2) + line[end + 2 :]
             continue
         cut = _comment_start(line, marker)
         if cut is None:
@@ -137,8 +137,9 @@ def load_projects(files: list[Path]) -> list[Project]:
             node = yaml.compose(path.read_text(errors="replace"), Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(f"not valid YAML: {exc}", file=str(path),
-                              line=mark.line + 1 if mark else None) from exc
+            raise ConfigError(
+                f"not valid YAML: {exc}", file=str(path), line=mark.line + 1 if mark else None
+            ) from exc
         if isinstance(node, yaml.MappingNode) and "services" in _map(node):
             trees.append((path, node))
     projects: dict[Path, Project] = {}

@@ -27,7 +27,7 @@ Variable precedence -- exactly three levels, later wins:
 
 Registered results and facts are not variables of a level: they are names of their own.
 
->>> inv = load_inventory("inventory/local.yml")            # doctest: +SKIP
+>>> inv = load_inventory("inventory/sandbox.yml")            # doctest: +SKIP
 >>> [h.name for h in inv.select("cluster:!sandbox2")]      # doctest: +SKIP
 ['sandbox1']
 >>> parse_extra_vars(["port=6380", "debug=true", "name=web"])
@@ -166,12 +166,17 @@ class Inventory:
                     groups[name].append(new.name)
             if group != "ungrouped" and new.name in groups.get("ungrouped", []):
                 groups["ungrouped"].remove(new.name)
-        return replace(self, hosts=hosts, groups={g: tuple(m) for g, m in groups.items()},
-                       parents=parents)
+        return replace(
+            self, hosts=hosts, groups={g: tuple(m) for g, m in groups.items()}, parents=parents
+        )
 
 
-def resolve_vars(inventory: Inventory, host_name: str, play_vars: Mapping[str, Any],
-                 extra_vars: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_vars(
+    inventory: Inventory,
+    host_name: str,
+    play_vars: Mapping[str, Any],
+    extra_vars: Mapping[str, Any],
+) -> dict[str, Any]:
     """The variables of one host in one play: inventory, then play vars, then extra vars."""
     return {**inventory.host(host_name).vars, **play_vars, **extra_vars}
 
@@ -186,8 +191,10 @@ def to_host_spec(host: InventoryHost, variables: Mapping[str, Any] | None = None
     values = dict(host.vars if variables is None else variables)
     port = values.get("ansible_port")
     if port is not None and _port(port) is None:
-        raise ConfigError(f"port must be an integer from 1 to 65535, got {port!r}",
-                          field=f"{host.name}.ansible_port")
+        raise ConfigError(
+            f"port must be an integer from 1 to 65535, got {port!r}",
+            field=f"{host.name}.ansible_port",
+        )
     key_file = values.get("ansible_ssh_private_key_file")
     return HostSpec(
         name=host.name, address=str(values.get("ansible_host") or host.name),
@@ -213,8 +220,9 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
         else:
             key, sep, text = item.partition("=")
             if not sep or not key.isidentifier():
-                raise ConfigError(f"expected key=value, @file.yml or a mapping, got {item!r}",
-                                  field="-e")
+                raise ConfigError(
+                    f"expected key=value, @file.yml or a mapping, got {item!r}", field="-e"
+                )
             result[key] = _scalar(text)
     return result
 
@@ -252,8 +260,9 @@ class _Builder:
 
     def fail(self, container: Any, key: Any, field: str, message: str) -> ConfigError:
         loc = value_loc(container, key) if key is not None else loc_of(container)
-        return loc.error(message, field) if loc else ConfigError(message, file=self.file,
-                                                                 field=field)
+        return (
+            loc.error(message, field) if loc else ConfigError(message, file=self.file, field=field)
+        )
 
     def mapping(self, container: Any, key: str, field: str, what: str) -> Mapping[Any, Any]:
         value = container.get(key)
@@ -294,14 +303,16 @@ class _Builder:
             self.edges.setdefault((name, child), (where, f"{field}.children.{child}"))
             self.group(child, child_raw, name, f"{field}.children.{child}")
 
-    def variables(self, container: Any, key: Any, field: str, *, host_entry: bool = False
-                  ) -> dict[str, Any]:
+    def variables(
+        self, container: Any, key: Any, field: str, *, host_entry: bool = False
+    ) -> dict[str, Any]:
         raw = self.mapping(container, key, field, "vars")
         for name, value in raw.items():
             if not isinstance(name, str) or not name.isidentifier():
                 raise self.fail(raw, None, field, f"invalid variable name {name!r}")
-            problem = _connection_problem(CONNECTION_VARS.get(name, name) if host_entry
-                                          else name, value)
+            problem = _connection_problem(
+                CONNECTION_VARS.get(name, name) if host_entry else name, value
+            )
             if problem:
                 raise self.fail(raw, name, f"{field}.{name}", problem)
         return _long_names(raw) if host_entry else dict(raw)
@@ -333,13 +344,15 @@ class _Builder:
         hosts: dict[str, InventoryHost] = {}
         for host, own in self.own.items():
             listed = [g for g, members in self.direct.items() if host in members]
-            chain = _order(set().union(*(_ancestors(g, self.parents) for g in listed)),
-                           self.parents)
+            chain = _order(
+                set().union(*(_ancestors(g, self.parents) for g in listed)), self.parents
+            )
             merged = _merge([self.gvars.get(g, {}) for g in chain] + [own])
             hosts[host] = InventoryHost(host, merged, chain, own)
         groups = {g: tuple(h for h in hosts if g in hosts[h].groups) for g in self.parents}
-        return Inventory(path, hosts, groups, self.gvars, sources,
-                         {g: tuple(p) for g, p in self.parents.items()})
+        return Inventory(
+            path, hosts, groups, self.gvars, sources, {g: tuple(p) for g, p in self.parents.items()}
+        )
 
 
 # ---------------------------------------------------------------- helpers
@@ -358,9 +371,13 @@ def _scalar(text: str) -> Any:
 def _vars_mapping(data: Any, file: str | None, field: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         loc = loc_of(data)
-        raise ConfigError("extra vars must be a mapping", file=file,
-                          line=loc.line if loc else None, column=loc.column if loc else None,
-                          field=field)
+        raise ConfigError(
+            "extra vars must be a mapping",
+            file=file,
+            line=loc.line if loc else None,
+            column=loc.column if loc else None,
+            field=field,
+        )
     for key in data:
         if not isinstance(key, str) or not key.isidentifier():
             raise ConfigError(f"invalid variable name {key!r}", file=file, field=field)
@@ -402,13 +419,16 @@ def _check_name(name: Any, what: str, loc: Location | None, file: str, field: st
     raise loc.error(message, field)
 
 
-def _check_cycle(group: str, parents: Mapping[str, Sequence[str]], path: list[str],
-                 edges: Mapping[tuple[str, str], tuple[Location, str]]) -> None:
+def _check_cycle(
+    group: str,
+    parents: Mapping[str, Sequence[str]],
+    path: list[str],
+    edges: Mapping[tuple[str, str], tuple[Location, str]],
+) -> None:
     if group in path:
-        cycle = [*path[path.index(group):], group]
+        cycle = [*path[path.index(group) :], group]
         loc, field = edges[(group, path[-1])]
-        raise loc.error(f"groups are each other's children: {' -> '.join(reversed(cycle))}",
-                        field)
+        raise loc.error(f"groups are each other's children: {' -> '.join(reversed(cycle))}", field)
     for parent in parents.get(group, ()):
         _check_cycle(parent, parents, [*path, group], edges)
 

@@ -13,10 +13,13 @@ module, whose value is the mapping of its arguments, next to task keywords::
           notify: restart openresty
       handlers:
         - name: restart openresty
-          compose_restart: {project: openresty}
+          compose:
+            project_src: /opt/provision/openresty
+            project_name: openresty
+            state: restarted
 
->>> load_playbook("up.yml").plays[0].tasks[0].module      # doctest: +SKIP
-'docker_network'
+>>> load_playbook("playbooks/up.yml").plays[0].tasks[0].module      # doctest: +SKIP
+'ec2_cluster'
 
 Everything wrong is a ``ConfigError`` with ``file:line:column`` and a field path such as
 ``plays[0].tasks[2].docker_network.driver`` (indexes count from 0).
@@ -96,15 +99,17 @@ def load_playbook(path: str | Path, *, modules: Mapping[str, ModuleSpec] | None 
     if not data:
         raise ConfigError("a playbook must be a non-empty list of plays", file=str(path))
     if not isinstance(data, list):
-        raise _error(data, None, "plays", f"a playbook must be a list of plays, got {_kind(data)}",
-                     str(path))
+        raise _error(
+            data, None, "plays", f"a playbook must be a list of plays, got {_kind(data)}", str(path)
+        )
     loader = _Loader(Path(path), modules)
     plays = tuple(loader.play(data, i, f"plays[{i}]") for i in range(len(data)))
     return Playbook(Path(path), plays)
 
 
-def check_task_args(spec: ModuleSpec, args: Mapping[str, Any], field: str,
-                    fallback: Location | None) -> None:
+def check_task_args(
+    spec: ModuleSpec, args: Mapping[str, Any], field: str, fallback: Location | None
+) -> None:
     """Check names and types of a task's arguments; the error points at the argument.
 
     ``field`` is the task's path plus the module (``plays[0].tasks[1].docker_network``).
@@ -119,15 +124,20 @@ def check_task_args(spec: ModuleSpec, args: Mapping[str, Any], field: str,
             loc = key_loc(args, name)
         elif name in args:
             loc = value_loc(args, name)
-            index = re.match(r"\[(\d+)\]", rest[len(name):])
+            index = re.match(r"\[(\d+)\]", rest[len(name) :])
             if index:
                 loc = value_loc(args[name], int(index.group(1)))
         else:
             loc = fallback
         where = f"{field}.{rest}" if rest else field
         file = loc.file if loc else None
-        raise ConfigError(exc.message, file=file, line=loc.line if loc else None,
-                          column=loc.column if loc else None, field=where) from exc
+        raise ConfigError(
+            exc.message,
+            file=file,
+            line=loc.line if loc else None,
+            column=loc.column if loc else None,
+            field=where,
+        ) from exc
 
 
 def _plain(value: Any) -> Any:
@@ -149,11 +159,15 @@ def _kind(value: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "string"}.get(type(value), "value")
 
 
-def _error(container: Any, key: Any, field: str, message: str, file: str,
-           *, at_key: bool = False) -> ConfigError:
+def _error(
+    container: Any, key: Any, field: str, message: str, file: str, *, at_key: bool = False
+) -> ConfigError:
     """An error at ``container[key]`` (its key with ``at_key``), or at the container itself."""
-    loc = loc_of(container) if key is None else (
-        key_loc(container, key) if at_key else value_loc(container, key))
+    loc = (
+        loc_of(container)
+        if key is None
+        else (key_loc(container, key) if at_key else value_loc(container, key))
+    )
     if loc is None:
         return ConfigError(message, file=file, field=field)
     return loc.error(message, field)
@@ -170,8 +184,9 @@ class _Loader:
     def where(self, raw: YMap) -> Location:
         return raw.loc or Location(self.file, 1, 1)  # only hand-built data lacks a location
 
-    def fail(self, container: Any, key: Any, field: str, message: str,
-             *, at_key: bool = False) -> ConfigError:
+    def fail(
+        self, container: Any, key: Any, field: str, message: str, *, at_key: bool = False
+    ) -> ConfigError:
         return _error(container, key, field, message, self.file, at_key=at_key)
 
     def mapping(self, raw: Any, container: Any, key: Any, field: str, what: str) -> YMap:
@@ -186,8 +201,13 @@ class _Loader:
     def check_keys(self, raw: YMap, allowed: Sequence[str], field: str, what: str) -> None:
         for key in raw:
             if key not in allowed:
-                raise self.fail(raw, key, f"{field}.{key}",
-                                f"unknown {what} {key!r}{suggest(str(key), allowed)}", at_key=True)
+                raise self.fail(
+                    raw,
+                    key,
+                    f"{field}.{key}",
+                    f"unknown {what} {key!r}{suggest(str(key), allowed)}",
+                    at_key=True,
+                )
 
     def typed(self, raw: YMap, key: str, field: str, types: tuple[type, ...], what: str) -> Any:
         value = raw.get(key)
@@ -240,8 +260,13 @@ class _Loader:
         for source, where in sources:
             for key, value in source.items():
                 if not isinstance(key, str) or not _identifier(key):
-                    raise self.fail(source, key, f"{field}.{where}",
-                                    f"invalid variable name {key!r}", at_key=True)
+                    raise self.fail(
+                        source,
+                        key,
+                        f"{field}.{where}",
+                        f"invalid variable name {key!r}",
+                        at_key=True,
+                    )
                 merged[key] = value
                 merged.key_locs[key] = source.key_locs[key]
                 merged.value_locs[key] = source.value_locs[key]
@@ -250,33 +275,44 @@ class _Loader:
     def tasks(self, raw: YMap, key: str, field: str) -> tuple[TaskDef, ...]:
         items = self.typed(raw, key, field, (list,), "a list of tasks") or []
         handler = key == "handlers"
-        return tuple(self.task(item, items, i, f"{field}.{key}[{i}]", handler=handler)
-                     for i, item in enumerate(items))
+        return tuple(
+            self.task(item, items, i, f"{field}.{key}[{i}]", handler=handler)
+            for i, item in enumerate(items)
+        )
 
     def task(self, raw: Any, items: Any, index: int, field: str, *, handler: bool) -> TaskDef:
         raw = self.mapping(raw, items, index, field, "a task")
         keywords = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
         module = self.pick_module(raw, keywords, field)
         spec = self.modules[module]
-        args = self.mapping(raw[module], raw, module, f"{field}.{module}",
-                            f"the arguments of {module!r}")
+        args = self.mapping(
+            raw[module], raw, module, f"{field}.{module}", f"the arguments of {module!r}"
+        )
         check_task_args(spec, args, f"{field}.{module}", key_loc(raw, module))
         values, locs = self.keywords(raw, field)
         module_loc = key_loc(raw, module)
         if module_loc:
             locs["module"] = module_loc
-        return TaskDef(name=values.pop("name") or module, module=module, args=args,
-                       loc=self.where(raw), field_locs=locs, **values)
+        return TaskDef(
+            name=values.pop("name") or module,
+            module=module,
+            args=args,
+            loc=self.where(raw),
+            field_locs=locs,
+            **values,
+        )
 
     def keywords(self, raw: YMap, field: str) -> tuple[dict[str, Any], dict[str, Location]]:
         locs = {k: loc for k in raw if k in HANDLER_KEYWORDS and (loc := value_loc(raw, k))}
         values: dict[str, Any] = {"name": self.typed(raw, "name", field, (str,), "a string")}
-        values.update(when=self.condition(raw, "when", field),
-                      until=self.condition(raw, "until", field))
+        values.update(
+            when=self.condition(raw, "when", field), until=self.condition(raw, "until", field)
+        )
         register = self.typed(raw, "register", field, (str,), "a string (a variable name)")
         if register is not None and not _identifier(register):
-            raise self.fail(raw, "register", f"{field}.register",
-                            f"{register!r} is not a valid variable name")
+            raise self.fail(
+                raw, "register", f"{field}.register", f"{register!r} is not a valid variable name"
+            )
         values["register"] = register
         for key in ("notify", "tags", "listen"):
             values[key] = self.strings(raw, key, field, locs)
@@ -301,15 +337,20 @@ class _Loader:
             return " and ".join(f"({str(v).lower() if isinstance(v, bool) else v})" for v in value)
         return self.typed(raw, key, field, (str,), "an expression (a string)")  # type: ignore[no-any-return]
 
-    def strings(self, raw: YMap, key: str, field: str, locs: dict[str, Location]
-                ) -> tuple[str, ...]:
+    def strings(
+        self, raw: YMap, key: str, field: str, locs: dict[str, Location]
+    ) -> tuple[str, ...]:
         value = raw.get(key)
         items = [value] if isinstance(value, str) else value
         if value is None:
             return ()
         if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            raise self.fail(raw, key, f"{field}.{key}",
-                            f"must be a string or a list of strings, got {_kind(value)}")
+            raise self.fail(
+                raw,
+                key,
+                f"{field}.{key}",
+                f"must be a string or a list of strings, got {_kind(value)}",
+            )
         for i in range(len(items)):
             loc = value_loc(value, i) if isinstance(value, list) else value_loc(raw, key)
             if loc:
@@ -320,8 +361,13 @@ class _Loader:
         candidates = [key for key in raw if key not in keywords]
         known = [key for key in candidates if key in self.modules]
         if len(known) > 1:
-            raise self.fail(raw, known[1], field, f"a task names exactly one module, found "
-                            f"{known[0]!r} and {known[1]!r}", at_key=True)
+            raise self.fail(
+                raw,
+                known[1],
+                field,
+                f"a task names exactly one module, found {known[0]!r} and {known[1]!r}",
+                at_key=True,
+            )
         for key in candidates:
             if key in known:
                 continue
@@ -334,8 +380,9 @@ class _Loader:
             raise self.fail(raw, None, field, "a task must name a module")
         return str(known[0])
 
-    def check_notify(self, tasks: Sequence[TaskDef], handlers: Sequence[TaskDef],
-                     field: str) -> None:
+    def check_notify(
+        self, tasks: Sequence[TaskDef], handlers: Sequence[TaskDef], field: str
+    ) -> None:
         topics = {h.name for h in handlers} | {t for h in handlers for t in h.listen}
         for key, group in (("tasks", tasks), ("handlers", handlers)):
             for index, task in enumerate(group):

@@ -58,8 +58,9 @@ def _result_flag(key: str, default: bool) -> Any:
 
 @functools.cache  # built once: an Environment is immutable here and caches compiled templates
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                               keep_trailing_newline=True)
+    env = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
     env.filters.update(bool=_to_bool, to_json=_to_json)
     succeeded = _result_flag("failed", False)
     env.tests.update(
@@ -76,8 +77,13 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def render(value: Any, variables: Mapping[str, Any], *, loc: Location | None = None,
-           field: str | None = None) -> Any:
+def render(
+    value: Any,
+    variables: Mapping[str, Any],
+    *,
+    loc: Location | None = None,
+    field: str | None = None,
+) -> Any:
     """Render every template in ``value`` (recursively); errors name ``loc`` and ``field``."""
     if isinstance(value, Mapping):
         return {k: render(v, variables, loc=loc, field=field) for k, v in value.items()}
@@ -94,8 +100,13 @@ def render(value: Any, variables: Mapping[str, Any], *, loc: Location | None = N
         raise _config_error(exc, loc, field) from exc
 
 
-def evaluate(expr: str | bool, variables: Mapping[str, Any], *, loc: Location | None = None,
-             field: str | None = None) -> Any:
+def evaluate(
+    expr: str | bool,
+    variables: Mapping[str, Any],
+    *,
+    loc: Location | None = None,
+    field: str | None = None,
+) -> Any:
     """Evaluate a bare Jinja expression (``when:``, ``until:``); ``{{ }}`` around it is allowed.
 
     >>> evaluate("'{{ x }}' == 'a'", {"x": "a"}), evaluate(True, {})

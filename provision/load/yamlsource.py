@@ -50,8 +50,7 @@ class Location:
 
     def error(self, message: str, field: str | None = None) -> ConfigError:
         """A ``ConfigError`` at this place (the caller raises it)."""
-        return ConfigError(message, file=self.file, line=self.line, column=self.column,
-                           field=field)
+        return ConfigError(message, file=self.file, line=self.line, column=self.column, field=field)
 
 
 class YMap(dict[Any, Any]):
@@ -181,5 +180,6 @@ def _translate(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
         message = f"{message} ({exc.context})"
     if mark is None:
         return ConfigError(f"invalid YAML: {message}", file=file)
-    return ConfigError(f"invalid YAML: {message}", file=file, line=mark.line + 1,
-                       column=mark.column + 1)
+    return ConfigError(
+        f"invalid YAML: {message}", file=file, line=mark.line + 1, column=mark.column + 1
+    )

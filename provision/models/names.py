@@ -1,16 +1,22 @@
-"""Checks for names that reach a host: networks, projects, paths, image references."""
+"""Checks for values that reach a host or the cloud: names, paths, image references, ports.
+
+Every pattern is matched whole (``fullmatch``): ``re.match`` with ``^...$`` lets a trailing
+newline through, and a newline in a name is how a catch-all route or a second command is made.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 from provision.errors import ConfigError
 
-__all__ = ["check_image", "check_name", "check_path"]
+__all__ = ["check_image", "check_name", "check_path", "check_port", "check_seconds"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?(@sha256:[0-9a-f]{64})?$")
-_PATH = re.compile(r"^/[A-Za-z0-9_./@+-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?(@sha256:[0-9a-f]{64})?")
+_PATH = re.compile(r"/[A-Za-z0-9_./@+-]*")
 
 
 def check_name(value: str, field: str) -> str:
@@ -18,8 +24,12 @@ def check_name(value: str, field: str) -> str:
 
     Quoting at the connection makes any value safe to send; this rejects the ones that are
     surely mistakes (``web;rm -rf /``) before a host is touched.
+
+    >>> check_name("demo\\n", "cluster_name")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    provision.errors.ConfigError: cluster_name: invalid name 'demo\\n': ...
     """
-    if not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ConfigError(
             f"invalid name {value!r}: use letters, digits, '_', '.', '-' only", field=field
         )
@@ -27,12 +37,33 @@ def check_name(value: str, field: str) -> str:
 
 
 def check_image(value: str, field: str) -> str:
-    if not _IMAGE.match(value):
+    if not isinstance(value, str) or not _IMAGE.fullmatch(value):
         raise ConfigError(f"invalid image reference {value!r}", field=field)
     return value
 
 
 def check_path(value: str, field: str) -> str:
-    if not _PATH.match(value) or "/../" in value + "/":
+    if not isinstance(value, str) or not _PATH.fullmatch(value) or "/../" in value + "/":
         raise ConfigError(f"invalid absolute path {value!r}", field=field)
     return value
+
+
+def check_port(value: Any, field: str) -> int:
+    """A TCP port, 1 to 65535 (a whole number, or a string of digits)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    raise ConfigError(f"must be a port from 1 to 65535, got {value!r}", field=field)
+
+
+def check_seconds(value: Any, field: str, *, limit: float = 86400.0) -> float:
+    """A finite, non-negative number of seconds no larger than ``limit`` (a day by default):
+    ``nan`` and ``inf`` would make a wait never end, or overflow ``time.sleep``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"must be a number of seconds, got {value!r}", field=field)
+    if not math.isfinite(value) or not 0 <= value <= limit:
+        raise ConfigError(
+            f"must be a number of seconds from 0 to {limit:g}, got {value!r}", field=field
+        )
+    return float(value)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from provision.cluster.layout import layout_from_vars
 from provision.connection.base import Remote
 from provision.errors import CommandError, ConfigError, ConnectError, Interrupted, ProvisionError
 from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
@@ -26,8 +27,7 @@ from provision.run.options import Options
 from provision.run.report import RunReport
 from provision.tasks import ModuleSpec, Outcome, TaskContext, registry
 from provision.tasks.base import build_args
-from provision.tasks.facts import PENDING_HANDLERS_FILE, HostFacts
-from provision.tasks.hostfacts import fact_command, gather
+from provision.tasks.facts import PENDING_HANDLERS_FILE, HostFacts, fact_command, gather
 
 __all__ = ["Runner"]
 
@@ -154,6 +154,7 @@ class Runner:
         for name, value in list(variables.items()):
             if is_template(value):
                 variables[name] = render(value, variables, loc=play.loc, field=f"vars.{name}")
+        variables["layout"] = layout_from_vars(variables).as_vars()
         return variables
 
     def _host_play(
@@ -193,7 +194,9 @@ class Runner:
                 if result.status is Status.FAILED and not task.ignore_errors:
                     state.failed = True
                     return added
-                if result.status is Status.CHANGED and task.notify:
+                # A task forced into check mode changed nothing: it notifies no handler.
+                forced_check = task.check_mode is True and not self.options.check
+                if result.status is Status.CHANGED and task.notify and not forced_check:
                     self._notify(ctx, notified, task.notify)
             if not self.stop.is_set():  # interrupted: handlers stay pending on the host
                 self._handlers(play, ctx, host, inventory, notified, report)
@@ -203,8 +206,14 @@ class Runner:
             self.on_event(Event("unreachable", host=host.name, data={"msg": str(exc)}))
         return added
 
-    def _prefetch(self, play: Play, ctx: TaskContext, host: InventoryHost,
-                  inventory: Inventory, commands: list[list[str]]) -> None:
+    def _prefetch(
+        self,
+        play: Play,
+        ctx: TaskContext,
+        host: InventoryHost,
+        inventory: Inventory,
+        commands: list[list[str]],
+    ) -> None:
         """Read ahead, in one round trip, what the play's tasks will look at first.
 
         Not a plan: each task still looks, then acts, in turn. The reads only answer its looks
@@ -250,7 +259,7 @@ class Runner:
         if not new:
             return
         notified.extend(new)
-        if not ctx.check and ctx.host.name != "localhost":
+        if not self.options.check and ctx.host.name != "localhost":
             data = "".join(f"{n}\n" for n in notified).encode()
             ctx.conn.put_bytes(data, PENDING_HANDLERS_FILE, mode=0o600, sudo=True)
 
@@ -272,7 +281,7 @@ class Runner:
                 if result.status is Status.FAILED and not handler.ignore_errors:
                     self._state(host.name).failed = True
                     return  # still pending on the host: the next run restarts
-        if not ctx.check and ctx.host.name != "localhost":
+        if not self.options.check and ctx.host.name != "localhost":
             ctx.conn.run(["rm", "-f", PENDING_HANDLERS_FILE], sudo=True)
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -327,6 +336,8 @@ class Runner:
         spec = self.modules[task.module]
         ctx.vars = variables
         ctx.executed = []
+        # As Ansible: `check_mode: true` never changes the host, `false` runs even in --check.
+        ctx.check = self.options.check if task.check_mode is None else task.check_mode
         args = build_args(spec, render(dict(task.args), variables, loc=task.loc))
         attempts = max(1, task.retries + 1) if task.until else 1
         outcome = spec.apply(ctx, args)

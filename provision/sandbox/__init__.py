@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+from provision.errors import EngineUnavailable
 from provision.sandbox.hosts import (
     SandboxHost,
     host_key,
@@ -29,7 +30,7 @@ from provision.sandbox.images import (
     SUPPORTED_DISTROS,
     ensure_images,
 )
-from provision.sandbox.localdocker import SANDBOX_LABEL, EngineUnavailable, available
+from provision.sandbox.localdocker import SANDBOX_LABEL, available
 
 __all__ = [
     "OPENRESTY_IMAGE",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from provision.connection.keys import ensure_key_file
 from provision.errors import ProvisionError
 from provision.sandbox import hosts, images, localdocker
 
@@ -43,13 +44,6 @@ def host_for_instance(cluster: str, instance_id: str) -> hosts.SandboxHost | Non
     return hosts.find_host(_host_name(cluster, instance_id))
 
 
-def _public_key(key_file: Path) -> str:
-    import paramiko
-
-    key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
-    return f"{key.get_name()} {key.get_base64()}"
-
-
 def endpoint_for(
     cluster: str, *, distro: str = "bookworm", progress: Callable[[str], None] | None = None
 ) -> Callable[[Instance], tuple[str, int]]:
@@ -60,11 +54,14 @@ def endpoint_for(
         host = host_for_instance(cluster, instance.instance_id)
         if host is None:
             if instance.key_file is None:
-                raise ValueError(f"{instance.instance_id} has no key file")
+                raise ProvisionError(f"{instance.instance_id} has no key file")
             images.ensure_images((distro,), progress=progress)  # the first time: ~2 min
-            host = hosts.start_host(_host_name(cluster, instance.instance_id), distro=distro,
-                                    public_key=_public_key(instance.key_file),
-                                    labels={CLUSTER_LABEL: cluster})
+            host = hosts.start_host(
+                _host_name(cluster, instance.instance_id),
+                distro=distro,
+                public_key=ensure_key_file(instance.key_file),
+                labels={CLUSTER_LABEL: cluster},
+            )
         return host.address, host.port
 
     return endpoint

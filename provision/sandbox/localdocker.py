@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from provision.errors import CommandError, ConnectError
+from provision.errors import CommandError, EngineUnavailable
 from provision.models import Result
 
 __all__ = [
@@ -59,13 +59,6 @@ _UNREACHABLE_MARKERS = (
     "Is the docker daemon running",
     "error during connect",
 )
-
-
-class EngineUnavailable(ConnectError):
-    """The local Docker engine cannot be used: no ``docker`` binary, or no daemon."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, host=ENGINE)
 
 
 def _env() -> dict[str, str]:

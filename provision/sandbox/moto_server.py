@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from provision.connection.keys import make_private_dir
 from provision.errors import CloudError
 
 _SEED = 20240601  # moto's ids are random: the same seed makes a replay give the same ids
@@ -84,18 +85,26 @@ def ensure_server(state_dir: Path, *, timeout: float = 20.0) -> str:
     if url:
         return url
     folder = _folder(state_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     recording = folder / "recording.jsonl"
-    env = {**os.environ, "MOTO_ENABLE_RECORDING": "", "MOTO_RECORDER_FILEPATH": str(recording),
-           "MOTO_EC2_LOAD_DEFAULT_AMIS": "true"}
+    env = {
+        **os.environ,
+        "MOTO_ENABLE_RECORDING": "",
+        "MOTO_RECORDER_FILEPATH": str(recording),
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "true",
+    }
     with open(folder / "server.log", "ab") as log:
         # A new session: the server outlives the CLI command that started it.
         process = subprocess.Popen(
             [sys.executable, "-m", "provision.sandbox.moto_server", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     _wait_until_up(url, process, timeout)
     _restore(url, recording)
     (folder / "server.json").write_text(json.dumps({"pid": process.pid, "url": url}) + "\n")
@@ -107,8 +116,11 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float) -
     while not _request(f"{url}/moto-api/"):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise CloudError(f"the moto server at {url} did not start within {timeout:g}s "
-                             "(see server.log in the state folder)", code="MotoServer")
+            raise CloudError(
+                f"the moto server at {url} did not start within {timeout:g}s "
+                "(see server.log in the state folder)",
+                code="MotoServer",
+            )
         time.sleep(0.1)
 
 
@@ -116,10 +128,12 @@ def _restore(url: str, recording: Path) -> None:
     """Seed, replay what the previous server was told, then record from here on."""
     _request(f"{url}/moto-api/seed?a={_SEED}", method="POST")
     replay = f"{url}/moto-api/recorder/replay-recording"
-    if (recording.exists() and recording.stat().st_size
-            and not _request(replay, method="POST", timeout=120.0)):
-        raise CloudError(f"could not replay {recording} into the moto server",
-                         code="MotoServer")
+    if (
+        recording.exists()
+        and recording.stat().st_size
+        and not _request(replay, method="POST", timeout=120.0)
+    ):
+        raise CloudError(f"could not replay {recording} into the moto server", code="MotoServer")
     _request(f"{url}/moto-api/recorder/start-recording", method="POST")
 
 
@@ -174,10 +188,20 @@ def _publish_stand_in_parameters() -> None:
             # dict's own lookup (defaultdict fills the gap) skips ParameterDict's loading hook.
             template = dict.__getitem__(self, amazon)[-1]
             for name in others:
-                dict.__getitem__(self, name).append(models.Parameter(
-                    account_id=template.account_id, name=name, value=template.value,
-                    parameter_type="String", description=None, allowed_pattern=None,
-                    keyid=None, last_modified_date=None, version=1, data_type="aws:ec2:image"))
+                dict.__getitem__(self, name).append(
+                    models.Parameter(
+                        account_id=template.account_id,
+                        name=name,
+                        value=template.value,
+                        parameter_type="String",
+                        description=None,
+                        allowed_pattern=None,
+                        keyid=None,
+                        last_modified_date=None,
+                        version=1,
+                        data_type="aws:ec2:image",
+                    )
+                )
 
     models.ParameterDict._check_loading_status = check_loading_status
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -19,7 +19,6 @@ from provision.errors import ConfigError
 from provision.models import CheckResult, HostSpec, Result
 
 __all__ = [
-    "ArgsError",
     "ModuleSpec",
     "Outcome",
     "TaskContext",
@@ -100,9 +99,6 @@ class TaskContext:
             argv, sudo=self.become if sudo is None else sudo, stdin=stdin, timeout=timeout
         )
 
-    def run_sh(self, script: str, *args: str, sudo: bool | None = None) -> Result | None:
-        return self.run(["sh", "-c", script, "sh", *args], sudo=sudo)
-
     def ok(self, msg: str = "", **data: Any) -> Outcome:
         return Outcome(False, msg, data=data)
 
@@ -120,8 +116,6 @@ class ModuleSpec:
     name: str
     args: type[Any]
     apply: Callable[[TaskContext, Any], Outcome]
-    doc: str = ""
-    local: bool = False  # runs on the controller (cloud modules), not over SSH
     # The read commands ``apply`` will make for these arguments (and variables), exactly as it
     # will make them, so that the runner can fetch them ahead in one round trip.
     look: Callable[[Any, Mapping[str, Any]], list[list[str]]] | None = None
@@ -137,22 +131,18 @@ class ModuleSpec:
         )
 
 
-class ArgsError(ConfigError):
-    """A module argument is unknown, missing or of the wrong type."""
-
-
 def check_arg_names(spec: ModuleSpec, raw: Mapping[str, Any]) -> None:
     """The part of argument checking that holds before templating: names, required ones."""
     known = spec.field_names()
     for name in raw:
         if name not in known:
-            raise ArgsError(
+            raise ConfigError(
                 f"unknown argument {name!r} for module {spec.name!r} (known: {', '.join(known)})",
                 field=name,
             )
     for name in spec.required():
         if name not in raw:
-            raise ArgsError(
+            raise ConfigError(
                 f"missing required argument {name!r} for module {spec.name!r}", field=name
             )
 
@@ -192,7 +182,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         choices = get_args(hint)
         if value not in choices:
-            raise ArgsError(
+            raise ConfigError(
                 f"must be one of {', '.join(map(str, choices))}, got {value!r}", field=where
             )
         return value
@@ -203,17 +193,17 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 return None
             try:
                 return _coerce(option, value, where)
-            except ArgsError as exc:
+            except ConfigError as exc:
                 errors.append(exc.message)
-        raise ArgsError("; ".join(errors), field=where)
+        raise ConfigError("; ".join(errors), field=where)
     if origin in (tuple, list) or hint in (tuple, list):
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ArgsError(f"must be a list, got {type(value).__name__}", field=where)
+            raise ConfigError(f"must be a list, got {type(value).__name__}", field=where)
         item = (get_args(hint) or (Any,))[0]
         return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping) or hint is dict:
         if not isinstance(value, Mapping):
-            raise ArgsError(f"must be a mapping, got {type(value).__name__}", field=where)
+            raise ConfigError(f"must be a mapping, got {type(value).__name__}", field=where)
         return dict(value)
     return _scalar(hint, value, where)
 
@@ -238,9 +228,4 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
     elif isinstance(hint, type) and isinstance(value, hint):
         return value
     name = getattr(hint, "__name__", str(hint))
-    raise ArgsError(f"must be {name}, got {type(value).__name__} {value!r}", field=where)
-
-
-def iter_specs(specs: Iterable[ModuleSpec]) -> Iterator[tuple[str, ModuleSpec]]:
-    for spec in specs:
-        yield spec.name, spec
+    raise ConfigError(f"must be {name}, got {type(value).__name__} {value!r}", field=where)

@@ -46,4 +46,4 @@ def apply(ctx: TaskContext, args: CommandArgs) -> Outcome:
     )
 
 
-SPEC = ModuleSpec("command", CommandArgs, apply, __doc__ or "")
+SPEC = ModuleSpec("command", CommandArgs, apply)

@@ -19,8 +19,7 @@ from typing import Any, Literal
 from provision.errors import ProvisionError
 from provision.models.names import check_name, check_path
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
-from provision.tasks.facts import COMPOSE_STATE_DIR, ContainerInfo, parse_containers
-from provision.tasks.hostfacts import host_facts
+from provision.tasks.facts import COMPOSE_STATE_DIR, ContainerInfo, host_facts, parse_containers
 
 __all__ = ["SPEC", "ComposeArgs", "ProjectState", "parse_project_state"]
 
@@ -81,8 +80,9 @@ class ProjectState:
 
     @property
     def converged(self) -> bool:
-        current = all(c.state == "running" and not _IMAGE_ID.fullmatch(c.image)
-                      for c in self.containers)
+        current = all(
+            c.state == "running" and not _IMAGE_ID.fullmatch(c.image) for c in self.containers
+        )
         return bool(self.containers) and current and self.stored == self.signature
 
 
@@ -189,4 +189,4 @@ def look(args: ComposeArgs, variables: Mapping[str, Any]) -> list[list[str]]:
     return [["sh", "-c", PROJECT_STATE, "sh", args.project_src, args.project_name, *args.files]]
 
 
-SPEC = ModuleSpec("compose", ComposeArgs, apply, __doc__ or "", look=look)
+SPEC = ModuleSpec("compose", ComposeArgs, apply, look=look)

@@ -173,4 +173,4 @@ def look(args: CopyArgs, variables: Mapping[str, Any]) -> list[list[str]]:
     return [["sh", "-c", REMOTE_MANIFEST, "sh", root]]
 
 
-SPEC = ModuleSpec("copy", CopyArgs, apply, __doc__ or "", look=look)
+SPEC = ModuleSpec("copy", CopyArgs, apply, look=look)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from provision.errors import ProvisionError
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
-from provision.tasks.facts import HostFacts
-from provision.tasks.hostfacts import gather, host_facts
+from provision.tasks.facts import HostFacts, gather, host_facts
 
 __all__ = ["SPEC", "DockerEngineArgs", "install_commands"]
 
@@ -106,4 +105,4 @@ def _install(ctx: TaskContext, facts: HostFacts, args: DockerEngineArgs) -> None
         ctx.run(argv, timeout=900)
 
 
-SPEC = ModuleSpec("docker_engine", DockerEngineArgs, apply, __doc__ or "")
+SPEC = ModuleSpec("docker_engine", DockerEngineArgs, apply)

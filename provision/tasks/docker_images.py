@@ -110,4 +110,4 @@ def look(args: DockerImagesArgs, variables: Mapping[str, Any]) -> list[list[str]
     return [["sh", "-c", REMOTE_IDS, "sh", *args.images]]
 
 
-SPEC = ModuleSpec("docker_images", DockerImagesArgs, apply, __doc__ or "", look=look)
+SPEC = ModuleSpec("docker_images", DockerImagesArgs, apply, look=look)

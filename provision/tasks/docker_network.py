@@ -91,4 +91,4 @@ def look(args: DockerNetworkArgs, variables: Mapping[str, Any]) -> list[list[str
     return [["docker", "network", "inspect", args.name]]
 
 
-SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, __doc__ or "", look=look)
+SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, look=look)

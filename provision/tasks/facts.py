@@ -11,7 +11,10 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provision.tasks.base import TaskContext
 
 __all__ = [
     "COMPOSE_STATE_DIR",
@@ -20,6 +23,9 @@ __all__ = [
     "ContainerInfo",
     "HostFacts",
     "NetworkInfo",
+    "fact_command",
+    "gather",
+    "host_facts",
     "parse_containers",
     "parse_host_facts",
     "parse_manifest",
@@ -237,3 +243,23 @@ def parse_manifest(stdout: str, root: str) -> dict[str, str]:
         if len(digest) == 64 and path.startswith(root):
             manifest[path[len(root) :]] = digest
     return manifest
+
+
+# -- reading them on a host (through a task's context) ------------------------------------
+def fact_command(ctx: TaskContext) -> list[str]:
+    """The read that gathers the host facts (a runner may fetch it ahead with others)."""
+    return ["sh", "-c", HOST_FACTS_SCRIPT, "sh", ctx.host.user]
+
+
+def gather(ctx: TaskContext) -> HostFacts:
+    """Read the host facts now (one round trip) and keep them in ``ctx.facts``."""
+    result = ctx.read(fact_command(ctx))
+    facts = parse_host_facts(result.stdout)
+    ctx.facts["host"] = facts
+    return facts
+
+
+def host_facts(ctx: TaskContext) -> HostFacts:
+    """The host facts of this run, gathered on first use."""
+    facts = ctx.facts.get("host")
+    return facts if isinstance(facts, HostFacts) else gather(ctx)

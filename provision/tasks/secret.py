@@ -50,4 +50,4 @@ def look(args: SecretArgs, variables: Mapping[str, Any]) -> list[list[str]]:
     return [["test", "-s", args.path]]
 
 
-SPEC = ModuleSpec("secret", SecretArgs, apply, __doc__ or "", look=look)
+SPEC = ModuleSpec("secret", SecretArgs, apply, look=look)

@@ -4,7 +4,7 @@ A failed check is a result (``passed=False``, with evidence: ``compose ps`` and 
 lines of the failing container), never an exception; only a broken connection to the host
 (``ConnectError``) propagates.
 
->>> config = VerifyConfig(compose=("docker-compose",), http_url="http://127.0.0.1:80")
+>>> config = Layout(compose=("docker-compose",), http_url="http://127.0.0.1:80")
 >>> for result in run_suite(conn, config, include=SLOW_CHECKS):  # doctest: +SKIP
 ...     print(result.name, result.passed, result.summary)
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from provision.cluster.layout import Layout
 from provision.connection.base import Remote
 from provision.errors import ConfigError, ConnectError, ProvisionError
 from provision.models import CheckResult
@@ -24,7 +25,6 @@ from provision.verify.basic import (
     check_ping,
     check_redis_port_closed,
 )
-from provision.verify.config import STRATEGIES, Strategy, VerifyConfig
 from provision.verify.slow import check_restart_recovery, check_route_roundtrip
 
 __all__ = [
@@ -32,9 +32,6 @@ __all__ = [
     "DEFAULT_CHECKS",
     "FIRST_CHECKS",
     "SLOW_CHECKS",
-    "STRATEGIES",
-    "Strategy",
-    "VerifyConfig",
     "check_containers",
     "check_dns",
     "check_negative_control",
@@ -45,7 +42,7 @@ __all__ = [
     "run_suite",
 ]
 
-Check = Callable[[Remote, VerifyConfig], CheckResult]
+Check = Callable[[Remote, Layout], CheckResult]
 
 CHECKS: dict[str, Check] = {
     "containers": check_containers,
@@ -66,7 +63,7 @@ SLOW_CHECKS: tuple[str, ...] = ("route-roundtrip", "restart-recovery")
 
 def run_suite(
     conn: Remote,
-    config: VerifyConfig,
+    config: Layout,
     *,
     checks: Sequence[str] = DEFAULT_CHECKS,
     include: Sequence[str] = (),
@@ -75,8 +72,9 @@ def run_suite(
     names = list(dict.fromkeys([*checks, *include]))
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
-        raise ConfigError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}",
-                          field="checks")
+        raise ConfigError(
+            f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}", field="checks"
+        )
     # The read-only checks run side by side (SSH channels of one connection); the slow ones
     # change the route table or restart Redis, so they run after, one at a time.
     quick = [n for n in names if n not in SLOW_CHECKS]
@@ -85,7 +83,7 @@ def run_suite(
     return results + [_one(conn, config, n) for n in names if n in SLOW_CHECKS]
 
 
-def _one(conn: Remote, config: VerifyConfig, name: str) -> CheckResult:
+def _one(conn: Remote, config: Layout, name: str) -> CheckResult:
     try:
         return CHECKS[name](conn, config)
     except ConnectError:

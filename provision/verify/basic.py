@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from provision.cluster import lookup
+from provision.cluster.layout import Layout
 from provision.connection.base import Remote
 from provision.models import CheckResult
-from provision.verify import config as c
-from provision.verify.config import VerifyConfig
+from provision.verify import probes as c
 
 __all__ = [
     "check_containers",
@@ -25,28 +26,28 @@ __all__ = [
 SERVICES = {"redis": ("redis",), "openresty": ("openresty",), "echo": ("echo-a", "echo-b")}
 
 
-def components(config: VerifyConfig) -> list[str]:
+def components(config: Layout) -> list[str]:
     return ["redis", "openresty", *(["echo"] if config.echo_project else [])]
 
 
-def failure_evidence(
-    conn: Remote, config: VerifyConfig, *targets: tuple[str, str]
-) -> dict[str, Any]:
+def failure_evidence(conn: Remote, config: Layout, *targets: tuple[str, str]) -> dict[str, Any]:
     """``compose ps`` of each component named and the last log lines of its container."""
     evidence: dict[str, Any] = {"compose_ps": {}, "logs": {}}
     for component, service in targets:
         ps = conn.run(config.compose_argv(component, "ps"), sudo=config.sudo, warn=True)
         evidence["compose_ps"][component] = (ps.stdout or ps.stderr).strip()
-        cid = c.container_id(conn, config, component, service)
-        logs = c.docker(conn, config, "logs", "--tail", "30", cid) if cid else None
+        cid = lookup.container_id(conn, config, component, service)
+        logs = lookup.docker(conn, config, "logs", "--tail", "30", cid) if cid else None
         evidence["logs"][f"{component}/{service}"] = (
             c.tail(logs.stdout + logs.stderr) if logs else ["no container"]
         )
     return evidence
 
 
-_PS_FORMAT = ('{{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.service"}} '
-              "{{.State}} {{.Status}}")
+_PS_FORMAT = (
+    '{{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.service"}} '
+    "{{.State}} {{.Status}}"
+)
 
 
 def parse_ps(text: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -68,11 +69,19 @@ def parse_ps(text: str) -> dict[tuple[str, str], tuple[str, str]]:
     return found
 
 
-def _states(conn: Remote, config: VerifyConfig) -> dict[str, tuple[str, str]]:
+def _states(conn: Remote, config: Layout) -> dict[str, tuple[str, str]]:
     """Every service's container state and health, in one ``docker ps``."""
     # Label filters are ANDed by Docker: take every compose container, pick ours below.
-    out = c.docker(conn, config, "ps", "-a", "--filter", "label=com.docker.compose.project",
-                   "--format", _PS_FORMAT).stdout
+    out = lookup.docker(
+        conn,
+        config,
+        "ps",
+        "-a",
+        "--filter",
+        "label=com.docker.compose.project",
+        "--format",
+        _PS_FORMAT,
+    ).stdout
     seen = parse_ps(out)
     return {
         f"{comp}/{service}": seen.get((config.project(comp), service), ("missing", ""))
@@ -81,7 +90,7 @@ def _states(conn: Remote, config: VerifyConfig) -> dict[str, tuple[str, str]]:
     }
 
 
-def check_containers(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_containers(conn: Remote, config: Layout) -> CheckResult:
     """Each service has a running container whose health check (if any) passes."""
     deadline = time.monotonic() + config.deadline
     states = _states(conn, config)
@@ -95,69 +104,105 @@ def check_containers(conn: Remote, config: VerifyConfig) -> CheckResult:
         targets = [(k.split("/")[0], k.split("/")[1]) for k in bad]
         evidence.update(failure_evidence(conn, config, *targets))
         return CheckResult("containers", False, f"not running/healthy: {', '.join(bad)}", evidence)
-    return CheckResult("containers", True, f"{len(states)} containers running and healthy",
-                       evidence)
+    return CheckResult(
+        "containers", True, f"{len(states)} containers running and healthy", evidence
+    )
 
 
-def check_dns(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_dns(conn: Remote, config: Layout) -> CheckResult:
     """The name OpenResty uses for Redis resolves, inside its container, to the right address."""
-    ocid = c.container_id(conn, config, "openresty", "openresty")
+    ocid = lookup.container_id(conn, config, "openresty", "openresty")
     if config.strategy == "host-gateway":  # an address, not a name: compare with the gateway
         host = c.env_of(conn, config, ocid).get("REDIS_HOST", "")
         gateway = c.network_gateway(conn, config, config.network)
-        return CheckResult("dns", bool(host) and host == gateway,
-                           f"REDIS_HOST={host} (gateway of {config.network}: {gateway})",
-                           {"REDIS_HOST": host, "gateway": gateway, "network": config.network})
+        return CheckResult(
+            "dns",
+            bool(host) and host == gateway,
+            f"REDIS_HOST={host} (gateway of {config.network}: {gateway})",
+            {"REDIS_HOST": host, "gateway": gateway, "network": config.network},
+        )
     if config.strategy == "host-docker-internal":
         name, expected = "host.docker.internal", c.network_gateway(conn, config, "bridge")
     else:
-        rcid = c.container_id(conn, config, "redis", "redis")
-        name, expected = "redis", c.container_ip(conn, config, rcid) if rcid else ""
-    got = c.docker(conn, config, "exec", ocid, "getent", "hosts", name) if ocid else None
+        rcid = lookup.container_id(conn, config, "redis", "redis")
+        name, expected = "redis", lookup.container_ip(conn, config, rcid) if rcid else ""
+    got = lookup.docker(conn, config, "exec", ocid, "getent", "hosts", name) if ocid else None
     addrs = c.parse_getent(got.stdout) if got else []
-    evidence: dict[str, Any] = {"name": name, "resolved": addrs, "expected": expected,
-                "getent": (got.stdout + got.stderr).strip() if got else "no openresty container"}
+    evidence: dict[str, Any] = {
+        "name": name,
+        "resolved": addrs,
+        "expected": expected,
+        "getent": (got.stdout + got.stderr).strip() if got else "no openresty container",
+    }
     passed = bool(expected) and expected in addrs
     if not passed:
-        evidence.update(failure_evidence(conn, config, ("openresty", "openresty"),
-                                         ("redis", "redis")))
+        evidence.update(
+            failure_evidence(conn, config, ("openresty", "openresty"), ("redis", "redis"))
+        )
     summary = f"{name} -> {addrs or 'nothing'} (expected {expected or '?'})"
     return CheckResult("dns", passed, summary, evidence)
 
 
-def check_ping(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_ping(conn: Remote, config: Layout) -> CheckResult:
     """Lua in OpenResty connects to Redis by name, AUTHs and PINGs (GET /ping -> PONG)."""
     reply = c.http_get(conn, config, "/ping")
     passed = reply.status == 200 and reply.body.strip() == "PONG"
-    evidence: dict[str, Any] = {"url": config.http_url.rstrip("/") + "/ping",
-                                "status": reply.status, "body": reply.body.strip()[:500]}
+    evidence: dict[str, Any] = {
+        "url": config.http_url.rstrip("/") + "/ping",
+        "status": reply.status,
+        "body": reply.body.strip()[:500],
+    }
     if not passed:
         evidence["health"] = c.http_get(conn, config, "/health").json()
-        evidence.update(failure_evidence(conn, config, ("openresty", "openresty"),
-                                         ("redis", "redis")))
-    return CheckResult("ping", passed, f"/ping -> {reply.status} {reply.body.strip()[:80]}",
-                       evidence)
+        evidence.update(
+            failure_evidence(conn, config, ("openresty", "openresty"), ("redis", "redis"))
+        )
+    return CheckResult(
+        "ping", passed, f"/ping -> {reply.status} {reply.body.strip()[:80]}", evidence
+    )
 
 
-def check_negative_control(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_negative_control(conn: Remote, config: Layout) -> CheckResult:
     """The seed's trap, shown: inside OpenResty, 127.0.0.1:6379 is refused (it is OpenResty's
     own loopback), and the Redis address OpenResty is given is not a loopback one."""
-    ocid = c.container_id(conn, config, "openresty", "openresty")
+    ocid = lookup.container_id(conn, config, "openresty", "openresty")
     if not ocid:
-        return CheckResult("negative-control", False, "no openresty container",
-                           failure_evidence(conn, config, ("openresty", "openresty")))
-    probe = c.docker(conn, config, "exec", ocid, "curl", "-sS", "-v", "-m", "3",
-                     "telnet://127.0.0.1:6379", timeout=30)
+        return CheckResult(
+            "negative-control",
+            False,
+            "no openresty container",
+            failure_evidence(conn, config, ("openresty", "openresty")),
+        )
+    probe = lookup.docker(
+        conn,
+        config,
+        "exec",
+        ocid,
+        "curl",
+        "-sS",
+        "-v",
+        "-m",
+        "3",
+        "telnet://127.0.0.1:6379",
+        timeout=30,
+    )
     # curl exits 7 when it could not connect (28 would be a timeout); -v shows the errno.
     refused = probe.exit_code == 7
     error = [ln for ln in probe.stderr.splitlines() if "failed" in ln or ln.startswith("curl:")]
     host = c.env_of(conn, config, ocid).get("REDIS_HOST", "")
-    evidence = {"probe": "curl telnet://127.0.0.1:6379 inside the openresty container",
-                "exit_code": probe.exit_code, "error": error[:4],
-                "REDIS_HOST": host}
+    evidence = {
+        "probe": "curl telnet://127.0.0.1:6379 inside the openresty container",
+        "exit_code": probe.exit_code,
+        "error": error[:4],
+        "REDIS_HOST": host,
+    }
     if refused and not c.loopback(host):
-        return CheckResult("negative-control", True,
-                           f"127.0.0.1:6379 refused inside openresty; REDIS_HOST={host}", evidence)
+        return CheckResult(
+            "negative-control",
+            True,
+            f"127.0.0.1:6379 refused inside openresty; REDIS_HOST={host}",
+            evidence,
+        )
     why = "REDIS_HOST is a loopback address" if c.loopback(host) else "127.0.0.1:6379 not refused"
     evidence.update(failure_evidence(conn, config, ("openresty", "openresty")))
     return CheckResult("negative-control", False, why, evidence)
@@ -197,15 +242,19 @@ def parse_probe(stdout: str) -> str:
     return word if word in ("open", "refused") else "error"
 
 
-def check_redis_port_closed(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_redis_port_closed(conn: Remote, config: Layout) -> CheckResult:
     primary = conn.run(["python3", "-c", _TCP_PROBE, "primary"], warn=True).stdout.strip()
     probe = conn.run(["python3", "-c", _TCP_PROBE, primary, str(config.redis_port)], warn=True)
-    rcid = c.container_id(conn, config, "redis", "redis")
-    ports = c.docker(conn, config, "port", rcid).stdout.strip() if rcid else ""
+    rcid = lookup.container_id(conn, config, "redis", "redis")
+    ports = lookup.docker(conn, config, "port", rcid).stdout.strip() if rcid else ""
     wide = [p for p in ports.splitlines() if "0.0.0.0:" in p or "[::]:" in p or ":::" in p]
     outcome = parse_probe(probe.stdout)
-    evidence = {"primary_address": primary, "probe": (probe.stdout + probe.stderr).strip(),
-                "published": ports.splitlines(), "limits": _LIMITS}
+    evidence = {
+        "primary_address": primary,
+        "probe": (probe.stdout + probe.stderr).strip(),
+        "published": ports.splitlines(),
+        "limits": _LIMITS,
+    }
     passed = outcome == "refused" and not wide
     summary = f"{primary}:{config.redis_port} {outcome}; published: {ports or 'none'}"
     return CheckResult("redis-port-closed", passed, summary, evidence)

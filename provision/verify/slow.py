@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from provision.cluster import lookup
+from provision.cluster.layout import Layout
 from provision.connection.base import Remote
+from provision.errors import RouteError
 from provision.models import CheckResult
-from provision.verify import config as c
+from provision.verify import probes as c
 from provision.verify.basic import failure_evidence
-from provision.verify.config import HttpReply, VerifyConfig
+from provision.verify.probes import HttpReply
 
 __all__ = ["check_restart_recovery", "check_route_roundtrip", "poll"]
 
@@ -40,10 +43,10 @@ def _routed(reply: HttpReply) -> bool:
     return reply.status == 200 and bool(_instance(reply))
 
 
-def check_route_roundtrip(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_route_roundtrip(conn: Remote, config: Layout) -> CheckResult:
     """A route added through the tunnel reaches the echo backends (both, round robin), and
     once removed the same path answers 404."""
-    from provision.cluster.routes import RouteTable, RouteTableError  # routes imports checks.config
+    from provision.cluster.routes import RouteTable
 
     if not config.echo_project:
         return CheckResult("route-roundtrip", False, "needs the echo backend (echo_project)")
@@ -54,69 +57,92 @@ def check_route_roundtrip(conn: Remote, config: VerifyConfig) -> CheckResult:
         with RouteTable(conn, config) as table:
             table.add_route(prefix, f"provision-check-{token}", ECHO_ENDPOINTS)
             try:
-                first, waited = poll(lambda: c.http_get(conn, config, path), _routed,
-                                     config.deadline)
+                first, waited = poll(
+                    lambda: c.http_get(conn, config, path), _routed, config.deadline
+                )
                 more = [c.http_get(conn, config, path) for _ in range(3)]
             finally:
                 table.remove_route(prefix)
-        gone, _ = poll(lambda: c.http_get(conn, config, path), lambda r: r.status == 404,
-                       config.deadline)
-    except RouteTableError as exc:
+        gone, _ = poll(
+            lambda: c.http_get(conn, config, path), lambda r: r.status == 404, config.deadline
+        )
+    except RouteError as exc:
         evidence.update(failure_evidence(conn, config, ("redis", "redis")))
         return CheckResult("route-roundtrip", False, str(exc), evidence)
     instances = [_instance(r) for r in (first, *more)]
-    evidence.update(seconds_to_route=round(waited, 2), instances=instances,
-                    first_body=first.body[:300], after_removal=[gone.status, gone.body[:200]])
+    evidence.update(
+        seconds_to_route=round(waited, 2),
+        instances=instances,
+        first_body=first.body[:300],
+        after_removal=[gone.status, gone.body[:200]],
+    )
     passed = _routed(first) and set(instances) >= {"echo-a", "echo-b"} and gone.status == 404
     if not passed:
         evidence.update(failure_evidence(conn, config, ("openresty", "openresty")))
-    return CheckResult("route-roundtrip", passed,
-                       f"routed to {sorted(set(instances) - {''}) or 'nothing'}, "
-                       f"then {gone.status} after removal", evidence)
+    return CheckResult(
+        "route-roundtrip",
+        passed,
+        f"routed to {sorted(set(instances) - {''}) or 'nothing'}, then {gone.status} after removal",
+        evidence,
+    )
 
 
-def check_restart_recovery(conn: Remote, config: VerifyConfig) -> CheckResult:
+def check_restart_recovery(conn: Remote, config: Layout) -> CheckResult:
     """After ``compose restart`` of Redis, /ping by name answers PONG again (and a route is
     served fresh, not from the stale cache) within ``config.deadline`` seconds."""
-    from provision.cluster.routes import RouteTable, RouteTableError
+    from provision.cluster.routes import RouteTable
 
     token = secrets.token_hex(4)
     prefix = f"/__provision-restart-{token}"
-    before = c.container_ip(conn, config, c.container_id(conn, config, "redis", "redis"))
+    before = lookup.container_ip(conn, config, lookup.container_id(conn, config, "redis", "redis"))
     try:
         if config.echo_project:
             with RouteTable(conn, config) as table:
                 table.add_route(prefix, f"provision-restart-{token}", ECHO_ENDPOINTS)
-        restart = conn.run(config.compose_argv("redis", "restart"), sudo=config.sudo, warn=True,
-                           timeout=120)
-        pong, ping_s = poll(lambda: c.http_get(conn, config, "/ping"),
-                            lambda r: r.body.strip() == "PONG", config.deadline)
+        restart = conn.run(
+            config.compose_argv("redis", "restart"), sudo=config.sudo, warn=True, timeout=120
+        )
+        pong, ping_s = poll(
+            lambda: c.http_get(conn, config, "/ping"),
+            lambda r: r.body.strip() == "PONG",
+            config.deadline,
+        )
         fresh, route_s = _fresh_route(conn, config, prefix + "/x")
         if config.echo_project:
             with RouteTable(conn, config) as table:
                 table.remove_route(prefix)
-    except RouteTableError as exc:
-        return CheckResult("restart-recovery", False, str(exc),
-                           failure_evidence(conn, config, ("redis", "redis")))
-    after = c.container_ip(conn, config, c.container_id(conn, config, "redis", "redis"))
+    except RouteError as exc:
+        return CheckResult(
+            "restart-recovery", False, str(exc), failure_evidence(conn, config, ("redis", "redis"))
+        )
+    after = lookup.container_ip(conn, config, lookup.container_id(conn, config, "redis", "redis"))
     passed = restart.ok and pong.body.strip() == "PONG" and fresh
     evidence: dict[str, Any] = {
-        "restart": (restart.stdout + restart.stderr).strip()[-500:], "address_before": before,
-        "address_after": after, "seconds_to_pong": round(ping_s, 2),
-        "seconds_to_fresh_route": round(route_s, 2), "last_ping": pong.body.strip()[:200],
+        "restart": (restart.stdout + restart.stderr).strip()[-500:],
+        "address_before": before,
+        "address_after": after,
+        "seconds_to_pong": round(ping_s, 2),
+        "seconds_to_fresh_route": round(route_s, 2),
+        "last_ping": pong.body.strip()[:200],
     }
     if not passed:
-        evidence.update(failure_evidence(conn, config, ("redis", "redis"),
-                                         ("openresty", "openresty")))
-    return CheckResult("restart-recovery", passed,
-                       f"PONG after {ping_s:.1f}s, fresh routing after {route_s:.1f}s "
-                       f"(redis {before} -> {after})", evidence)
+        evidence.update(
+            failure_evidence(conn, config, ("redis", "redis"), ("openresty", "openresty"))
+        )
+    return CheckResult(
+        "restart-recovery",
+        passed,
+        f"PONG after {ping_s:.1f}s, fresh routing after {route_s:.1f}s (redis {before} -> {after})",
+        evidence,
+    )
 
 
-def _fresh_route(conn: Remote, config: VerifyConfig, path: str) -> tuple[bool, float]:
+def _fresh_route(conn: Remote, config: Layout, path: str) -> tuple[bool, float]:
     if not config.echo_project:
         return True, 0.0
-    reply, waited = poll(lambda: c.http_get(conn, config, path),
-                         lambda r: _routed(r) and "x-route-source" not in r.headers,
-                         config.deadline)
+    reply, waited = poll(
+        lambda: c.http_get(conn, config, path),
+        lambda r: _routed(r) and "x-route-source" not in r.headers,
+        config.deadline,
+    )
     return _routed(reply) and "x-route-source" not in reply.headers, waited

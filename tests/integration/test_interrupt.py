@@ -31,10 +31,23 @@ def test_ctrl_c_stops_after_the_current_step(ssh_host, ssh_keypair, tmp_path):
     book = tmp_path / "slow.yml"
     book.write_text(PLAYBOOK)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provision.cli", "play", str(book), "--host",
-         f"admin@127.0.0.1:{ssh_host.port}", "--key", str(ssh_keypair.private_key),
-         "--state-dir", str(state)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "provision.cli",
+            "play",
+            str(book),
+            "--host",
+            f"admin@127.0.0.1:{ssh_host.port}",
+            "--key",
+            str(ssh_keypair.private_key),
+            "--state-dir",
+            str(state),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.5)  # inside `sleep 4`
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -42,6 +55,12 @@ def test_ctrl_c_stops_after_the_current_step(ssh_host, ssh_keypair, tmp_path):
     assert "Stopping after the current step" in err
     assert "Interrupted: state is saved" in err and "provision down" in err
     assert "Traceback" not in err
-    done = ssh(ssh_host, ssh_keypair.private_key, state, "sh", "-c",
-               "test -e /tmp/next-step-ran && echo ran || echo not-run")
+    done = ssh(
+        ssh_host,
+        ssh_keypair.private_key,
+        state,
+        "sh",
+        "-c",
+        "test -e /tmp/next-step-ran && echo ran || echo not-run",
+    )
     assert done.strip() == "not-run"

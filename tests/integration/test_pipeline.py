@@ -26,8 +26,7 @@ def state_for(host: SandboxHost, folder: Path) -> Path:
     return folder
 
 
-def up(host: SandboxHost, key: Path, state: Path, playbook: Path = PLAYBOOKS / "up.yml",
-       **options):
+def up(host: SandboxHost, key: Path, state: Path, playbook: Path = PLAYBOOKS / "up.yml", **options):
     inventory = host_inventory(f"admin@127.0.0.1:{host.port}", key)
     return run_playbook(playbook, inventory, Options(state_dir=state, **options))
 
@@ -40,9 +39,19 @@ def ssh(host: SandboxHost, key: Path, state: Path, *argv: str) -> str:
 
 
 def container_id(host, key, state, project: str, service: str) -> str:
-    return ssh(host, key, state, "docker", "ps", "-q", "--no-trunc", "--filter",
-               f"label=com.docker.compose.project={project}", "--filter",
-               f"label=com.docker.compose.service={service}").strip()
+    return ssh(
+        host,
+        key,
+        state,
+        "docker",
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        f"label=com.docker.compose.project={project}",
+        "--filter",
+        f"label=com.docker.compose.service={service}",
+    ).strip()
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +69,13 @@ def test_bare_host_becomes_a_verified_cluster(converged):
     recap = report.recap["host1"]
     assert recap.failed == 0 and recap.unreachable == 0
     by_task = {r.task: r for r in report.results}
-    for task in ("Docker Engine and Compose", "The shared network",
-                 "Images, for hosts that cannot pull", "Start redis", "Start openresty"):
+    for task in (
+        "Docker Engine and Compose",
+        "The shared network",
+        "Images, for hosts that cannot pull",
+        "Start redis",
+        "Start openresty",
+    ):
         assert by_task[task].status is Status.CHANGED, task
     checks = {c.name: c for c in report.checks}
     assert set(checks) == {"containers", "dns", "ping", "negative-control"}
@@ -79,7 +93,8 @@ def test_second_run_changes_nothing_over_one_connection(converged, ssh_keypair):
 
 
 def test_changed_nginx_conf_is_sent_alone_and_restarts_only_openresty(
-        converged, ssh_keypair, tmp_path):
+    converged, ssh_keypair, tmp_path
+):
     host, state, _ = converged
     key = ssh_keypair.private_key
     books = tmp_path / "playbooks"
@@ -87,9 +102,16 @@ def test_changed_nginx_conf_is_sent_alone_and_restarts_only_openresty(
     conf = books / "files" / "openresty" / "nginx.conf"
     conf.write_text(conf.read_text() + "\n# changed by test_pipeline\n")
     redis_before = container_id(host, key, state, "redis", "redis")
-    openresty_started = ssh(host, key, state, "docker", "inspect", "--format",
-                            "{{.State.StartedAt}}",
-                            container_id(host, key, state, "openresty", "openresty"))
+    openresty_started = ssh(
+        host,
+        key,
+        state,
+        "docker",
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}}",
+        container_id(host, key, state, "openresty", "openresty"),
+    )
     try:
         report = up(host, key, state, books / "up.yml")
         assert not report.failed, report.errors
@@ -97,8 +119,16 @@ def test_changed_nginx_conf_is_sent_alone_and_restarts_only_openresty(
         assert [r.task for r in changed] == ["Upload the openresty project", "restart openresty"]
         assert changed[0].data["files"] == ["nginx.conf"]
         assert container_id(host, key, state, "redis", "redis") == redis_before
-        started = ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}",
-                      container_id(host, key, state, "openresty", "openresty"))
+        started = ssh(
+            host,
+            key,
+            state,
+            "docker",
+            "inspect",
+            "--format",
+            "{{.State.StartedAt}}",
+            container_id(host, key, state, "openresty", "openresty"),
+        )
         assert started != openresty_started
         assert all(c.passed for c in report.checks)
     finally:  # put the project's own nginx.conf back for the tests after this one
@@ -112,8 +142,16 @@ def test_broken_compose_file_fails_clearly(converged, ssh_keypair, tmp_path):
     compose = books / "files" / "echo" / "docker-compose.yml"
     compose.write_text(compose.read_text().replace("services:", "services:\n  bad: {image: 7}", 1))
     try:
-        done = cli("play", str(books / "up.yml"), "--host", f"admin@127.0.0.1:{host.port}",
-                   "--key", str(ssh_keypair.private_key), "--state-dir", str(state))
+        done = cli(
+            "play",
+            str(books / "up.yml"),
+            "--host",
+            f"admin@127.0.0.1:{host.port}",
+            "--key",
+            str(ssh_keypair.private_key),
+            "--state-dir",
+            str(state),
+        )
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         assert "failed host1: Start the echo backend" in done.stderr
@@ -125,8 +163,12 @@ def test_broken_compose_file_fails_clearly(converged, ssh_keypair, tmp_path):
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provision.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "provision.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_check_mode_on_a_bare_host_changes_nothing(ssh_host_factory, ssh_keypair, tmp_path):
@@ -135,25 +177,84 @@ def test_check_mode_on_a_bare_host_changes_nothing(ssh_host_factory, ssh_keypair
     report = up(host, ssh_keypair.private_key, state, check=True)
     assert not report.failed, report.errors
     would = [r.task for r in report.results if r.status is Status.CHANGED]
-    assert would[:3] == ["Docker Engine and Compose", "The shared network",
-                         "Images, for hosts that cannot pull"]
+    assert would[:3] == [
+        "Docker Engine and Compose",
+        "The shared network",
+        "Images, for hosts that cannot pull",
+    ]
     assert "Start openresty" in would
-    assert ssh(host, ssh_keypair.private_key, state, "sh", "-c",
-               "command -v docker || echo absent; ls /opt/provision 2>&1 || true").startswith(
-        "absent")
+    assert ssh(
+        host,
+        ssh_keypair.private_key,
+        state,
+        "sh",
+        "-c",
+        "command -v docker || echo absent; ls /opt/provision 2>&1 || true",
+    ).startswith("absent")
+
+
+CHECK_MODE_TASKS = """\
+- hosts: cluster
+  become: true
+  gather_facts: false
+  tasks:
+    - name: forced into check mode
+      copy: {dest: /opt/check-mode/forced.txt, content: "not written\\n"}
+      check_mode: true
+      notify: touch marker
+    - name: a normal task beside it
+      copy: {dest: /opt/check-mode/normal.txt, content: "written\\n"}
+  handlers:
+    - name: touch marker
+      command: {argv: [touch, /opt/check-mode/handler-ran]}
+"""
+
+
+def test_task_with_check_mode_true_changes_nothing_without_check(ssh_host, ssh_keypair, tmp_path):
+    # As in Ansible, `check_mode: true` on a task: it reports what it would change, and the
+    # host is left as it was — even though the run itself is not in check mode.
+    state = state_for(ssh_host, tmp_path / "state")
+    book = tmp_path / "check_mode.yml"
+    book.write_text(CHECK_MODE_TASKS)
+    report = up(ssh_host, ssh_keypair.private_key, state, playbook=book)
+    assert not report.failed, report.errors
+    status = {r.task: r.status for r in report.results}
+    assert status == {
+        "forced into check mode": Status.CHANGED,
+        "a normal task beside it": Status.CHANGED,
+    }  # no handler ran
+    listing = ssh(ssh_host, ssh_keypair.private_key, state, "ls", "/opt/check-mode")
+    assert listing.split() == ["normal.txt"]
 
 
 def test_unreachable_host_and_wrong_key(tmp_path, ssh_host, ssh_keypair):
     state = state_for(ssh_host, tmp_path / "state")
-    closed = cli("up", "--host", "admin@127.0.0.1:1", "--key", str(ssh_keypair.private_key),
-                 "--state-dir", str(state), "--connect-deadline", "2", timeout=180)
+    closed = cli(
+        "up",
+        "--host",
+        "admin@127.0.0.1:1",
+        "--key",
+        str(ssh_keypair.private_key),
+        "--state-dir",
+        str(state),
+        "--connect-deadline",
+        "2",
+        timeout=180,
+    )
     assert closed.returncode == 1, closed.stderr
     assert "unreachable" in closed.stderr and "admin@127.0.0.1:1" in closed.stderr
     assert "Traceback" not in closed.stderr
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
-    wrong = cli("up", "--host", f"admin@127.0.0.1:{ssh_host.port}", "--key", str(other),
-                "--state-dir", str(state))
+    wrong = cli(
+        "up",
+        "--host",
+        f"admin@127.0.0.1:{ssh_host.port}",
+        "--key",
+        str(other),
+        "--state-dir",
+        str(state),
+    )
     assert wrong.returncode == 1
     assert "authentication failed for user 'admin'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
@@ -162,8 +263,16 @@ def test_unreachable_host_and_wrong_key(tmp_path, ssh_host, ssh_keypair):
 def test_unknown_task_is_rejected_before_any_connection(tmp_path, ssh_keypair):
     book = tmp_path / "bad.yml"
     book.write_text("- hosts: cluster\n  tasks:\n    - docker_netwrk: {name: x}\n")
-    done = cli("play", str(book), "--host", "admin@127.0.0.1:1", "--key",
-               str(ssh_keypair.private_key), "--state-dir", str(tmp_path))
+    done = cli(
+        "play",
+        str(book),
+        "--host",
+        "admin@127.0.0.1:1",
+        "--key",
+        str(ssh_keypair.private_key),
+        "--state-dir",
+        str(tmp_path),
+    )
     assert done.returncode == 2
     assert "bad.yml:3:7" in done.stderr and "did you mean 'docker_network'" in done.stderr
     assert "unreachable" not in done.stderr

@@ -18,8 +18,9 @@ def test_cluster_context_manager_up_routes_down(ssh_host_factory, ssh_keypair, t
     state = state_for(host, tmp_path / "state")
     inventory = host_inventory(f"admin@127.0.0.1:{host.port}", key)
     events: list[Event] = []
-    with Cluster(inventory, options=Options(state_dir=state), teardown=True,
-                 on_event=events.append) as cluster:
+    with Cluster(
+        inventory, options=Options(state_dir=state), teardown=True, on_event=events.append
+    ) as cluster:
         assert not cluster.report.failed
         assert {c.name for c in cluster.report.checks} >= {"dns", "ping"}
         assert all(c.passed for c in cluster.report.checks)

@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
+from provision.cluster.layout import Layout
 from provision.cluster.routes import RouteTable
 from provision.connection.local import LocalConnection
-from provision.verify import SLOW_CHECKS, VerifyConfig, run_suite
+from provision.verify import SLOW_CHECKS, run_suite
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +45,17 @@ class Reply:
 
 @dataclass
 class Cluster:
-    config: VerifyConfig
+    config: Layout
     root: Path
     labels: dict[str, str]
 
     def compose(self, component: str, *args: str, project: str | None = None) -> None:
-        argv = [*self.config.compose_argv(component),
-                "-f", str(self.root / component / "test-labels.yml"), *args]
+        argv = [
+            *self.config.compose_argv(component),
+            "-f",
+            str(self.root / component / "test-labels.yml"),
+            *args,
+        ]
         if project:
             argv[argv.index("-p") + 1] = project
         subprocess.run(argv, cwd=self.root / component, check=True, capture_output=True)
@@ -59,8 +64,9 @@ class Cluster:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open((url or self.config.http_url) + path, timeout=5) as r:
-                return Reply(r.status, {k.lower(): v for k, v in r.headers.items()},
-                             r.read().decode())
+                return Reply(
+                    r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+                )
         except urllib.error.HTTPError as e:
             return Reply(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode())
         except OSError as e:  # not listening yet
@@ -93,8 +99,7 @@ def _stage(root: Path, network: str, port: int, labels: dict[str, str]) -> None:
     for component in SERVICES:
         shutil.copytree(FILES / component, root / component)
         (root / component / ".env").write_text(
-            f"NETWORK={network}\nSECRETS_DIR={secrets_dir}\nHTTP_BIND=127.0.0.1\n"
-            f"HTTP_PORT={port}\n"
+            f"NETWORK={network}\nSECRETS_DIR={secrets_dir}\nHTTP_BIND=127.0.0.1\nHTTP_PORT={port}\n"
         )
         (root / component / "test-labels.yml").write_text(_labels_override(component, labels))
 
@@ -104,6 +109,7 @@ def _remove(prefix: str, network: str) -> None:
 
     Compose names them after the project (``prefix-redis_redis_1``, ``prefix-redis_redis-data``).
     """
+
     def names(*argv: str) -> list[str]:
         return subprocess.run(["docker", *argv], capture_output=True, text=True).stdout.split()
 
@@ -118,24 +124,34 @@ def _remove(prefix: str, network: str) -> None:
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, sandbox_labels: dict[str, str]
 ) -> Iterator[Cluster]:
-    missing = [i for i in IMAGES if subprocess.run(["docker", "image", "inspect", i],
-                                                   capture_output=True).returncode]
+    missing = [
+        i
+        for i in IMAGES
+        if subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode
+    ]
     if missing:
         pytest.fail(f"images {missing} are missing: build the sandbox images first")
     suffix = secrets.token_hex(3)
     prefix, network, port = f"prvrt-{suffix}", f"prvrt-{suffix}-net", _free_port()
     root = tmp_path_factory.mktemp("router")
     _stage(root, network, port, sandbox_labels)
-    config = VerifyConfig(
-        network=network, root=str(root), redis_project=f"{prefix}-redis",
-        openresty_project=f"{prefix}-openresty", echo_project=f"{prefix}-echo",
-        compose=("docker-compose",), http_url=f"http://127.0.0.1:{port}", sudo=os.geteuid() != 0,
-        secrets_dir=str(root / "secrets"), deadline=30.0,
+    config = Layout(
+        network=network,
+        root=str(root),
+        redis_project=f"{prefix}-redis",
+        openresty_project=f"{prefix}-openresty",
+        echo_project=f"{prefix}-echo",
+        compose=("docker-compose",),
+        http_url=f"http://127.0.0.1:{port}",
+        sudo=os.geteuid() != 0,
+        secrets_dir=str(root / "secrets"),
+        deadline=30.0,
     )
     labels = [f for k, v in sandbox_labels.items() for f in ("--label", f"{k}={v}")]
     try:
-        subprocess.run(["docker", "network", "create", *labels, network], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "network", "create", *labels, network], check=True, capture_output=True
+        )
         made = Cluster(config, root, sandbox_labels)
         for component in ("redis", "echo", "openresty"):
             made.compose(component, "up", "-d")
@@ -209,8 +225,11 @@ def test_stale_routes_while_redis_is_down(cluster: Cluster) -> None:
         assert down.headers["x-route-source"] == "stale-cache"
     finally:
         cluster.compose("redis", "start")
-    back = _until(lambda: cluster.get("/stale/x"),
-                  lambda r: r.status == 200 and "x-route-source" not in r.headers, deadline=30)
+    back = _until(
+        lambda: cluster.get("/stale/x"),
+        lambda r: r.status == 200 and "x-route-source" not in r.headers,
+        deadline=30,
+    )
     assert back.status == 200 and "x-route-source" not in back.headers
     with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
         table.remove_route("/stale")
@@ -236,7 +255,12 @@ def test_run_suite_passes_every_check(cluster: Cluster) -> None:
     failed = {r.name: (r.summary, r.evidence) for r in results if not r.passed}
     assert not failed
     assert [r.name for r in results] == [
-        "containers", "dns", "ping", "negative-control", "redis-port-closed", *SLOW_CHECKS,
+        "containers",
+        "dns",
+        "ping",
+        "negative-control",
+        "redis-port-closed",
+        *SLOW_CHECKS,
     ]
 
 
@@ -247,11 +271,15 @@ def test_openresty_pointed_at_loopback_fails_with_evidence(cluster: Cluster) -> 
     port = _free_port()
     env = root / "openresty" / ".env"
     old_port = "HTTP_PORT=" + cluster.config.http_url.rsplit(":", 1)[1]
-    env.write_text(env.read_text().replace(old_port, "")
-                   + f"HTTP_PORT={port}\nREDIS_HOST=127.0.0.1\n")
-    config = replace(cluster.config, root=str(root),
-                     openresty_project=cluster.config.redis_project.replace("-redis", "-broken"),
-                     http_url=f"http://127.0.0.1:{port}")
+    env.write_text(
+        env.read_text().replace(old_port, "") + f"HTTP_PORT={port}\nREDIS_HOST=127.0.0.1\n"
+    )
+    config = replace(
+        cluster.config,
+        root=str(root),
+        openresty_project=cluster.config.redis_project.replace("-redis", "-broken"),
+        http_url=f"http://127.0.0.1:{port}",
+    )
     broken = Cluster(config, root, cluster.labels)
     broken.compose("openresty", "up", "-d")
     assert _until(lambda: broken.get("/health"), lambda r: r.status == 200).status == 200

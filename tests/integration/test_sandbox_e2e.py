@@ -22,8 +22,13 @@ SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "run" / "report.sch
 
 
 def provision(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "provision.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def moto_running(state: Path) -> bool:
@@ -50,8 +55,12 @@ def test_up_again_down_again(sandbox):
     jsonschema.validate(report, json.loads(SCHEMA.read_text()))
     hosts = [h for h in report["recap"] if h != "localhost"]
     assert report["ok"] and len(hosts) == 1 and report["recap"][hosts[0]]["failed"] == 0
-    assert {c["name"] for c in report["checks"]} == {"containers", "dns", "ping",
-                                                       "negative-control"}
+    assert {c["name"] for c in report["checks"]} == {
+        "containers",
+        "dns",
+        "ping",
+        "negative-control",
+    }
     assert all(c["passed"] for c in report["checks"])
     url = report["resources"]["url"]
     assert url.startswith("http://127.0.0.1:") and f"OpenResty: {url}" in first.stderr
@@ -60,16 +69,19 @@ def test_up_again_down_again(sandbox):
     assert localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
 
     # Routes from Python through the SSH tunnel; a request through OpenResty reaches echo.
-    added = provision(cwd, "routes", "add", "/api/users", "users", "echo-a:80",
-                      "-e", f"cluster_name={name}")
+    added = provision(
+        cwd, "routes", "add", "/api/users", "users", "echo-a:80", "-e", f"cluster_name={name}"
+    )
     assert added.returncode == 0, added.stderr
     with urllib.request.urlopen(f"{url}/api/users/7", timeout=10) as reply:
         assert json.loads(reply.read())["instance"] == "echo-a"
     listed = provision(cwd, "routes", "ls", "--json", "-e", f"cluster_name={name}")
-    assert json.loads(listed.stdout) == {"/api/users": {"service": "users",
-                                                        "endpoints": ["echo-a:80"]}}
-    assert provision(cwd, "routes", "rm", "/api/users", "-e", f"cluster_name={name}"
-                     ).returncode == 0
+    assert json.loads(listed.stdout) == {
+        "/api/users": {"service": "users", "endpoints": ["echo-a:80"]}
+    }
+    assert (
+        provision(cwd, "routes", "rm", "/api/users", "-e", f"cluster_name={name}").returncode == 0
+    )
 
     again = provision(cwd, "up", "-e", f"cluster_name={name}", "--json")
     assert again.returncode == 0, again.stderr

@@ -12,8 +12,15 @@ from tests.integration.test_pipeline import ssh, state_for
 
 pytestmark = pytest.mark.integration
 
-ALL_CHECKS = {"containers", "dns", "ping", "negative-control", "redis-port-closed",
-              "route-roundtrip", "restart-recovery"}
+ALL_CHECKS = {
+    "containers",
+    "dns",
+    "ping",
+    "negative-control",
+    "redis-port-closed",
+    "route-roundtrip",
+    "restart-recovery",
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,17 @@ def test_strategy_deploys_and_every_check_passes(host, strategy):
     assert set(checks) == ALL_CHECKS
     failed = {n: (c.summary, c.evidence) for n, c in checks.items() if not c.passed}
     assert not failed
-    published = ssh(host[0], host[2], host[1], "docker", "ps", "--format", "{{.Ports}}",
-                    "--filter", "label=com.docker.compose.service=redis")
+    published = ssh(
+        host[0],
+        host[2],
+        host[1],
+        "docker",
+        "ps",
+        "--format",
+        "{{.Ports}}",
+        "--filter",
+        "label=com.docker.compose.service=redis",
+    )
     if strategy == "shared-network":
         assert "->" not in published  # exposed inside (6379/tcp), published nowhere
     else:
@@ -51,8 +67,14 @@ def test_routes_survive_a_redis_restart_and_a_rerun(host):
     _, inventory, options = run(host, "up.yml", "shared-network")
     routes = ClusterRoutes(inventory, options)
     routes.add("/keep", "keep", ["echo-a:80"])
-    ssh(host[0], host[2], host[1], "sh", "-c",
-        "cd /opt/provision/redis && docker-compose -p redis restart")
+    ssh(
+        host[0],
+        host[2],
+        host[1],
+        "sh",
+        "-c",
+        "cd /opt/provision/redis && docker-compose -p redis restart",
+    )
     again, _, _ = run(host, "up.yml", "shared-network")
     assert not again.failed, again.errors
     assert routes.list()["/keep"].endpoints == ("echo-a:80",)

@@ -39,8 +39,13 @@ class FakeRemote(BaseConnection):
     def _is_root(self) -> bool:
         return True  # recorded commands read as written, without a sudo prefix
 
-    def _execute(self, argv: list[str], chunks: Iterable[bytes], timeout: float | None,
-                 on_bytes: Callable[[int], None] | None) -> Result:
+    def _execute(
+        self,
+        argv: list[str],
+        chunks: Iterable[bytes],
+        timeout: float | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> Result:
         data = b"".join(chunks)
         if argv[:3] == put_argv("", 0)[:3]:  # an atomic write: recorded as "put PATH MODE"
             argv = ["put", argv[4], argv[5]]

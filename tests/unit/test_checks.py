@@ -7,129 +7,181 @@ import json
 
 import pytest
 
+from provision.cluster.layout import Layout
+from provision.cluster.lookup import parse_container_ip, parse_password
 from provision.cluster.routes import validate
 from provision.errors import ConfigError
 from provision.verify import (
-    VerifyConfig,
     check_dns,
     check_negative_control,
     check_ping,
     run_suite,
 )
 from provision.verify.basic import parse_probe, parse_ps
-from provision.verify.config import (
-    parse_container_ip,
-    parse_gateway,
-    parse_getent,
-    parse_http,
-    parse_password,
-)
+from provision.verify.probes import parse_gateway, parse_getent, parse_http
 from tests.unit.fakes import FakeRemote
 
-CONFIG = VerifyConfig(sudo=False, deadline=0)
+CONFIG = Layout(sudo=False, deadline=0)
 NETWORKS = json.dumps({"shared-network": {"IPAddress": "172.20.0.3"}, "other": {"IPAddress": "x"}})
 
 
-@pytest.mark.parametrize(("stdout", "expected"), [
-    ("172.20.0.3      redis\n", ["172.20.0.3"]),
-    ("172.20.0.3 redis r1\nfe80::1 redis\n", ["172.20.0.3", "fe80::1"]),
-    ("", []),
-    ("getent: no such host\n", []),
-])
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        ("172.20.0.3      redis\n", ["172.20.0.3"]),
+        ("172.20.0.3 redis r1\nfe80::1 redis\n", ["172.20.0.3", "fe80::1"]),
+        ("", []),
+        ("getent: no such host\n", []),
+    ],
+)
 def test_parse_getent(stdout: str, expected: list[str]) -> None:
     assert parse_getent(stdout) == expected
 
 
-@pytest.mark.parametrize(("text", "network", "expected"), [
-    (NETWORKS, "shared-network", "172.20.0.3"),
-    (NETWORKS, "missing", ""),
-    ("", "shared-network", ""),
-    ("not json", "shared-network", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "network", "expected"),
+    [
+        (NETWORKS, "shared-network", "172.20.0.3"),
+        (NETWORKS, "missing", ""),
+        ("", "shared-network", ""),
+        ("not json", "shared-network", ""),
+    ],
+)
 def test_parse_container_ip(text: str, network: str, expected: str) -> None:
     assert parse_container_ip(text, network) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("172.20.0.1,172.20.0.0/16 \n", "172.20.0.1"),
-    (",172.17.0.0/16 \n", "172.17.0.1"),  # the default bridge on a 20.10 engine
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("172.20.0.1,172.20.0.0/16 \n", "172.20.0.1"),
+        (",172.17.0.0/16 \n", "172.17.0.1"),  # the default bridge on a 20.10 engine
+        ("", ""),
+    ],
+)
 def test_parse_gateway(text: str, expected: str) -> None:
     assert parse_gateway(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("REDIS_PASSWORD=abc123\n", "abc123"),
-    ("# generated\nexport REDIS_PASSWORD='q9'\n", "q9"),
-    ("REDIS_PASSWORD=old\nREDIS_PASSWORD=new\n", "new"),
-    ("OTHER=1\n", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("REDIS_PASSWORD=abc123\n", "abc123"),
+        ("# generated\nexport REDIS_PASSWORD='q9'\n", "q9"),
+        ("REDIS_PASSWORD=old\nREDIS_PASSWORD=new\n", "new"),
+        ("OTHER=1\n", None),
+        ("", None),
+    ],
+)
 def test_parse_password(text: str, expected: str | None) -> None:
     assert parse_password(text) == expected
 
 
-@pytest.mark.parametrize(("stdout", "status", "header", "body"), [
-    ('{"status": 200, "headers": {"X-Route-Source": "stale-cache"}, "body": "ok"}',
-     200, "stale-cache", "ok"),
-    ('{"status": 0, "headers": {}, "body": "ConnectionRefusedError(111)"}', 0, None,
-     "ConnectionRefusedError(111)"),
-    ("Traceback (most recent call last): boom", 0, None, "Traceback (most recent call last): boom"),
-])
+@pytest.mark.parametrize(
+    ("stdout", "status", "header", "body"),
+    [
+        (
+            '{"status": 200, "headers": {"X-Route-Source": "stale-cache"}, "body": "ok"}',
+            200,
+            "stale-cache",
+            "ok",
+        ),
+        (
+            '{"status": 0, "headers": {}, "body": "ConnectionRefusedError(111)"}',
+            0,
+            None,
+            "ConnectionRefusedError(111)",
+        ),
+        (
+            "Traceback (most recent call last): boom",
+            0,
+            None,
+            "Traceback (most recent call last): boom",
+        ),
+    ],
+)
 def test_parse_http(stdout: str, status: int, header: str | None, body: str) -> None:
     reply = parse_http(stdout)
     assert (reply.status, reply.headers.get("x-route-source"), reply.body) == (status, header, body)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("redis redis running Up 5 seconds (healthy)\n", {("redis", "redis"): ("running", "healthy")}),
-    ("echo echo-a running Up 3 seconds (health: starting)",
-     {("echo", "echo-a"): ("running", "starting")}),
-    ("o openresty running Up 2 minutes (unhealthy)",
-     {("o", "openresty"): ("running", "unhealthy")}),
-    ("o x running Up 2 minutes", {("o", "x"): ("running", "")}),
-    ("r redis exited Exited (137) 3 seconds ago", {("r", "redis"): ("exited", "")}),
-    ("r redis exited Exited (1) 9 s ago\nr redis running Up 1 second (healthy)",
-     {("r", "redis"): ("running", "healthy")}),
-    ("", {}),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "redis redis running Up 5 seconds (healthy)\n",
+            {("redis", "redis"): ("running", "healthy")},
+        ),
+        (
+            "echo echo-a running Up 3 seconds (health: starting)",
+            {("echo", "echo-a"): ("running", "starting")},
+        ),
+        (
+            "o openresty running Up 2 minutes (unhealthy)",
+            {("o", "openresty"): ("running", "unhealthy")},
+        ),
+        ("o x running Up 2 minutes", {("o", "x"): ("running", "")}),
+        ("r redis exited Exited (137) 3 seconds ago", {("r", "redis"): ("exited", "")}),
+        (
+            "r redis exited Exited (1) 9 s ago\nr redis running Up 1 second (healthy)",
+            {("r", "redis"): ("running", "healthy")},
+        ),
+        ("", {}),
+    ],
+)
 def test_parse_ps(text: str, expected: dict[tuple[str, str], tuple[str, str]]) -> None:
     assert parse_ps(text) == expected
 
 
-@pytest.mark.parametrize(("stdout", "expected"), [
-    ("refused [Errno 111] Connection refused\n", "refused"),
-    ("open\n", "open"),
-    ("error timed out\n", "error"),
-    ("", "error"),
-])
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        ("refused [Errno 111] Connection refused\n", "refused"),
+        ("open\n", "open"),
+        ("error timed out\n", "error"),
+        ("", "error"),
+    ],
+)
 def test_parse_probe(stdout: str, expected: str) -> None:
     assert parse_probe(stdout) == expected
 
 
-@pytest.mark.parametrize(("strategy", "redis_files", "openresty_files"), [
-    ("shared-network", ["r/redis/docker-compose.yml"], ["r/openresty/docker-compose.yml"]),
-    ("host-gateway",
-     ["r/redis/docker-compose.yml", "r/redis/strategy-host-gateway.yml"],
-     ["r/openresty/docker-compose.yml", "r/openresty/strategy-host-gateway.yml"]),
-    ("host-docker-internal",
-     ["r/redis/docker-compose.yml", "r/redis/strategy-host-gateway.yml"],
-     ["r/openresty/docker-compose.yml", "r/openresty/strategy-host-docker-internal.yml"]),
-])
+@pytest.mark.parametrize(
+    ("strategy", "redis_files", "openresty_files"),
+    [
+        ("shared-network", ["r/redis/docker-compose.yml"], ["r/openresty/docker-compose.yml"]),
+        (
+            "host-gateway",
+            ["r/redis/docker-compose.yml", "r/redis/strategy-host-gateway.yml"],
+            ["r/openresty/docker-compose.yml", "r/openresty/strategy-host-gateway.yml"],
+        ),
+        (
+            "host-docker-internal",
+            ["r/redis/docker-compose.yml", "r/redis/strategy-host-gateway.yml"],
+            ["r/openresty/docker-compose.yml", "r/openresty/strategy-host-docker-internal.yml"],
+        ),
+    ],
+)
 def test_compose_files_per_strategy(
     strategy: str, redis_files: list[str], openresty_files: list[str]
 ) -> None:
-    config = VerifyConfig(root="r", strategy=strategy)  # type: ignore[arg-type]
+    config = Layout(root="r", strategy=strategy)  # type: ignore[arg-type]
     assert config.compose_files("redis") == redis_files
     assert config.compose_files("openresty") == openresty_files
     assert config.compose_argv("echo", "ps") == [
-        "docker", "compose", "-p", "echo", "-f", "r/echo/docker-compose.yml", "ps"]
+        "docker",
+        "compose",
+        "-p",
+        "echo",
+        "-f",
+        "r/echo/docker-compose.yml",
+        "ps",
+    ]
 
 
 def test_unknown_strategy_is_refused() -> None:
-    with pytest.raises(ValueError, match="strategy must be one of"):
-        VerifyConfig(strategy="bridge")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="redis_strategy: must be one of"):
+        Layout(strategy="bridge")  # type: ignore[arg-type]
 
 
 def _host(redis_host: str = "redis", resolved: str = "172.20.0.3") -> FakeRemote:
@@ -138,10 +190,15 @@ def _host(redis_host: str = "redis", resolved: str = "172.20.0.3") -> FakeRemote
     fake.answer(r"project=redis .*service=redis", "rc1 running\n")
     fake.answer(r"inspect -f \{\{json .NetworkSettings.Networks\}\} rc1", NETWORKS)
     fake.answer(r"exec oc1 getent hosts redis", f"{resolved}  redis\n")
-    fake.answer(r"inspect -f \{\{json .Config.Env\}\} oc1",
-                json.dumps([f"REDIS_HOST={redis_host}", "PATH=/usr/bin"]))
-    fake.answer(r"exec oc1 curl .*telnet://127.0.0.1:6379", code=7,
-                stderr="* connect to 127.0.0.1 port 6379 failed: Connection refused\n")
+    fake.answer(
+        r"inspect -f \{\{json .Config.Env\}\} oc1",
+        json.dumps([f"REDIS_HOST={redis_host}", "PATH=/usr/bin"]),
+    )
+    fake.answer(
+        r"exec oc1 curl .*telnet://127.0.0.1:6379",
+        code=7,
+        stderr="* connect to 127.0.0.1 port 6379 failed: Connection refused\n",
+    )
     return fake
 
 
@@ -158,8 +215,9 @@ def test_dns_fails_on_another_address_with_compose_ps_and_logs() -> None:
     assert set(result.evidence["compose_ps"]) == {"openresty", "redis"}
 
 
-@pytest.mark.parametrize(("redis_host", "passed"), [("redis", True), ("127.0.0.1", False),
-                                                    ("localhost", False)])
+@pytest.mark.parametrize(
+    ("redis_host", "passed"), [("redis", True), ("127.0.0.1", False), ("localhost", False)]
+)
 def test_negative_control(redis_host: str, passed: bool) -> None:
     result = check_negative_control(_host(redis_host=redis_host), CONFIG)
     assert result.passed is passed
@@ -171,8 +229,10 @@ def test_ping_failure_carries_health_and_logs() -> None:
     fake = _host()
     reply = {"status": 502, "headers": {}, "body": "ERR connect 127.0.0.1:6379: refused\n"}
     fake.answer(r"(?s)^python3 -c .* http://127.0.0.1:80/ping ", json.dumps(reply))
-    fake.answer(r"(?s)^python3 -c .* http://127.0.0.1:80/health ",
-                json.dumps({"status": 200, "headers": {}, "body": '{"status":"degraded"}'}))
+    fake.answer(
+        r"(?s)^python3 -c .* http://127.0.0.1:80/health ",
+        json.dumps({"status": 200, "headers": {}, "body": '{"status":"degraded"}'}),
+    )
     result = check_ping(fake, CONFIG)
     assert not result.passed and result.evidence["status"] == 502
     assert result.evidence["health"] == {"status": "degraded"}
@@ -191,13 +251,16 @@ def test_run_suite_turns_a_missing_secret_into_a_failed_check() -> None:
     assert not result.passed and "no REDIS_PASSWORD" in result.summary
 
 
-@pytest.mark.parametrize(("prefix", "service", "endpoints", "field"), [
-    ("api", "echo", ["echo-a:80"], "prefix"),
-    ("/a b", "echo", ["echo-a:80"], "prefix"),
-    ("/api", "bad\tname", ["echo-a:80"], "service"),
-    ("/api", "echo", ["echo-a"], "endpoints"),
-    ("/api", "echo", ["echo a:80"], "endpoints"),
-])
+@pytest.mark.parametrize(
+    ("prefix", "service", "endpoints", "field"),
+    [
+        ("api", "echo", ["echo-a:80"], "prefix"),
+        ("/a b", "echo", ["echo-a:80"], "prefix"),
+        ("/api", "bad\tname", ["echo-a:80"], "service"),
+        ("/api", "echo", ["echo-a"], "endpoints"),
+        ("/api", "echo", ["echo a:80"], "endpoints"),
+    ],
+)
 def test_route_values_the_router_cannot_read_are_refused(
     prefix: str, service: str, endpoints: list[str], field: str
 ) -> None:

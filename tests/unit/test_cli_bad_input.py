@@ -33,8 +33,13 @@ CASES = {
 
 
 def cli(*args: str, cwd: Path = CORPUS) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "provision.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_every_corpus_file_has_its_case():
@@ -57,10 +62,14 @@ def test_bad_file_exact_error_exit_2_nothing_touched(name, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["up", "-e", "novalue"], "error: -e: expected key=value, @file.yml or a mapping, got "
-                                  "'novalue'"),
-        (["up", "--host", "admin@:22"], "error: --host: expected user@address[:port], got "
-                                        "'admin@:22'"),
+        (
+            ["up", "-e", "novalue"],
+            "error: -e: expected key=value, @file.yml or a mapping, got 'novalue'",
+        ),
+        (
+            ["up", "--host", "admin@:22"],
+            "error: --host: expected user@address[:port], got 'admin@:22'",
+        ),
         (["up", "--host", "a@b", "-i", "x.yml"], "Error: give either --host or -i, not both"),
         (["up", "--frobnicate"], "Error: No such option '--frobnicate'"),
     ],

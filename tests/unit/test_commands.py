@@ -11,7 +11,7 @@ def test_outputs_and_exit_codes_are_kept_apart():
     commands = [
         ["printf", "no newline"],
         ["sh", "-c", "echo one; echo two; exit 3"],
-        ["echo", "it's \"quoted\" $HOME; rm -rf /"],  # values arrive as data, never as code
+        ["echo", 'it\'s "quoted" $HOME; rm -rf /'],  # values arrive as data, never as code
         ["sh", "-c", "echo err >&2; true"],
         ["false"],
         ["printf", ""],
@@ -20,7 +20,7 @@ def test_outputs_and_exit_codes_are_kept_apart():
     assert [(r.stdout, r.exit_code) for r in results] == [
         ("no newline", 0),
         ("one\ntwo\n", 3),
-        ("it's \"quoted\" $HOME; rm -rf /\n", 0),
+        ('it\'s "quoted" $HOME; rm -rf /\n', 0),
         ("", 0),  # stderr is not kept
         ("", 1),
         ("", 0),

@@ -81,8 +81,9 @@ def test_network_parser():
     assert net.containers == ("openresty-1", "redis-redis-1")
     assert net.options == {"com.docker.network.mtu": "1400"}
     assert parse_network("[]") is None
-    bridge = [{"Name": "bridge", "Driver": "bridge",
-               "IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}}]
+    bridge = [
+        {"Name": "bridge", "Driver": "bridge", "IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}]}}
+    ]
     assert parse_network(json.dumps(bridge)).gateway == "172.17.0.1"
     assert parse_network("Error: No such network: x") is None
 

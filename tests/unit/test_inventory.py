@@ -61,21 +61,31 @@ def test_hosts_and_groups(inventory: Inventory) -> None:
 
 @pytest.mark.parametrize(
     ("host", "level", "user"),
-    [("solo", "all", "admin"), ("web2", "cluster", "debian"), ("db1", "db", "admin"),
-     ("web1", "host", "admin")],
+    [
+        ("solo", "all", "admin"),
+        ("web2", "cluster", "debian"),
+        ("db1", "db", "admin"),
+        ("web1", "host", "admin"),
+    ],
 )
-def test_inventory_vars_go_from_all_to_the_host(inventory: Inventory, host: str,
-                                                level: str, user: str) -> None:
+def test_inventory_vars_go_from_all_to_the_host(
+    inventory: Inventory, host: str, level: str, user: str
+) -> None:
     assert inventory.hosts[host].vars["level"] == level
     assert inventory.hosts[host].vars["ansible_user"] == user
 
 
 def test_short_connection_names_only_in_a_host_entry(tmp_path: Path) -> None:
-    inv = load_inventory(_write(tmp_path, """\
+    inv = load_inventory(
+        _write(
+            tmp_path,
+            """\
         all:
           vars: {port: 6379, user: redis}
           hosts: {h1: {port: 2222}, h2: }
-        """))
+        """,
+        )
+    )
     assert inv.hosts["h1"].host_vars == {"ansible_port": 2222}
     assert to_host_spec(inv.hosts["h1"]).port == 2222
     h2 = to_host_spec(inv.hosts["h2"])
@@ -124,14 +134,20 @@ def test_localhost_is_implicit(inventory: Inventory) -> None:
 def test_to_host_spec(inventory: Inventory, tmp_path: Path) -> None:
     web1 = to_host_spec(inventory.hosts["web1"])
     assert (web1.name, web1.address, web1.port, web1.user, web1.key_file) == (
-        "web1", "10.0.0.5", 2201, "admin", None)
+        "web1",
+        "10.0.0.5",
+        2201,
+        "admin",
+        None,
+    )
     web2 = to_host_spec(inventory.hosts["web2"])
     assert (web2.address, web2.port, web2.user) == ("10.0.0.6", 2202, "debian")
     assert web2.key_file == Path.home() / ".ssh/k"
     db1 = to_host_spec(inventory.hosts["db1"])
     assert (db1.address, db1.port) == ("db1", 22)
-    cli = to_host_spec(inventory.hosts["web1"],
-                       resolve_vars(inventory, "web1", {}, {"ansible_user": "root"}))
+    cli = to_host_spec(
+        inventory.hosts["web1"], resolve_vars(inventory, "web1", {}, {"ansible_user": "root"})
+    )
     assert cli.user == "root"
     with pytest.raises(ConfigError, match=r"web1.ansible_port: port must be an integer"):
         to_host_spec(InventoryHost("web1", {"ansible_port": "{{ p }}"}, ()))
@@ -155,19 +171,27 @@ def test_with_hosts_adds_hosts_at_run_time(inventory: Inventory) -> None:
 
 
 def test_a_dynamic_source(tmp_path: Path) -> None:
-    inv = load_inventory(_write(tmp_path, """\
+    inv = load_inventory(
+        _write(
+            tmp_path,
+            """\
         plugin: provision.aws_ec2
         cluster: demo
         region: eu-west-1
         vars: {ansible_user: admin}
         all:
           vars: {network: shared-network}
-        """))
+        """,
+        )
+    )
     (source,) = inv.sources
     assert isinstance(source, DynamicSource)
     assert source.plugin == "provision.aws_ec2"
-    assert source.options == {"cluster": "demo", "region": "eu-west-1",
-                              "vars": {"ansible_user": "admin"}}
+    assert source.options == {
+        "cluster": "demo",
+        "region": "eu-west-1",
+        "vars": {"ansible_user": "admin"},
+    }
     assert source.loc is not None and source.loc.line == 1
     assert inv.groups["cluster"] == ()
     assert inv.vars_of_group("cluster") == {"network": "shared-network"}
@@ -180,28 +204,41 @@ BAD = [
     ("all: [a]\n", "1:6: all: a group must be a mapping of hosts, vars, children"),
     ("all: {hosts: [a]}\n", "1:14: all.hosts: hosts must be a mapping, got YList"),
     ("all: {hosts: {a: [1]}}\n", "1:18: all.hosts.a: vars must be a mapping, got YList"),
-    ("all: {hosts: {'a b': }}\n",
-     "1:15: all.hosts: invalid host name 'a b' (use letters, digits, '_', '.', '-')"),
-    ("all: {children: {'g$': }}\n",
-     "1:18: all.children: invalid group name 'g$' (use letters, digits, '_', '.', '-')"),
+    (
+        "all: {hosts: {'a b': }}\n",
+        "1:15: all.hosts: invalid host name 'a b' (use letters, digits, '_', '.', '-')",
+    ),
+    (
+        "all: {children: {'g$': }}\n",
+        "1:18: all.children: invalid group name 'g$' (use letters, digits, '_', '.', '-')",
+    ),
     ("all: {children: {all: }}\n", "1:18: all.children: 'all' is no one's child"),
-    ("all: {vars: {ansible_port: 0}}\n",
-     "1:28: all.vars.ansible_port: must be an integer port from 1 to 65535, got 0"),
-    ("all: {hosts: {h: {port: true}}}\n",
-     "1:25: all.hosts.h.port: must be an integer port from 1 to 65535, got True"),
-    ("all: {vars: {ansible_host: [a]}}\n",
-     "1:28: all.vars.ansible_host: must be a string, got ['a']"),
+    (
+        "all: {vars: {ansible_port: 0}}\n",
+        "1:28: all.vars.ansible_port: must be an integer port from 1 to 65535, got 0",
+    ),
+    (
+        "all: {hosts: {h: {port: true}}}\n",
+        "1:25: all.hosts.h.port: must be an integer port from 1 to 65535, got True",
+    ),
+    (
+        "all: {vars: {ansible_host: [a]}}\n",
+        "1:28: all.vars.ansible_host: must be a string, got ['a']",
+    ),
     ("all: {vars: {a-b: 1}}\n", "1:13: all.vars: invalid variable name 'a-b'"),
     ("plugin: provision.aws_ec2\n", "1:1: cluster: provision.aws_ec2 needs 'cluster'"),
-    ("plugin: provision.aws_ec2\ncluster: demo\nregoin: x\n",
-     "1:1: regoin: unknown option 'regoin' of provision.aws_ec2 (did you mean 'region'?)"),
+    (
+        "plugin: provision.aws_ec2\ncluster: demo\nregoin: x\n",
+        "1:1: regoin: unknown option 'regoin' of provision.aws_ec2 (did you mean 'region'?)",
+    ),
     ("plugin: provision.aws_ec2\ncluster: 'a;b'\n", "2:10: cluster: must be a name, got 'a;b'"),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)
-def test_bad_inventories(text: str, message: str, tmp_path: Path,
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_inventories(
+    text: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
@@ -246,8 +283,11 @@ def test_parse_extra_vars_from_a_file(tmp_path: Path) -> None:
         ("a b=1", "-e: expected key=value, @file.yml or a mapping, got 'a b=1'"),
         ("[1]", "-e: expected key=value, @file.yml or a mapping, got '[1]'"),
         ("{1: 2}", "-e: invalid variable name 1"),
-        ("@/nonexistent/x.yml", "/nonexistent/x.yml: cannot read file: [Errno 2] No such file "
-                                "or directory: '/nonexistent/x.yml'"),
+        (
+            "@/nonexistent/x.yml",
+            "/nonexistent/x.yml: cannot read file: [Errno 2] No such file "
+            "or directory: '/nonexistent/x.yml'",
+        ),
     ],
 )
 def test_bad_extra_vars(item: str, message: str) -> None:

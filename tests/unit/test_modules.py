@@ -51,8 +51,10 @@ def test_engine_installs_the_split_cli_on_debian_13():
     remote.answer(r"os_id", DEBIAN13_DOCKER)
     remote.answer(r"apt-cache show", "docker-compose\ndocker-cli\n")
     run("docker_engine", {}, remote, facts=parse_host_facts(DEBIAN12_BARE))
-    assert any(c.endswith("install --no-install-recommends docker.io docker-compose docker-cli")
-               for c in remote.commands())
+    assert any(
+        c.endswith("install --no-install-recommends docker.io docker-compose docker-cli")
+        for c in remote.commands()
+    )
 
 
 def test_engine_ok_when_present():
@@ -350,15 +352,25 @@ def test_command_creates_and_read_only():
 def test_images_sends_only_missing_or_different(monkeypatch):
     from provision.tasks import docker_images
 
-    monkeypatch.setattr(docker_images, "local_images", lambda images: {
-        "redis:latest": ("sha256:r", 10), "openresty/openresty:latest": ("sha256:o2", 20)})
+    monkeypatch.setattr(
+        docker_images,
+        "local_images",
+        lambda images: {
+            "redis:latest": ("sha256:r", 10),
+            "openresty/openresty:latest": ("sha256:o2", 20),
+        },
+    )
     monkeypatch.setattr(docker_images, "_stream", lambda images, on_raw: iter([b"tar"]))
     remote = FakeRemote()
-    remote.answer(r"image inspect",
-                  "sha256:r redis:latest redis:7\nsha256:o1 openresty/openresty:latest\n")
-    outcome, _ = run("docker_images", {"images": ["redis:latest", "openresty/openresty:latest"]},
-                     remote)
+    remote.answer(
+        r"image inspect", "sha256:r redis:latest redis:7\nsha256:o1 openresty/openresty:latest\n"
+    )
+    outcome, _ = run(
+        "docker_images", {"images": ["redis:latest", "openresty/openresty:latest"]}, remote
+    )
     assert outcome.changed and outcome.data["sent"] == ["openresty/openresty:latest"]
     assert remote.commands()[-1] == "sh -c gunzip | docker load"
-    assert docker_images.parse_remote_ids("\nsha256:a x:1 y:2\n\n") == {"x:1": "sha256:a",
-                                                                      "y:2": "sha256:a"}
+    assert docker_images.parse_remote_ids("\nsha256:a x:1 y:2\n\n") == {
+        "x:1": "sha256:a",
+        "y:2": "sha256:a",
+    }

@@ -90,32 +90,54 @@ def test_load_a_playbook(tmp_path: Path) -> None:
     book = load_playbook(_write(tmp_path, GOOD), modules=MODULES)
     first, second = book.plays
     assert (first.name, first.hosts, first.become, first.gather_facts) == (
-        "network", "cluster:!db", True, False)
+        "network",
+        "cluster:!db",
+        True,
+        False,
+    )
     assert first.vars == {"network": "from-file", "internal": True}  # vars_files win over vars
     create, check = first.tasks
     assert (create.name, create.module, create.notify, create.retries) == (
-        "docker_network", "docker_network", ("restart",), 0)
+        "docker_network",
+        "docker_network",
+        ("restart",),
+        0,
+    )
     assert create.args == {"name": "{{ network }}", "internal": "{{ internal }}"}
     assert create.loc == Location(str(tmp_path / "pb.yml"), 9, 7)
     assert check.when == "(network != '') and (true)"
     assert (check.register, check.until, check.tags) == ("nets", "nets is succeeded", ("net",))
     assert (check.ignore_errors, check.check_mode, check.retries, check.delay) == (
-        True, False, 2, 0.5)
+        True,
+        False,
+        2,
+        0.5,
+    )
     assert check.field_locs["when"].line == 14
     assert first.handlers[0].listen == ("config changed",)
     assert value_loc(check.args, "argv") == Location(str(tmp_path / "pb.yml"), 12, 23)
     assert (second.name, second.tasks, second.gather_facts, second.become) == (
-        "localhost", (), True, False)
+        "localhost",
+        (),
+        True,
+        False,
+    )
 
 
 def test_until_retries_three_times_by_default(tmp_path: Path) -> None:
-    book = load_playbook(_write(tmp_path, """\
+    book = load_playbook(
+        _write(
+            tmp_path,
+            """\
         - hosts: all
           tasks:
             - command: {argv: [/bin/true]}
               register: r
               until: r is succeeded
-        """), modules=MODULES)
+        """,
+        ),
+        modules=MODULES,
+    )
     assert (book.plays[0].tasks[0].retries, book.plays[0].tasks[0].delay) == (3, 5.0)
 
 
@@ -126,44 +148,69 @@ BAD = [
     ("- [a]\n", "1:3: plays[0]: a play must be a mapping, got list"),
     ("- hosts: 'a b'\n", "1:10: plays[0].hosts: invalid host pattern 'a b'"),
     ("- hosts: 'web;ls'\n", "1:10: plays[0].hosts: invalid host pattern 'web;ls'"),
-    ("- {hosts: all, become: 'yes'}\n",
-     "1:24: plays[0].become: must be true or false, got string"),
+    ("- {hosts: all, become: 'yes'}\n", "1:24: plays[0].become: must be true or false, got string"),
     ("- {hosts: all, vars: [a]}\n", "1:22: plays[0].vars: vars must be a mapping, got list"),
-    ("- {hosts: all, vars: {a-b: 1}}\n",
-     "1:23: plays[0].vars: invalid variable name 'a-b'"),
-    ("- {hosts: all, tasks: [x]}\n",
-     "1:24: plays[0].tasks[0]: a task must be a mapping, got string"),
+    ("- {hosts: all, vars: {a-b: 1}}\n", "1:23: plays[0].vars: invalid variable name 'a-b'"),
+    (
+        "- {hosts: all, tasks: [x]}\n",
+        "1:24: plays[0].tasks[0]: a task must be a mapping, got string",
+    ),
     ("- {hosts: all, tasks: [{name: x}]}\n", "1:24: plays[0].tasks[0]: a task must name a module"),
-    ("- {hosts: all, tasks: [{command: echo hi}]}\n",
-     "1:34: plays[0].tasks[0].command: the arguments of 'command' must be a mapping, got string"),
-    ("- {hosts: all, tasks: [{command: {argv: [a]}, listen: x}]}\n",
-     "1:47: plays[0].tasks[0].listen: unknown task keyword 'listen'"),
-    ("- {hosts: all, tasks: [{ping: {name: a}, whn: x}]}\n",
-     "1:42: plays[0].tasks[0].whn: unknown task keyword 'whn' (did you mean 'when'?)"),
-    ("- {hosts: all, tasks: [{command: {argv: [a]}, when: {a: 1}}]}\n",
-     "1:53: plays[0].tasks[0].when: must be an expression (a string), got mapping"),
-    ("- {hosts: all, tasks: [{command: {argv: [a]}, notify: [1]}]}\n",
-     "1:55: plays[0].tasks[0].notify: must be a string or a list of strings, got list"),
-    ("- {hosts: all, tasks: [{command: {argv: [a]}, retries: -1}]}\n",
-     "1:56: plays[0].tasks[0].retries: must not be negative, got -1"),
-    ("- {hosts: all, tasks: [{command: {argv: [a]}, retries: true}]}\n",
-     "1:56: plays[0].tasks[0].retries: must be a whole number, got bool"),
-    ("- {hosts: all, tasks: [{command: {argv: [a]}, register: class}]}\n",
-     "1:57: plays[0].tasks[0].register: 'class' is not a valid variable name"),
-    ("- {hosts: all, tasks: [{command: {argv: [a, [b]]}}]}\n",
-     "1:45: plays[0].tasks[0].command.argv[1]: must be str, got list ['b']"),
-    ("- {hosts: all, tasks: [{command: {argv: [a], retries: x}}]}\n",
-     "1:55: plays[0].tasks[0].command.retries: must be int, got str 'x'"),
-    ("- {hosts: all, handlers: [{command: {argv: [a]}, notify: nope}]}\n",
-     "1:58: plays[0].handlers[0].notify: no handler named 'nope'"),
-    ("- {hosts: all, vars_files: [missing.yml]}\n",
-     "1:29: plays[0].vars_files[0]: no such file: missing.yml"),
+    (
+        "- {hosts: all, tasks: [{command: echo hi}]}\n",
+        "1:34: plays[0].tasks[0].command: the arguments of 'command' must be a mapping, got string",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a]}, listen: x}]}\n",
+        "1:47: plays[0].tasks[0].listen: unknown task keyword 'listen'",
+    ),
+    (
+        "- {hosts: all, tasks: [{ping: {name: a}, whn: x}]}\n",
+        "1:42: plays[0].tasks[0].whn: unknown task keyword 'whn' (did you mean 'when'?)",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a]}, when: {a: 1}}]}\n",
+        "1:53: plays[0].tasks[0].when: must be an expression (a string), got mapping",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a]}, notify: [1]}]}\n",
+        "1:55: plays[0].tasks[0].notify: must be a string or a list of strings, got list",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a]}, retries: -1}]}\n",
+        "1:56: plays[0].tasks[0].retries: must not be negative, got -1",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a]}, retries: true}]}\n",
+        "1:56: plays[0].tasks[0].retries: must be a whole number, got bool",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a]}, register: class}]}\n",
+        "1:57: plays[0].tasks[0].register: 'class' is not a valid variable name",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a, [b]]}}]}\n",
+        "1:45: plays[0].tasks[0].command.argv[1]: must be str, got list ['b']",
+    ),
+    (
+        "- {hosts: all, tasks: [{command: {argv: [a], retries: x}}]}\n",
+        "1:55: plays[0].tasks[0].command.retries: must be int, got str 'x'",
+    ),
+    (
+        "- {hosts: all, handlers: [{command: {argv: [a]}, notify: nope}]}\n",
+        "1:58: plays[0].handlers[0].notify: no handler named 'nope'",
+    ),
+    (
+        "- {hosts: all, vars_files: [missing.yml]}\n",
+        "1:29: plays[0].vars_files[0]: no such file: missing.yml",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)
-def test_bad_playbooks(text: str, message: str, tmp_path: Path,
-                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_playbooks(
+    text: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
@@ -173,11 +220,17 @@ def test_bad_playbooks(text: str, message: str, tmp_path: Path,
 
 
 def test_templated_arguments_pass_type_checks_at_load(tmp_path: Path) -> None:
-    book = load_playbook(_write(tmp_path, """\
+    book = load_playbook(
+        _write(
+            tmp_path,
+            """\
         - hosts: all
           tasks:
             - docker_network: {name: x, internal: "{{ flag }}"}
-        """), modules=MODULES)
+        """,
+        ),
+        modules=MODULES,
+    )
     assert book.plays[0].tasks[0].args["internal"] == "{{ flag }}"
 
 
@@ -206,7 +259,7 @@ GOOD_VARS = """\
   tasks:
     - command: {argv: ["{{ url }}", "{{ cli }}", "{{ playbook_dir }}"]}
       register: made
-    - command: {argv: ["{{ item }}"]}
+    - command: {argv: ["{{ inventory_hostname }}", "{{ layout.network }}"]}
       register: again
       until: again.rc == 0
 - hosts: cluster
@@ -217,34 +270,69 @@ GOOD_VARS = """\
 
 
 def test_validate_accepts_known_names(tmp_path: Path) -> None:
-    _validate(tmp_path, GOOD_VARS, extra_names={"published"})
+    # Every name in GOOD_VARS is known (inventory, play vars, extra vars, magic names, a
+    # register, a published name); the same playbook fails as soon as one of them is not.
+    assert _validate(tmp_path, GOOD_VARS, extra_names={"published"}) is None
+    with pytest.raises(ConfigError, match="undefined variable 'published'"):
+        _validate(tmp_path, GOOD_VARS)
+    with pytest.raises(ConfigError, match="undefined variable 'made'"):
+        _validate(
+            tmp_path,
+            GOOD_VARS.replace("register: made", "register: other"),
+            extra_names={"published"},
+        )
+
+
+@pytest.mark.parametrize("name", ["item", "hostvars"])
+def test_names_no_run_defines_are_refused(tmp_path: Path, name: str) -> None:
+    # No loops, no hostvars: a template naming them would fail at run time, so it fails here.
+    text = f"- hosts: all\n  tasks:\n    - command: {{argv: ['{{{{ {name} }}}}']}}\n"
+    with pytest.raises(ConfigError, match=f"undefined variable '{name}'"):
+        _validate(tmp_path, text)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- hosts: cluster\n  tasks:\n    - copy: {dest: '{{ only_web1 }}'}\n",
-         "3:20: plays[0].tasks[0].copy.dest: undefined variable 'only_web1' for host 'web2'"),
-        ("- hosts: later\n  tasks:\n    - copy: {dest: '{{ port }}'}\n",
-         "3:20: plays[0].tasks[0].copy.dest: undefined variable 'port'"),
-        ("- hosts: all\n  tasks:\n    - copy: {dest: x, env: {A: '{{ nope }}'}}\n",
-         "3:32: plays[0].tasks[0].copy.env.A: undefined variable 'nope'"),
-        ("- hosts: all\n  tasks:\n    - command: {argv: [a, '{{ nope }}']}\n",
-         "3:27: plays[0].tasks[0].command.argv[1]: undefined variable 'nope'"),
-        ("- hosts: all\n  tasks:\n    - command: {argv: [a]}\n      until: r.rc == 0\n",
-         "4:14: plays[0].tasks[0].until: undefined variable 'r'"),
-        ("- hosts: all\n  tasks:\n    - command: {argv: [a]}\n      when: r.rc == 0\n"
-         "      register: r\n",
-         "4:13: plays[0].tasks[0].when: undefined variable 'r'"),
-        ("- hosts: all\n  vars: {a: '{{ b }}'}\n  tasks: []\n",
-         "2:13: plays[0].vars.a: undefined variable 'b'"),
-        ("- hosts: all\n  tasks:\n    - command: {argv: ['{{ a +}}']}\n",
-         "3:24: plays[0].tasks[0].command.argv[0]: template syntax error: "
-         "unexpected 'end of print statement'"),
+        (
+            "- hosts: cluster\n  tasks:\n    - copy: {dest: '{{ only_web1 }}'}\n",
+            "3:20: plays[0].tasks[0].copy.dest: undefined variable 'only_web1' for host 'web2'",
+        ),
+        (
+            "- hosts: later\n  tasks:\n    - copy: {dest: '{{ port }}'}\n",
+            "3:20: plays[0].tasks[0].copy.dest: undefined variable 'port'",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - copy: {dest: x, env: {A: '{{ nope }}'}}\n",
+            "3:32: plays[0].tasks[0].copy.env.A: undefined variable 'nope'",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - command: {argv: [a, '{{ nope }}']}\n",
+            "3:27: plays[0].tasks[0].command.argv[1]: undefined variable 'nope'",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - command: {argv: [a]}\n      until: r.rc == 0\n",
+            "4:14: plays[0].tasks[0].until: undefined variable 'r'",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - command: {argv: [a]}\n      when: r.rc == 0\n"
+            "      register: r\n",
+            "4:13: plays[0].tasks[0].when: undefined variable 'r'",
+        ),
+        (
+            "- hosts: all\n  vars: {a: '{{ b }}'}\n  tasks: []\n",
+            "2:13: plays[0].vars.a: undefined variable 'b'",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - command: {argv: ['{{ a +}}']}\n",
+            "3:24: plays[0].tasks[0].command.argv[0]: template syntax error: "
+            "unexpected 'end of print statement'",
+        ),
     ],
 )
-def test_validate_names_the_undefined_variable(tmp_path: Path, text: str, message: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_names_the_undefined_variable(
+    tmp_path: Path, text: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     _write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
@@ -253,8 +341,12 @@ def test_validate_names_the_undefined_variable(tmp_path: Path, text: str, messag
 
 
 def test_validate_rechecks_modules(tmp_path: Path) -> None:
-    book = load_playbook(_write(tmp_path, "- hosts: all\n  tasks:\n    - ping: {name: a}\n"),
-                         modules=MODULES)
-    with pytest.raises(ConfigError, match=r"pb.yml:3:7: plays\[0\].tasks\[0\].ping: unknown "
-                                          r"module 'ping'"):
+    book = load_playbook(
+        _write(tmp_path, "- hosts: all\n  tasks:\n    - ping: {name: a}\n"), modules=MODULES
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"pb.yml:3:7: plays\[0\].tasks\[0\].ping: unknown "
+        r"module 'ping'",
+    ):
         validate(book, INVENTORY, {}, modules={"command": MODULES["command"]})

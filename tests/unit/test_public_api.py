@@ -17,8 +17,10 @@ def test_all_names_resolve_and_are_listed():
 
 def test_import_is_cheap():
     # `provision --help` must not pay for boto3 or paramiko.
-    code = ("import sys, provision.cli; "
-            "print(','.join(m for m in ('boto3', 'paramiko', 'botocore', 'rich', 'yaml') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, provision.cli; "
+        "print(','.join(m for m in ('boto3', 'paramiko', 'botocore', 'rich', 'yaml') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

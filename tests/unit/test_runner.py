@@ -85,16 +85,19 @@ class Hosts:
 
         def cat(argv):
             from provision.models import Result
+
             content = self.files.get((name, argv[1]))
             return Result("cat", 0 if content is not None else 1, content or "")
 
         def write(argv):
             from provision.models import Result
+
             self.files[(name, argv[1])] = argv[2]
             return Result("write", 0)
 
         def false(argv):
             from provision.models import Result
+
             return Result("false", 1, "", "it went wrong\nreally wrong")
 
         remote.answers += [(r"^cat ", cat), (r"^write ", write), (r"^false$", false)]
@@ -138,7 +141,9 @@ def test_first_run_changes_second_run_is_ok(tmp_path):
     hosts = Hosts()
     first = run(book, inv, hosts)
     assert {h: (r.ok, r.changed, r.failed) for h, r in first.recap.items()} == {
-        "h1": (0, 3, 0), "h2": (0, 3, 0)}
+        "h1": (0, 3, 0),
+        "h2": (0, 3, 0),
+    }
     assert hosts.files[("h1", "/etc/app.conf")] == "hello"
     assert hosts.files[("h2", "/reloaded")] == "hello-reloaded"
     second = run(book, inv, hosts)
@@ -223,7 +228,8 @@ def test_pending_handler_runs_on_the_next_run(tmp_path):
     assert hosts.files.get(("h1", "/reloaded")) == "hello-reloaded"
     assert ("h2", "/reloaded") not in hosts.files
     assert [c for c in hosts.remotes["h1"].commands() if c.startswith("rm ")] == [
-        f"rm -f {PENDING_HANDLERS_FILE}"]
+        f"rm -f {PENDING_HANDLERS_FILE}"
+    ]
     assert report.recap["h1"].changed == 1 and report.recap["h2"].changed == 0
 
 
@@ -288,8 +294,12 @@ def test_undefined_attribute_at_run_time_fails_the_task_with_its_location(tmp_pa
     assert "play.yml:" in report.results[0].msg and "missing" in report.results[0].msg
 
 
-LOOKING = {**MODULES, "ensure_file": ModuleSpec(
-    "ensure_file", FileArgs, ensure_file, look=lambda args, variables: [["cat", args.path]])}
+LOOKING = {
+    **MODULES,
+    "ensure_file": ModuleSpec(
+        "ensure_file", FileArgs, ensure_file, look=lambda args, variables: [["cat", args.path]]
+    ),
+}
 
 SAME_FILE_TWICE = """
 - name: reads ahead

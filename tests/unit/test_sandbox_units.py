@@ -73,13 +73,26 @@ def test_failed_subcommand_carries_its_result(
 
 
 def test_existing_images_are_never_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("must not build or pull")
+    # Every image is looked at, none is built, pulled or imported (recorded, not raised, so
+    # that an error handler inside ensure_images cannot hide a forbidden call).
+    looked: list[str] = []
+    forbidden: list[str] = []
 
-    monkeypatch.setattr(localdocker, "image_exists", lambda ref: True)
+    def exists(ref: str) -> bool:
+        looked.append(ref)
+        return True
+
+    monkeypatch.setattr(localdocker, "image_exists", exists)
     for name in ("build", "pull", "import_rootfs"):
-        monkeypatch.setattr(localdocker, name, forbidden)
+        monkeypatch.setattr(localdocker, name, lambda *a, _n=name, **k: forbidden.append(_n))  # type: ignore[misc]
     images.ensure_images(("bookworm", "trixie"))
+    assert forbidden == []
+    assert {
+        "provision/sshhost:bookworm",
+        "provision/sshhost:trixie",
+        "redis:latest",
+        "openresty/openresty:latest",
+    } <= set(looked)
 
 
 def test_missing_images_are_pulled_then_built(monkeypatch: pytest.MonkeyPatch) -> None:

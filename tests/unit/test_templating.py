@@ -73,18 +73,23 @@ LOC = Location("up.yml", 7, 9)
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: render("{{ nope }}", VARS, loc=LOC, field="t.when"),
-         "up.yml:7:9: t.when: undefined variable 'nope'"),
+        (
+            lambda: render("{{ nope }}", VARS, loc=LOC, field="t.when"),
+            "up.yml:7:9: t.when: undefined variable 'nope'",
+        ),
         (lambda: render("x {{ nope }}", VARS, loc=LOC), "up.yml:7:9: undefined variable 'nope'"),
         (lambda: evaluate("nope == 1", VARS, loc=LOC), "up.yml:7:9: undefined variable 'nope'"),
         (lambda: render("{{ cfg.b }}", VARS), "'dict object' has no attribute 'b'"),
-        (lambda: render("{{ port +}}", VARS),
-         "template syntax error: unexpected 'end of template'"),
-        (lambda: evaluate("1 / 0", VARS),
-         "template error: ZeroDivisionError: division by zero"),
-        (lambda: render("{{ cfg.__class__ }}", VARS),
-         "template error: SecurityError: access to attribute '__class__' of 'dict' object "
-         "is unsafe."),
+        (
+            lambda: render("{{ port +}}", VARS),
+            "template syntax error: unexpected 'end of template'",
+        ),
+        (lambda: evaluate("1 / 0", VARS), "template error: ZeroDivisionError: division by zero"),
+        (
+            lambda: render("{{ cfg.__class__ }}", VARS),
+            "template error: SecurityError: access to attribute '__class__' of 'dict' object "
+            "is unsafe.",
+        ),
     ],
 )
 def test_errors_are_config_errors(call: Any, message: str) -> None:
@@ -122,8 +127,10 @@ def test_undeclared_syntax_error() -> None:
         undeclared("{{ a +}}")
 
 
-@pytest.mark.parametrize(("value", "expected"), [("{{ a }}", True), ("{% if %}", True),
-                                                 ("a", False), (1, False), ("{ a }", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("{{ a }}", True), ("{% if %}", True), ("a", False), (1, False), ("{ a }", False)],
+)
 def test_is_template(value: Any, expected: bool) -> None:
     assert is_template(value) is expected
 

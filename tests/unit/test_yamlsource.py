@@ -29,8 +29,13 @@ play:
 
 def test_values_are_plain_python() -> None:
     data = load_text(DOC, "pb.yml")
-    assert data == {"play": {"hosts": "cluster", "ports": [80, 443],
-                             "tasks": [{"name": "first", "become": True}]}}
+    assert data == {
+        "play": {
+            "hosts": "cluster",
+            "ports": [80, 443],
+            "tasks": [{"name": "first", "become": True}],
+        }
+    }
     assert isinstance(data, dict) and isinstance(data, YMap)
     assert isinstance(data["play"]["ports"], list) and isinstance(data["play"]["ports"], YList)
     assert type(data["play"]["hosts"]) is str
@@ -75,13 +80,22 @@ def test_containers_know_where_they_start() -> None:
         ("a: 1\na: 2\n", "f.yml:2:1: duplicate key 'a' (first defined at line 1)"),
         ("a: {b: 1, b: 2}\n", "f.yml:1:11: duplicate key 'b' (first defined at line 1)"),
         ("a: b: c\n", "f.yml:1:5: invalid YAML: mapping values are not allowed in this context"),
-        ("a: [1\n", "f.yml:2:1: invalid YAML: did not find expected ',' or ']' "
-                    "(while parsing a flow sequence)"),
-        ("- x\ny: 1\n", "f.yml:2:1: invalid YAML: did not find expected '-' indicator "
-                        "(while parsing a block collection)"),
+        (
+            "a: [1\n",
+            "f.yml:2:1: invalid YAML: did not find expected ',' or ']' "
+            "(while parsing a flow sequence)",
+        ),
+        (
+            "- x\ny: 1\n",
+            "f.yml:2:1: invalid YAML: did not find expected '-' indicator "
+            "(while parsing a block collection)",
+        ),
         ("{[1]: 2}\n", "f.yml:1:2: a mapping key must be a scalar"),
-        ("a: !!python/object:os.system x\n", "f.yml:1:4: invalid YAML: could not determine a "
-         "constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"),
+        (
+            "a: !!python/object:os.system x\n",
+            "f.yml:1:4: invalid YAML: could not determine a "
+            "constructor for the tag 'tag:yaml.org,2002:python/object:os.system'",
+        ),
     ],
 )
 def test_bad_yaml_is_a_config_error_with_a_place(text: str, message: str) -> None:

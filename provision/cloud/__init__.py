@@ -1,0 +1,235 @@
+"""The one facade over where hosts come from: AWS (``provision.aws``) or the local sandbox
+(``provision.sandbox``: a moto server as EC2, EC2-like SSH host containers as instances).
+
+Everything above (the cloud tasks, the API, the route table) calls these functions and never
+asks which cloud it is; the sandbox branches are here and only here.
+
+>>> target = Target.from_vars({"cloud": "sandbox", "cluster_name": "demo",
+...                            "region": "us-east-1"}, Path(".provision"))
+>>> [h.name for h in find(target)]                                   # doctest: +SKIP
+['demo-1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from provision.errors import ConfigError
+from provision.models.names import check_name
+
+if TYPE_CHECKING:
+    from provision.aws.results import ClusterResult, Instance
+
+__all__ = [
+    "CLOUDS",
+    "Cloud",
+    "Target",
+    "find",
+    "host_entry",
+    "status",
+    "sweep",
+    "teardown",
+    "up",
+]
+
+Cloud = Literal["aws", "sandbox"]
+CLOUDS: tuple[str, ...] = ("aws", "sandbox")
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which cluster, in which cloud and region, with local state where."""
+
+    cloud: Cloud
+    cluster: str
+    region: str
+    state_dir: Path
+
+    def __post_init__(self) -> None:
+        if self.cloud not in CLOUDS:
+            raise ConfigError(
+                f"must be one of {', '.join(CLOUDS)}, got {self.cloud!r}", field="cloud"
+            )
+        check_name(self.cluster, "cluster_name")
+
+    @classmethod
+    def from_vars(cls, variables: Mapping[str, Any], state_dir: Path) -> Target:
+        """The cluster the variables name (``cloud``, ``cluster_name``, ``region``)."""
+        cloud = variables.get("cloud", "none")
+        if cloud not in CLOUDS:
+            raise ConfigError(
+                f"this needs an inventory with cloud: aws or sandbox, got {cloud!r}", field="cloud"
+            )
+        return cls(
+            cloud,
+            str(variables.get("cluster_name", "")),
+            str(variables.get("region", "us-east-1")),
+            state_dir.resolve(),
+        )
+
+
+def _endpoint_url(target: Target) -> str | None:
+    """The sandbox's moto server (started when not running); None for AWS."""
+    if target.cloud != "sandbox":
+        return None
+    from provision.sandbox.cloud import sandbox_dir
+    from provision.sandbox.moto_server import ensure_server
+
+    return ensure_server(sandbox_dir(target.state_dir))
+
+
+def find(target: Target) -> list[Instance]:
+    """The cluster's running instances, by tags; in the sandbox, mapped to their containers."""
+    from provision import aws
+
+    endpoint_for = None
+    if target.cloud == "sandbox":
+        from provision.sandbox.cloud import existing_endpoint
+
+        if not _sandbox_exists(target):
+            return []  # no server, no recording, no host: nothing to find (and nothing started)
+        endpoint_for = existing_endpoint(target.cluster)
+    return aws.find_hosts(
+        target.cluster,
+        region=target.region,
+        state_dir=target.state_dir,
+        endpoint_for=endpoint_for,
+        endpoint_url=_endpoint_url(target),
+    )
+
+
+def host_entry(instance: Instance, target: Target) -> dict[str, Any]:
+    """An inventory entry for ``instance``: name, connection variables, its OpenResty URL."""
+    entry: dict[str, Any] = {
+        "ansible_host": instance.address, "ansible_port": instance.port,
+        "ansible_user": instance.user, "instance_id": instance.instance_id,
+    }  # fmt: skip
+    if instance.key_file is not None:
+        entry["ansible_ssh_private_key_file"] = str(instance.key_file)
+    url = f"http://{instance.public_ip or instance.address}"
+    if target.cloud == "sandbox":
+        from provision.sandbox.cloud import host_for_instance
+
+        host = host_for_instance(target.cluster, instance.instance_id)
+        url = host.url if host else url
+    return {"name": instance.name, "vars": entry, "url": url}
+
+
+def status(target: Target) -> list[dict[str, Any]]:
+    """The cluster's running hosts as plain data (name, id, SSH target, public IP, URL)."""
+    return [{"name": i.name, "instance_id": i.instance_id,
+             "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
+             "url": host_entry(i, target)["url"]}
+            for i in find(target)]  # fmt: skip
+
+
+def up(
+    target: Target,
+    spec_vars: Mapping[str, Any],
+    *,
+    trust_on_first_use: bool = False,
+    say: Say = _quiet,
+) -> ClusterResult:
+    """Stand the cluster's instances up (or find them: idempotent by tags and ClientToken).
+
+    ``spec_vars`` are ``provision.aws.ClusterSpec``'s variables; what is left out takes the
+    spec's defaults (there, and only there)."""
+    from provision import aws
+
+    spec = aws.ClusterSpec.from_vars(
+        {"cluster": target.cluster, "region": target.region, **spec_vars}
+    )
+    extra: dict[str, Any] = {"trust_on_first_use": trust_on_first_use}
+    if target.cloud == "sandbox":
+        from provision.sandbox import cloud
+
+        # The host key is read from the container itself (out of band, as a console output
+        # would give it); moto's console output never carries one, so do not wait for it.
+        extra = {"endpoint_for": cloud.endpoint_for(target.cluster, progress=say),
+                 "host_key_scanner": cloud.host_key_scanner(target.cluster),
+                 "trust_on_first_use": True,
+                 "timeouts": aws.Timeouts(console=0, poll=0.5)}  # fmt: skip
+    return aws.up(
+        spec,
+        state_dir=target.state_dir,
+        endpoint_url=_endpoint_url(target),
+        on_event=lambda message, data: say(message),
+        **extra,
+    )
+
+
+def would_create(target: Target, spec_vars: Mapping[str, Any]) -> str:
+    """What ``up`` would launch, in words (check mode); the spec is validated on the way."""
+    from provision import aws
+
+    spec = aws.ClusterSpec.from_vars(
+        {"cluster": target.cluster, "region": target.region, **spec_vars}
+    )
+    return f"would launch {spec.count} x {spec.instance_type} {spec.image} in {spec.region}"
+
+
+def teardown(target: Target, *, say: Say = _quiet) -> list[str]:
+    """Remove everything tagged with the cluster's name; what was removed (empty: nothing)."""
+    from provision import aws
+
+    if target.cloud == "sandbox" and not _sandbox_exists(target):
+        return []
+    result = aws.down(
+        target.cluster,
+        region=target.region,
+        state_dir=target.state_dir,
+        endpoint_url=_endpoint_url(target),
+        on_event=lambda message, data: say(message),
+    )
+    removed = list(result.removed)
+    if target.cloud == "sandbox":
+        removed += _remove_sandbox(target)
+    return removed
+
+
+def sweep(cloud: Cloud, region: str, state_dir: Path) -> dict[str, list[str]]:
+    """Remove every cluster of ``region`` past its expires-at tag: {cluster: removed ids}."""
+    from provision import aws
+
+    probe = Target(cloud, "sweep", region, state_dir.resolve())
+    if cloud == "sandbox" and not _sandbox_exists(probe, any_cluster=True):
+        return {}
+    results = aws.sweep(region, state_dir=probe.state_dir, endpoint_url=_endpoint_url(probe))
+    swept = {r.cluster: list(r.removed) for r in results}
+    if cloud == "sandbox":
+        for cluster in swept:
+            swept[cluster] += _remove_sandbox(Target(cloud, cluster, region, probe.state_dir))
+    return swept
+
+
+def _sandbox_exists(target: Target, *, any_cluster: bool = False) -> bool:
+    """A sandbox cloud is there: a server or its recording, or host containers. (Otherwise
+    a read or a `down` would start a moto server only to find it empty.)"""
+    from provision.sandbox import cloud
+
+    moto = cloud.sandbox_dir(target.state_dir) / "moto"
+    if (moto / "server.json").exists() or (moto / "recording.jsonl").exists():
+        return True
+    return cloud.any_cluster_left() if any_cluster else bool(cloud.host_containers(target.cluster))
+
+
+def _remove_sandbox(target: Target) -> list[str]:
+    """The host containers, then — once no sandbox cluster is left — the moto server and its
+    recorded state."""
+    from provision.sandbox import cloud
+    from provision.sandbox.moto_server import stop_server
+
+    removed = [f"container {c}" for c in cloud.remove_cluster(target.cluster)]
+    if not cloud.any_cluster_left() and stop_server(
+        cloud.sandbox_dir(target.state_dir), forget=True
+    ):
+        removed.append("moto server")
+    return removed

@@ -1,0 +1,142 @@
+"""The cluster's layout: ONE typed object, built in ONE function from the variables.
+
+Every part that needs the cluster's shape reads it from here: the playbooks (as the variable
+``layout``), the ``verify`` task and its checks, the route table, the cloud. Its defaults and
+the strategy names live here and nowhere else.
+
+>>> layout = layout_from_vars({"redis_strategy": "host-gateway", "project_root": "/srv/p"})
+>>> layout.compose_files("redis")
+['/srv/p/redis/docker-compose.yml', '/srv/p/redis/strategy-host-gateway.yml']
+>>> layout_from_vars({}).network
+'shared-network'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, get_args
+
+from provision.errors import ConfigError
+from provision.models.names import check_name, check_path, check_port
+
+__all__ = [
+    "COMPONENTS",
+    "DEFAULTS",
+    "STRATEGIES",
+    "Layout",
+    "Strategy",
+    "layout_from_vars",
+]
+
+Strategy = Literal["shared-network", "host-gateway", "host-docker-internal"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+#: the compose projects, in the order they start
+COMPONENTS: tuple[str, ...] = ("redis", "echo", "openresty")
+
+#: variable name -> default; the inventories may leave any of them out
+DEFAULTS: Mapping[str, Any] = {
+    "network": "shared-network",
+    "project_root": "/opt/provision",
+    "redis_strategy": "shared-network",
+    "http_port": 80,
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A cluster as its parts see it: where the projects live on the host, which network joins
+    them, which strategy reaches Redis, the ports; plus how to call compose on that host.
+
+    ``compose`` and ``sudo`` describe the host, not the layout; they ride along because every
+    reader of the layout also runs compose (``with_host`` fills them from the host facts).
+    """
+
+    network: str = DEFAULTS["network"]
+    root: str = DEFAULTS["project_root"]  # ROOT/redis, ROOT/openresty, ROOT/echo
+    strategy: Strategy = DEFAULTS["redis_strategy"]
+    http_port: int = DEFAULTS["http_port"]
+    redis_port: int = 6379
+    redis_project: str = "redis"  # compose project names (-p)
+    openresty_project: str = "openresty"
+    echo_project: str | None = "echo"  # None: no echo backend deployed
+    compose: tuple[str, ...] = ("docker", "compose")
+    sudo: bool = True
+    http_url: str = ""  # where the host reaches OpenResty; "" = 127.0.0.1:http_port
+    secrets_dir: str = ""  # "" = ROOT/secrets
+    deadline: float = 30.0  # seconds to wait for health, recovery, route propagation
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}",
+                field="redis_strategy",
+            )
+        if not self.http_url:
+            object.__setattr__(self, "http_url", f"http://127.0.0.1:{self.http_port}")
+        if not self.secrets_dir:
+            object.__setattr__(self, "secrets_dir", f"{self.root}/secrets")
+
+    def project(self, component: str) -> str:
+        names = {
+            "redis": self.redis_project,
+            "openresty": self.openresty_project,
+            "echo": self.echo_project or "echo",
+        }
+        return names[component]
+
+    def project_dir(self, component: str) -> str:
+        return f"{self.root}/{component}"
+
+    def compose_names(self, component: str) -> list[str]:
+        """The compose files of a component for this strategy: the base, then the override."""
+        files = ["docker-compose.yml"]
+        if component == "redis" and self.strategy != "shared-network":
+            files.append("strategy-host-gateway.yml")
+        elif component == "openresty" and self.strategy != "shared-network":
+            files.append(f"strategy-{self.strategy}.yml")
+        return files
+
+    def compose_files(self, component: str) -> list[str]:
+        return [f"{self.project_dir(component)}/{name}" for name in self.compose_names(component)]
+
+    def compose_argv(self, component: str, *args: str) -> list[str]:
+        argv = [*self.compose, "-p", self.project(component)]
+        for path in self.compose_files(component):
+            argv += ["-f", path]
+        return [*argv, *args]
+
+    def with_host(self, compose: tuple[str, ...] | None, sudo: bool) -> Layout:
+        """This layout on a host whose compose command (from its facts) is ``compose``."""
+        return replace(self, compose=compose or ("docker", "compose"), sudo=sudo)
+
+    def as_vars(self) -> dict[str, Any]:
+        """What playbooks see as ``layout``: ``{{ layout.dirs.redis }}``,
+        ``{{ layout.files.openresty }}`` (names relative to the project folder), ..."""
+        return {
+            "network": self.network, "root": self.root, "strategy": self.strategy,
+            "http_port": self.http_port, "secrets_dir": self.secrets_dir,
+            "dirs": {c: self.project_dir(c) for c in COMPONENTS},
+            "files": {c: self.compose_names(c) for c in COMPONENTS},
+            "projects": {c: self.project(c) for c in COMPONENTS},
+        }  # fmt: skip
+
+
+def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
+    """The layout the variables describe (``DEFAULTS`` for what they leave out); a bad value
+    is a ``ConfigError`` naming the variable."""
+    values = {**DEFAULTS, **{k: variables[k] for k in DEFAULTS if k in variables}}
+    check_name(str(values["network"]), "network")
+    check_path(str(values["project_root"]), "project_root")
+    port = check_port(values["http_port"], "http_port")
+    strategy = values["redis_strategy"]
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}", field="redis_strategy"
+        )
+    return Layout(
+        network=str(values["network"]),
+        root=str(values["project_root"]),
+        strategy=strategy,
+        http_port=port,
+    )
