@@ -38,13 +38,14 @@ from provision.errors import ConfigError
 # Instance families and sizes as AWS spells them (t3.micro, m7i-flex.large, u-6tb1.metal, ...);
 # the launch also asks describe_instance_types, read-only, before creating anything.
 _INSTANCE_TYPE = re.compile(
-    r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\."
-    r"(nano|micro|small|medium|large|metal|metal-\d+xl|\d*xlarge)$"
+    r"[a-z][a-z0-9-]*[0-9][a-z0-9-]*\."
+    r"(nano|micro|small|medium|large|metal|metal-\d+xl|\d*xlarge)"
 )
-_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_TTL = re.compile(r"^(\d+)\s*([smhd]?)$")
+_SUBNET = re.compile(r"subnet-[0-9a-f]{8,17}")
+_AMI = re.compile(r"ami-[0-9a-f]{8,17}")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_TTL = re.compile(r"(\d{1,9})\s*([smhd]?)")
+_TTL_MAX = 30 * 86400  # a test cluster that outlives a month is a forgotten one
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 
@@ -131,13 +132,13 @@ class _Parser:
 
     def instance_type(self) -> str:
         value = self.vars.get("instance_type", "t3.micro")
-        if not isinstance(value, str) or not _INSTANCE_TYPE.match(value):
+        if not isinstance(value, str) or not _INSTANCE_TYPE.fullmatch(value):
             raise self.fail("instance_type", f"unknown instance type {value!r} (e.g. t3.micro)")
         return value
 
     def image(self) -> str:
         value = self.vars.get("image", "debian-12")
-        if isinstance(value, str) and (value in IMAGES or _AMI.match(value)):
+        if isinstance(value, str) and (value in IMAGES or _AMI.fullmatch(value)):
             return value
         known = ", ".join(IMAGES)
         raise self.fail("image", f"unknown image {value!r}: use one of {known} or an ami- id")
@@ -148,7 +149,7 @@ class _Parser:
             if image not in IMAGES:
                 raise self.fail("ssh_user", f"ssh_user is required with a custom image {image}")
             return None
-        if not isinstance(value, str) or not _USER.match(value):
+        if not isinstance(value, str) or not _USER.fullmatch(value):
             raise self.fail("ssh_user", f"bad login user {value!r}")
         return value
 
@@ -156,7 +157,7 @@ class _Parser:
         value = self.vars.get("subnet")
         if value is None:
             return None
-        if not isinstance(value, str) or not _SUBNET.match(value):
+        if not isinstance(value, str) or not _SUBNET.fullmatch(value):
             raise self.fail("subnet", f"bad subnet id {value!r} (e.g. subnet-0123abcd)")
         return value
 
@@ -168,10 +169,12 @@ class _Parser:
 
     def ttl(self) -> int:
         value = self.vars.get("ttl", "4h")
-        match = _TTL.match(str(value).strip()) if not isinstance(value, bool) else None
+        match = _TTL.fullmatch(str(value).strip()) if not isinstance(value, bool) else None
         seconds = int(match.group(1)) * _TTL_UNITS[match.group(2)] if match else 0
         if seconds <= 0:
             raise self.fail("ttl", f"bad time to live {value!r} (e.g. 3600, 90m, 4h, 2d)")
+        if seconds > _TTL_MAX:
+            raise self.fail("ttl", f"time to live {value!r} is more than 30 days")
         return seconds
 
     def cidr(self, field: str, value: Any) -> str:

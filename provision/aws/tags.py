@@ -20,12 +20,12 @@ EXPIRES_AT = "provision:expires-at"
 # Recorded on instances so the dynamic inventory knows the login user without local state.
 USER = "provision:user"
 
-CLUSTER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+CLUSTER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # matched whole
 
 
 def check_cluster_name(cluster: str, *, source: str = "", field: str = "cluster") -> str:
     """Return ``cluster`` if it is safe in a tag, a key name and a shell; else raise ConfigError."""
-    if not isinstance(cluster, str) or not CLUSTER_NAME.match(cluster):
+    if not isinstance(cluster, str) or not CLUSTER_NAME.fullmatch(cluster):
         raise ConfigError(
             f"cluster name {cluster!r} must be 1-40 characters of a-z, 0-9 and '-' "
             "(not starting or ending with '-')",

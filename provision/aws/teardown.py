@@ -166,7 +166,7 @@ def cluster_expiry(clients: Clients) -> dict[str, dt.datetime]:
         tags = tag_dict(resource.get("Tags"))
         cluster, at = tags.get(CLUSTER, ""), _parse_time(tags.get(EXPIRES_AT, ""))
         # Without a valid cluster tag there is no safe filter to delete with: leave it alone.
-        if at is not None and CLUSTER_NAME.match(cluster):
+        if at is not None and CLUSTER_NAME.fullmatch(cluster):
             expiry[cluster] = min(at, expiry.get(cluster, at))
     return expiry
 

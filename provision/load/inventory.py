@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from provision.cluster.layout import DEFAULTS
 from provision.errors import ConfigError
 from provision.load.yamlsource import Location, key_loc, load_file, loc_of, suggest, value_loc
 from provision.models import HostSpec
@@ -177,8 +178,10 @@ def resolve_vars(
     play_vars: Mapping[str, Any],
     extra_vars: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The variables of one host in one play: inventory, then play vars, then extra vars."""
-    return {**inventory.host(host_name).vars, **play_vars, **extra_vars}
+    """The variables of one host in one play, later levels winning: the defaults of the
+    cluster's layout (``provision.cluster.layout.DEFAULTS``, like an Ansible role's defaults),
+    the inventory, the play's vars, the extra vars."""
+    return {**DEFAULTS, **inventory.host(host_name).vars, **play_vars, **extra_vars}
 
 
 def to_host_spec(host: InventoryHost, variables: Mapping[str, Any] | None = None) -> HostSpec:

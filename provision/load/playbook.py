@@ -108,14 +108,21 @@ def load_playbook(path: str | Path, *, modules: Mapping[str, ModuleSpec] | None 
 
 
 def check_task_args(
-    spec: ModuleSpec, args: Mapping[str, Any], field: str, fallback: Location | None
+    spec: ModuleSpec,
+    args: Mapping[str, Any],
+    field: str,
+    fallback: Location | None,
+    *,
+    values: Mapping[str, Any] | None = None,
 ) -> None:
     """Check names and types of a task's arguments; the error points at the argument.
 
     ``field`` is the task's path plus the module (``plays[0].tasks[1].docker_network``).
+    ``values`` are the arguments as rendered for one host (default: as written); a value
+    still templated is checked once rendered.
     """
     try:
-        build_args(spec, _plain(args), templated_ok=True)
+        build_args(spec, _plain(args if values is None else values), templated_ok=True)
     except ConfigError as exc:
         rest = (exc.field or "").removeprefix(f"{spec.name}.")
         head = re.match(r"[^.\[]*", rest)

@@ -21,7 +21,7 @@ from provision.cluster.layout import DEFAULTS, layout_from_vars
 from provision.errors import ConfigError
 from provision.load.inventory import Inventory, resolve_vars
 from provision.load.playbook import Play, Playbook, TaskDef, check_task_args
-from provision.load.templating import is_template, undeclared
+from provision.load.templating import is_template, render, undeclared
 from provision.load.yamlsource import Location, suggest, value_loc
 from provision.tasks.base import ModuleSpec
 
@@ -53,7 +53,7 @@ def validate(
     for p, play in enumerate(playbook.plays):
         field = f"plays[{p}]"
         scopes = _scopes(play, inventory, extra_vars)
-        _check_layout(play, inventory, extra_vars)
+        static = _static_scopes(play, inventory, extra_vars, str(playbook.path.parent))
         for name, value in play.vars.items():
             loc = value_loc(play.vars, name) or play.loc
             _check(value, scopes, MAGIC | extra_names | registered, loc, f"{field}.vars.{name}")
@@ -61,6 +61,9 @@ def validate(
             for i, task in enumerate(tasks):
                 known = MAGIC | extra_names | registered
                 _check_task(task, modules, scopes, known, f"{field}.{key}[{i}]")
+                _check_rendered(
+                    task, modules[task.module], static, f"{field}.{key}[{i}].{task.module}"
+                )
                 if task.register:
                     registered.add(task.register)
 
@@ -130,7 +133,7 @@ def _scopes(play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]) -> 
         ]
     # Hosts added at run time (by a provisioning play or a dynamic source): what any host of
     # the groups named would get.
-    names = set(play.vars) | set(extra_vars)
+    names = set(DEFAULTS) | set(play.vars) | set(extra_vars)
     for term in filter(None, re.split(r"[:,]", play.hosts)):
         if not term.startswith("!"):
             names |= set(inventory.vars_of_group(term.lstrip("&")))
@@ -140,24 +143,78 @@ def _scopes(play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]) -> 
     return [(None, names)]
 
 
-def _check_layout(play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]) -> None:
-    """The cluster's layout, as every host of the play will see it, is valid (a bad strategy,
-    network, path or port is refused here, naming where the value was given)."""
+def _static_scopes(
+    play: Play, inventory: Inventory, extra_vars: Mapping[str, Any], playbook_dir: str
+) -> list[dict[str, Any]]:
+    """The variables each host of the play will have that are known before any call, rendered
+    (play vars may be templates of others), with the magic names the runner defines. A value
+    that needs a registered result or a fact is left out: it is checked at its task's turn."""
     hosts = inventory.select(play.hosts)
     if hosts:
-        scopes = [resolve_vars(inventory, h.name, play.vars, extra_vars) for h in hosts]
-    else:
-        scopes = [{**inventory.vars_of_group("all"), **play.vars, **extra_vars}]
+        raw = [(h.name, resolve_vars(inventory, h.name, play.vars, extra_vars)) for h in hosts]
+    else:  # hosts added at run time: what every host of the groups named will get
+        raw = [("", {**DEFAULTS, **inventory.vars_of_group("all"), **play.vars, **extra_vars})]
+    scopes = []
+    for host, variables in raw:
+        values: dict[str, Any] = {
+            "inventory_hostname": host, "playbook_dir": playbook_dir,
+            "groups": {g: list(m) for g, m in inventory.groups.items()},
+            "play_hosts": [h.name for h in hosts],
+        }  # fmt: skip
+        for name, value in variables.items():
+            if not is_template(value):
+                values[name] = value
+            elif undeclared(value) <= set(values):
+                values[name] = render(value, values, field=f"vars.{name}")
+        _check_layout(values, play, inventory, extra_vars)
+        values["layout"] = layout_from_vars(values).as_vars()
+        scopes.append(values)
+    return scopes
+
+
+def _check_layout(
+    variables: Mapping[str, Any], play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]
+) -> None:
+    """The cluster's layout, as this host will see it, is valid (a bad strategy, network, path
+    or port is refused here, naming where the value was given)."""
+    try:
+        layout_from_vars(variables)
+    except ConfigError as exc:
+        name = exc.field or ""
+        if name in extra_vars:
+            raise ConfigError(exc.message, field=f"-e {name}") from exc
+        loc = value_loc(play.vars, name) if name in play.vars else None
+        if loc is not None:
+            raise loc.error(exc.message, f"vars.{name}") from exc
+        raise ConfigError(exc.message, file=str(inventory.path), field=f"vars.{name}") from exc
+
+
+def _check_rendered(
+    task: TaskDef, spec: ModuleSpec, scopes: list[dict[str, Any]], field: str
+) -> None:
+    """The task's arguments as each host will get them, where they can be rendered now, pass
+    the module's own checks (types, names, paths): a shell character given by ``-e`` is
+    refused here, not after earlier tasks changed the host."""
+    module_loc = task.field_locs.get("module", task.loc)
     for variables in scopes:
-        if any(is_template(variables.get(name)) for name in DEFAULTS):
-            continue  # known once rendered; the runner builds the layout again then
-        try:
-            layout_from_vars(variables)
-        except ConfigError as exc:
-            name = exc.field or ""
-            if name in extra_vars:
-                raise ConfigError(exc.message, field=f"-e {name}") from exc
-            loc = value_loc(play.vars, name) if name in play.vars else None
-            if loc is not None:
-                raise loc.error(exc.message, f"vars.{name}") from exc
-            raise ConfigError(exc.message, file=str(inventory.path), field=f"vars.{name}") from exc
+        known = set(variables)
+        values: dict[str, Any] = {}
+        for name, value in task.args.items():
+            if undeclared(value) <= known:
+                where = value_loc(task.args, name) or module_loc
+                values[name] = render(value, variables, loc=where, field=f"{field}.{name}")
+                _no_nul(values[name], where, f"{field}.{name}")
+            else:
+                values[name] = value  # needs a registered value: checked at its turn
+        check_task_args(spec, task.args, field, module_loc, values=values)
+
+
+def _no_nul(value: Any, loc: Location, field: str) -> None:
+    if isinstance(value, Mapping):
+        for v in value.values():
+            _no_nul(v, loc, field)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _no_nul(v, loc, field)
+    elif isinstance(value, str) and "\x00" in value:
+        raise loc.error(f"a NUL byte in {value!r}: no command can carry it", field)

@@ -122,7 +122,8 @@ CASES = [
      "undefined_var_arg.yml:9:17: plays[0].tasks[0].docker_network.driver: undefined variable "
      "'netwrk_driver' (did you mean 'network'?)"),
     (_validated, "undefined_var_when.yml",
-     "undefined_var_when.yml:9:13: plays[0].tasks[1].when: undefined variable 'create_network'"),
+     "undefined_var_when.yml:9:13: plays[0].tasks[1].when: undefined variable 'create_network'"
+     " (did you mean 'network'?)"),
     # inventories
     (_inventory, "inventory_shell_host.yml",
      "inventory_shell_host.yml:6:9: all.children.cluster.hosts: invalid host name "

@@ -300,7 +300,8 @@ def test_names_no_run_defines_are_refused(tmp_path: Path, name: str) -> None:
         ),
         (
             "- hosts: later\n  tasks:\n    - copy: {dest: '{{ port }}'}\n",
-            "3:20: plays[0].tasks[0].copy.dest: undefined variable 'port'",
+            "3:20: plays[0].tasks[0].copy.dest: undefined variable 'port'"
+            " (did you mean 'http_port'?)",
         ),
         (
             "- hosts: all\n  tasks:\n    - copy: {dest: x, env: {A: '{{ nope }}'}}\n",

@@ -287,11 +287,33 @@ def test_undefined_variable_is_caught_before_any_host(tmp_path):
         load(tmp_path, PLAY.replace('"{{ greeting }}"', '"{{ nope }}"'))
 
 
+def test_undefined_attribute_of_a_known_value_is_caught_at_load_time(tmp_path):
+    from provision.errors import ConfigError
+
+    # The value can be rendered before any call (an inventory variable): so it is.
+    with pytest.raises(ConfigError, match=r"play\.yml:7:\d+: .*has no attribute 'missing'"):
+        load(tmp_path, PLAY.replace('"{{ greeting }}"', '"x{{ greeting.missing }}"'))
+
+
 def test_undefined_attribute_at_run_time_fails_the_task_with_its_location(tmp_path):
-    book, inv = load(tmp_path, PLAY.replace('"{{ greeting }}"', '"x{{ greeting.missing }}"'))
+    # A value only known at run time (a registered result) is checked at its task's turn.
+    play = PLAY.replace(
+        "    - name: conf\n",
+        '    - name: first\n      ensure_file: {path: /first, content: "1"}\n'
+        "      register: first\n    - name: conf\n",
+    ).replace('content: "{{ greeting }}"}', 'content: "x{{ first.missing }}"}', 1)
+    book, inv = load(tmp_path, play)
     report = run(book, inv, Hosts())
     assert report.failed
-    assert "play.yml:" in report.results[0].msg and "missing" in report.results[0].msg
+    for host in report.recap:
+        first, conf = [r for r in report.results if r.host == host]
+        assert (first.task, first.status.value, conf.task, conf.status.value) == (
+            "first",
+            "changed",
+            "conf",
+            "failed",
+        )
+        assert "play.yml:" in conf.msg and "missing" in conf.msg
 
 
 LOOKING = {
