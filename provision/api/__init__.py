@@ -21,6 +21,7 @@ from typing import Any
 from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
 from provision.load.playbook import Playbook, load_playbook
+from provision.models.names import check_address, check_name, check_port
 from provision.run.events import EventSink
 from provision.run.options import Options
 from provision.run.report import RunReport
@@ -45,7 +46,6 @@ __all__ = [
 BUNDLE = Path(__file__).resolve().parents[1] / "_bundle"
 PLAYBOOKS = BUNDLE / "playbooks"
 SANDBOX_INVENTORY = BUNDLE / "inventory" / "sandbox.yml"
-RUNTIME_NAMES = frozenset({"state_dir"})
 
 
 def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -> Inventory:
@@ -54,6 +54,10 @@ def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -
     address, _, port = rest.partition(":")
     if not address or (port and not port.isdigit()):
         raise ConfigError(f"expected user@address[:port], got {target!r}", field="--host")
+    check_address(address, "--host")
+    check_port(port or 22, "--host")
+    if user:
+        check_name(user, "--host")
     host_vars: dict[str, Any] = {
         "ansible_host": address,
         "ansible_port": int(port or 22),
@@ -78,7 +82,7 @@ def load(
         if isinstance(inventory, Inventory)
         else load_inventory(inventory or SANDBOX_INVENTORY)
     )
-    validate(book, inv, options.extra_vars, extra_names=set(RUNTIME_NAMES))
+    validate(book, inv, options.extra_vars, runtime=options.runtime_vars())
     return book, inv
 
 

@@ -210,7 +210,14 @@ def _events_stream(path: Path | None) -> Any:
         return None
     if str(path) == "-":
         return sys.stderr
-    return path.open("a")
+    from provision.errors import ConfigError
+
+    try:
+        return path.open("a")
+    except OSError as exc:  # a missing folder, a folder, no permission: before any call
+        raise ConfigError(
+            f"cannot write events to {path}: {exc.strerror}", field="--events"
+        ) from exc
 
 
 def _install_interrupt(stop: threading.Event) -> Any:
@@ -393,7 +400,8 @@ def doctor(paths: tuple[Path, ...]) -> None:
     from provision.api import PLAYBOOKS
     from provision.doctor import diagnose, format_finding
 
-    findings = diagnose(list(paths) or [PLAYBOOKS / "files"])
+    with _bad_input():
+        findings = diagnose(list(paths) or [PLAYBOOKS / "files"])
     for finding in findings:
         click.echo(format_finding(finding))
     if findings:

@@ -12,7 +12,8 @@ asks which cloud it is; the sandbox branches are here and only here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -76,14 +77,27 @@ class Target:
         )
 
 
-def _endpoint_url(target: Target) -> str | None:
-    """The sandbox's moto server (started when not running); None for AWS."""
+@contextlib.contextmanager
+def _endpoint(target: Target, *, read_only: bool = False) -> Iterator[str | None]:
+    """The sandbox's moto server (None for AWS). A command that changes the cloud leaves the
+    server running for the next one (it holds the cloud's state); a read-only command that
+    finds none running starts one for itself and stops it when done (its recording stays)."""
     if target.cloud != "sandbox":
-        return None
+        yield None
+        return
     from provision.sandbox.cloud import sandbox_dir
-    from provision.sandbox.moto_server import ensure_server
+    from provision.sandbox.moto_server import ensure_server, running_server, stop_server
 
-    return ensure_server(sandbox_dir(target.state_dir))
+    folder = sandbox_dir(target.state_dir)
+    url = running_server(folder)
+    if url is not None or not read_only:
+        yield url or ensure_server(folder)
+        return
+    url = ensure_server(folder)
+    try:
+        yield url
+    finally:
+        stop_server(folder)
 
 
 def find(target: Target) -> list[Instance]:
@@ -97,13 +111,14 @@ def find(target: Target) -> list[Instance]:
         if not _sandbox_exists(target):
             return []  # no server, no recording, no host: nothing to find (and nothing started)
         endpoint_for = existing_endpoint(target.cluster)
-    return aws.find_hosts(
-        target.cluster,
-        region=target.region,
-        state_dir=target.state_dir,
-        endpoint_for=endpoint_for,
-        endpoint_url=_endpoint_url(target),
-    )
+    with _endpoint(target, read_only=True) as url:
+        return aws.find_hosts(
+            target.cluster,
+            region=target.region,
+            state_dir=target.state_dir,
+            endpoint_for=endpoint_for,
+            endpoint_url=url,
+        )
 
 
 def host_entry(instance: Instance, target: Target) -> dict[str, Any]:
@@ -157,13 +172,14 @@ def up(
                  "host_key_scanner": cloud.host_key_scanner(target.cluster),
                  "trust_on_first_use": True,
                  "timeouts": aws.Timeouts(console=0, poll=0.5)}  # fmt: skip
-    return aws.up(
-        spec,
-        state_dir=target.state_dir,
-        endpoint_url=_endpoint_url(target),
-        on_event=lambda message, data: say(message),
-        **extra,
-    )
+    with _endpoint(target) as url:
+        return aws.up(
+            spec,
+            state_dir=target.state_dir,
+            endpoint_url=url,
+            on_event=lambda message, data: say(message),
+            **extra,
+        )
 
 
 def would_create(target: Target, spec_vars: Mapping[str, Any]) -> str:
@@ -182,13 +198,14 @@ def teardown(target: Target, *, say: Say = _quiet) -> list[str]:
 
     if target.cloud == "sandbox" and not _sandbox_exists(target):
         return []
-    result = aws.down(
-        target.cluster,
-        region=target.region,
-        state_dir=target.state_dir,
-        endpoint_url=_endpoint_url(target),
-        on_event=lambda message, data: say(message),
-    )
+    with _endpoint(target) as url:
+        result = aws.down(
+            target.cluster,
+            region=target.region,
+            state_dir=target.state_dir,
+            endpoint_url=url,
+            on_event=lambda message, data: say(message),
+        )
     removed = list(result.removed)
     if target.cloud == "sandbox":
         removed += _remove_sandbox(target)
@@ -202,7 +219,8 @@ def sweep(cloud: Cloud, region: str, state_dir: Path) -> dict[str, list[str]]:
     probe = Target(cloud, "sweep", region, state_dir.resolve())
     if cloud == "sandbox" and not _sandbox_exists(probe, any_cluster=True):
         return {}
-    results = aws.sweep(region, state_dir=probe.state_dir, endpoint_url=_endpoint_url(probe))
+    with _endpoint(probe) as url:
+        results = aws.sweep(region, state_dir=probe.state_dir, endpoint_url=url)
     swept = {r.cluster: list(r.removed) for r in results}
     if cloud == "sandbox":
         for cluster in swept:

@@ -137,8 +137,12 @@ def load_projects(files: list[Path]) -> list[Project]:
             node = yaml.compose(path.read_text(errors="replace"), Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(
-                f"not valid YAML: {exc}", file=str(path), line=mark.line + 1 if mark else None
+                f"not valid YAML: {problem}",
+                file=str(path),
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
             ) from exc
         if isinstance(node, yaml.MappingNode) and "services" in _map(node):
             trees.append((path, node))

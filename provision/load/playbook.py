@@ -327,9 +327,12 @@ class _Loader:
         values["check_mode"] = self.typed(raw, "check_mode", field, (bool,), "true or false")
         retries = self.typed(raw, "retries", field, (int,), "a whole number")
         delay = self.typed(raw, "delay", field, (int, float), "a number of seconds")
-        for key, number in (("retries", retries), ("delay", delay)):
-            if number is not None and number < 0:
-                raise self.fail(raw, key, f"{field}.{key}", f"must not be negative, got {number}")
+        for key, number, limit in (("retries", retries, 1000), ("delay", delay, 3600)):
+            # nan and inf pass a `< 0` test: they would make a wait that never ends
+            if number is not None and not (0 <= number <= limit):
+                raise self.fail(
+                    raw, key, f"{field}.{key}", f"must be from 0 to {limit}, got {number}"
+                )
         # As in Ansible: a task with `until` retries 3 times unless told otherwise.
         values["retries"] = retries if retries is not None else (3 if values["until"] else 0)
         values["delay"] = 5.0 if delay is None else float(delay)

@@ -43,8 +43,14 @@ def validate(
     *,
     modules: Mapping[str, ModuleSpec] | None = None,
     extra_names: Set[str] = frozenset(),
+    runtime: Mapping[str, Any] | None = None,
 ) -> None:
-    """Raise the first ``ConfigError`` found (file:line:column, field, the variable's name)."""
+    """Raise the first ``ConfigError`` found (file:line:column, field, the variable's name).
+
+    ``runtime``: the variables the run's options define (``state_dir``...), known by name and
+    value; ``extra_names``: names defined at run time whose value is not known yet."""
+    runtime = dict(runtime or {})
+    extra_names = set(extra_names) | set(runtime)
     if modules is None:
         from provision.tasks import registry
 
@@ -53,7 +59,7 @@ def validate(
     for p, play in enumerate(playbook.plays):
         field = f"plays[{p}]"
         scopes = _scopes(play, inventory, extra_vars)
-        static = _static_scopes(play, inventory, extra_vars, str(playbook.path.parent))
+        static = _static_scopes(play, inventory, extra_vars, str(playbook.path.parent), runtime)
         for name, value in play.vars.items():
             loc = value_loc(play.vars, name) or play.loc
             _check(value, scopes, MAGIC | extra_names | registered, loc, f"{field}.vars.{name}")
@@ -144,7 +150,11 @@ def _scopes(play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]) -> 
 
 
 def _static_scopes(
-    play: Play, inventory: Inventory, extra_vars: Mapping[str, Any], playbook_dir: str
+    play: Play,
+    inventory: Inventory,
+    extra_vars: Mapping[str, Any],
+    playbook_dir: str,
+    runtime: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """The variables each host of the play will have that are known before any call, rendered
     (play vars may be templates of others), with the magic names the runner defines. A value
@@ -159,7 +169,7 @@ def _static_scopes(
         values: dict[str, Any] = {
             "inventory_hostname": host, "playbook_dir": playbook_dir,
             "groups": {g: list(m) for g, m in inventory.groups.items()},
-            "play_hosts": [h.name for h in hosts],
+            "play_hosts": [h.name for h in hosts], **runtime,
         }  # fmt: skip
         for name, value in variables.items():
             if not is_template(value):

@@ -15,6 +15,7 @@ a duplicate key -- are ``ConfigError`` naming ``file:line:column``.
 from __future__ import annotations
 
 import difflib
+import stat
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +151,27 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
+#: limits of what a playbook, inventory or vars file may be: a larger file, or one whose aliases
+#: expand to more values than this (a "billion laughs" alias bomb), is refused, not walked
+MAX_FILE_BYTES = 4 << 20
+MAX_VALUES = 200_000
+
+
 def load_text(text: str, file: str = "<string>") -> Any:
     """Parse one YAML document; ``file`` is the name errors and locations use."""
     loader = _Loader(text)
     loader.source_file = file
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, set()) > MAX_VALUES:
+            raise ConfigError(
+                f"the document expands to more than {MAX_VALUES} values through its aliases "
+                "(an alias bomb?)",
+                file=file,
+            )
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise _translate(exc, file) from exc
     except yaml.YAMLError as exc:
@@ -164,10 +180,39 @@ def load_text(text: str, file: str = "<string>") -> Any:
         loader.dispose()
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded; each node is counted
+    once (memoised by identity), so the walk is linear in the document, not in its expansion."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in active:  # a recursive alias (`&a [*a]`): infinite
+        return MAX_VALUES + 1
+    active.add(id(node))
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, active) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes, active) + _expanded_size(value, sizes, active)
+    active.discard(id(node))
+    sizes[id(node)] = min(size, MAX_VALUES + 1)
+    return sizes[id(node)]
+
+
 def load_file(path: str | Path) -> Any:
-    """Read and parse a YAML file; an unreadable file is a ``ConfigError`` too."""
+    """Read and parse a YAML file; an unreadable file is a ``ConfigError`` too, and so is
+    anything but a regular file (a FIFO would block, ``/dev/zero`` never ends) or a file larger
+    than ``MAX_FILE_BYTES``."""
+    file = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if not stat.S_ISREG(file.stat().st_mode):
+            raise ConfigError("not a regular file", file=str(path))
+        with file.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ConfigError(f"larger than {MAX_FILE_BYTES >> 20} MB", file=str(path))
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", file=str(path)) from exc
     return load_text(text, str(path))

@@ -12,11 +12,20 @@ from typing import Any
 
 from provision.errors import ConfigError
 
-__all__ = ["check_image", "check_name", "check_path", "check_port", "check_seconds"]
+__all__ = [
+    "check_address",
+    "check_image",
+    "check_name",
+    "check_path",
+    "check_port",
+    "check_seconds",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?(@sha256:[0-9a-f]{64})?")
 _PATH = re.compile(r"/[A-Za-z0-9_./@+-]*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 
 
 def check_name(value: str, field: str) -> str:
@@ -67,3 +76,17 @@ def check_seconds(value: Any, field: str, *, limit: float = 86400.0) -> float:
             f"must be a number of seconds from 0 to {limit:g}, got {value!r}", field=field
         )
     return float(value)
+
+
+def check_address(value: Any, field: str) -> str:
+    """A host to connect to: a DNS name, an IPv4 or an IPv6 address (nothing else)."""
+    import ipaddress
+
+    if isinstance(value, str) and len(value) <= 253:
+        if _HOSTNAME.fullmatch(value):
+            return value
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+    raise ConfigError(f"invalid host address {value!r}: a DNS name or an IP address", field=field)

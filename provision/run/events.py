@@ -12,7 +12,7 @@ __all__ = ["Event", "EventSink"]
 
 @dataclass(frozen=True)
 class Event:
-    """``kind``: play, task, result, progress, unreachable, wait, info."""
+    """``kind``: play, task, result, progress, connect, unreachable, wait, info."""
 
     kind: str
     host: str = ""

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.errors import ConfigError
+from provision.models.names import check_seconds
+
 __all__ = ["Options"]
 
 
@@ -27,6 +30,19 @@ class Options:
     trust_on_first_use: bool = False
     connect_deadline: float = 120.0  # seconds of retrying SSH to a host that is booting
     forks: int = 10  # hosts run in parallel
+
+    def __post_init__(self) -> None:
+        # nan or inf would retry forever; checked here so that the API refuses them too
+        check_seconds(self.connect_deadline, "--connect-deadline")
+        if isinstance(self.forks, bool) or not isinstance(self.forks, int) or self.forks < 1:
+            raise ConfigError(f"must be a whole number from 1, got {self.forks!r}", field="forks")
+
+    def runtime_vars(self) -> dict[str, Any]:
+        """The variables every task sees from these options (``{{ state_dir }}``...)."""
+        return {
+            "state_dir": str(self.state_dir.resolve()),
+            "trust_on_first_use": self.trust_on_first_use,
+        }
 
     @property
     def known_hosts(self) -> Path:

@@ -88,6 +88,8 @@ class Runner:
                     conn = LocalConnection(to_host_spec(host))
                 else:
                     conn = self.connector(to_host_spec(host))
+                    self.on_event(Event("connect", host=host.name, data={
+                        "target": conn.host.target}))  # fmt: skip
                 self.connections[host.name] = conn
             return conn
 
@@ -141,7 +143,7 @@ class Runner:
         state = self._state(host.name)
         variables = resolve_vars(inventory, host.name, play.vars, self.options.extra_vars)
         variables.update(
-            state_dir=str(self.options.state_dir.resolve()),
+            **self.options.runtime_vars(),
             inventory_hostname=host.name,
             groups={g: list(names) for g, names in inventory.groups.items()},
             play_hosts=[h.name for h in inventory.select(play.hosts)],

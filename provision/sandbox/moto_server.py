@@ -74,9 +74,28 @@ def _running(state_dir: Path) -> str | None:
         pid, url = int(info["pid"]), str(info["url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if _alive(pid) and _request(f"{url}/moto-api/"):
+    if _ours(pid, url) and _request(f"{url}/moto-api/"):
         return url
     return None
+
+
+def running_server(state_dir: Path) -> str | None:
+    """The endpoint of the sandbox's moto server if one is running now (never starts one)."""
+    return _running(state_dir)
+
+
+def _ours(pid: int, url: str) -> bool:
+    """``pid`` is alive AND is the moto server this folder started, on that port: after a
+    reboot the pid in server.json may belong to any other process, which must not be signalled.
+    Where ``/proc`` cannot tell (not Linux), the server's own answer on the port decides."""
+    if not _alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _request(f"{url}/moto-api/")
+    port = url.rsplit(":", 1)[-1].encode()
+    return b"provision.sandbox.moto_server" in argv and port in argv
 
 
 def ensure_server(state_dir: Path, *, timeout: float = 20.0) -> str:
@@ -147,10 +166,11 @@ def stop_server(state_dir: Path, *, forget: bool = False, timeout: float = 10.0)
     info_file = folder / "server.json"
     stopped = False
     try:
-        pid = int(json.loads(info_file.read_text())["pid"])
+        info = json.loads(info_file.read_text())
+        pid, url = int(info["pid"]), str(info["url"])
     except (OSError, ValueError, KeyError, TypeError):
-        pid = 0
-    if pid and _alive(pid):
+        pid, url = 0, ""
+    if pid and _ours(pid, url):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:

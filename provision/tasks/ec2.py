@@ -50,6 +50,12 @@ class ClusterArgs(FindArgs):
     subnet: str | None = None
     trust_on_first_use: bool = False
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # The instance spec is checked with the task (at load time when its arguments can be
+        # rendered then): a bad ttl or CIDR fails before any cloud call.
+        cloud.would_create(self.target(), self.spec_vars())
+
     def spec_vars(self) -> dict[str, Any]:
         values = {"instance_type": self.instance_type, "image": self.image, "ttl": self.ttl,
                   "http_cidr": self.http_cidr, "root_volume_size": self.root_volume_size,

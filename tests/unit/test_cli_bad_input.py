@@ -3,6 +3,7 @@ code 2, and nothing touched: no connection, no cloud, not even the state folder.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,20 @@ def test_bad_arguments(args, message, tmp_path):
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_routes_with_an_unknown_strategy_is_bad_input_not_a_traceback(tmp_path):
+    done = cli("routes", "ls", "-e", "redis_strategy=x", "--state-dir", str(tmp_path / "s"),
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "error: redis_strategy: must be one of shared-network, host-gateway, "
+        "host-docker-internal, got 'x'"
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_json_prints_json_only(tmp_path):
+    done = cli("sweep", "--json", "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {}  # the sandbox has no cluster: nothing swept

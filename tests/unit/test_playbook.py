@@ -178,7 +178,7 @@ BAD = [
     ),
     (
         "- {hosts: all, tasks: [{command: {argv: [a]}, retries: -1}]}\n",
-        "1:56: plays[0].tasks[0].retries: must not be negative, got -1",
+        "1:56: plays[0].tasks[0].retries: must be from 0 to 1000, got -1",
     ),
     (
         "- {hosts: all, tasks: [{command: {argv: [a]}, retries: true}]}\n",
