@@ -13,12 +13,11 @@ from provision.models import CheckResult
 __all__ = ["check_cluster_state", "parse_info", "parse_slot_owner"]
 
 SLOTS = 16384
-# $1 the port, $2 the routes key: the node's CLUSTER INFO, the key's slot, and per line of
-# CLUSTER SLOTS the range and its master's announced name.
+# $1 the port, $2 the routes key: the node's CLUSTER INFO, the key's slot, CLUSTER NODES.
 _PROBE = (
     '. /run/secrets/redis_env; export REDISCLI_AUTH="$REDIS_PASSWORD"; '
     'redis-cli -p "$1" cluster info | tr -d "\\r"; echo "keyslot:$(redis-cli -p "$1" cluster '
-    'keyslot "$2")"; redis-cli -p "$1" --csv cluster slots'
+    'keyslot "$2")"; redis-cli -p "$1" cluster nodes'
 )
 
 
@@ -26,15 +25,18 @@ def parse_info(text: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and " " not in line)
 
 
-def parse_slot_owner(csv: str, slot: int) -> str:
-    """The master of ``slot`` from ``redis-cli --csv cluster slots`` (one range a line:
-    ``start,end,"host",port,"id",...`` with the announced hostname in the metadata)."""
-    for line in csv.splitlines():
-        cells = [c.strip().strip('"') for c in line.split(",")]
-        ranged = len(cells) >= 4 and cells[0].isdigit() and cells[1].isdigit()
-        if ranged and int(cells[0]) <= slot <= int(cells[1]):
-            names = [c for c in cells[2:] if c.startswith("redis-")]
-            return names[0] if names else cells[2]
+def parse_slot_owner(nodes: str, slot: int) -> str:
+    """The announced name of the master serving ``slot``, from CLUSTER NODES (``id
+    ip:port@bus,hostname flags master ping pong epoch state range...``); "" if none."""
+    for line in nodes.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "master" not in fields[2].split(",") or fields[7] != "connected":
+            continue
+        for span in fields[8:]:
+            start, _, end = span.partition("-")
+            if start.isdigit() and int(start) <= slot <= int(end or start):
+                address = fields[1]
+                return address.split(",", 1)[1] if "," in address else address.split("@")[0]
     return ""
 
 

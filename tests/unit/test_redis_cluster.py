@@ -145,13 +145,19 @@ def test_a_node_that_lost_its_volume_is_forgotten_and_added_back() -> None:
                fake.commands())  # fmt: skip
 
 
-def test_slot_owner_from_cluster_slots_csv() -> None:
-    csv = ('0,5460,"redis-1",6379,"a1",,,"hostname","redis-1","redis-4",6379,"b4"\n'
-           '5461,10922,"redis-2",6379,"a2","hostname","redis-2"\n'
-           '10923,16383,"redis-3",6379,"a3"\n')  # fmt: skip
-    assert parse_slot_owner(csv, 7792) == "redis-2"
-    assert parse_slot_owner(csv, 0) == "redis-1"
-    assert parse_slot_owner(csv, 20000) == ""
+def test_slot_owner_from_cluster_nodes() -> None:
+    # as redis-cli prints CLUSTER NODES on a 7.0 cluster whose nodes announce their names
+    nodes = (
+        "774e 192.168.0.4:6379@16379,redis-3 master - 0 1796287918302 3 connected 10923-16383\n"
+        "d8ae 192.168.0.5:6379@16379,redis-4 slave 774e 0 1796287917299 3 connected\n"
+        "ebec 192.168.0.3:6379@16379,redis-2 master - 0 1796287917000 2 connected 5461-10922\n"
+        "8e32 192.168.0.2:6379@16379,redis-1 myself,master - 0 0 1 connected 0-5460\n"
+        "dead 192.168.0.9:6379@16379,redis-7 master,fail - 0 0 4 disconnected 16000\n"
+    )
+    assert parse_slot_owner(nodes, 7792) == "redis-2"
+    assert parse_slot_owner(nodes, 0) == "redis-1"
+    assert parse_slot_owner(nodes, 16383) == "redis-3"
+    assert parse_slot_owner(nodes, 99999) == ""
 
 
 def test_cluster_template_renders_one_service_per_node() -> None:
