@@ -67,6 +67,7 @@ from provision.load.yamlsource import (
     load_file,
     load_text,
     loc_of,
+    read_text_file,
     suggest,
     value_loc,
 )
@@ -420,10 +421,7 @@ def _ini_text(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in YAML_EXTENSIONS:
         return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", file=str(path)) from exc
+    text = read_text_file(path)
     if suffix:
         return text
     try:
