@@ -131,6 +131,7 @@ class RouteTable:
         self._stack = contextlib.ExitStack()
         self._redis: Any = None  # redis.Redis, or redis.cluster.RedisCluster in cluster mode
         self._addresses: dict[str, str] = {}
+        self.missing_nodes: tuple[str, ...] = ()  # cluster nodes with no running container
 
     def __enter__(self) -> RouteTable:
         try:
@@ -183,11 +184,22 @@ class RouteTable:
 
         port = self.config.redis_port
         remap: dict[tuple[str, int], tuple[str, int]] = {}
+        missing: list[str] = []
         for service in self.config.redis_services:
-            local = ("127.0.0.1", self._tunnel(service))
+            try:
+                local = ("127.0.0.1", self._tunnel(service))
+            except RouteError:
+                missing.append(service)  # stopped or gone: the others serve its slots
+                continue
             remap[(service, port)] = local
             remap[(self._addresses[service], port)] = local  # a node not yet named in gossip
-        first = remap[(self.config.redis_services[0], port)]
+        if not remap:
+            raise RouteError(
+                f"{self.conn.host.name}: no node of the Redis Cluster (project "
+                f"{self.config.redis_project!r}) is running on {self.config.network!r}"
+            )
+        first = next(iter(remap.values()))
+        self.missing_nodes = tuple(missing)
 
         def to_tunnel(address: tuple[str, int]) -> tuple[str, int]:
             return remap.get((address[0], int(address[1])), address)

@@ -88,7 +88,8 @@ def owner_of_routes(box: Sandbox) -> str:
     slot = int(box.redis_cli("redis-1", "cluster", "keyslot", "{provision}:routes"))
     for line in box.redis_cli("redis-1", "cluster", "nodes").splitlines():
         fields = line.split()
-        if "master" in fields[2] and "fail" not in fields[2] and fields[7] == "connected":
+        flags = set(fields[2].split(","))
+        if "master" in flags and not flags & {"fail", "fail?"} and fields[7] == "connected":
             for span in fields[8:]:
                 start, _, end = span.partition("-")
                 if start.isdigit() and int(start) <= slot <= int(end or start):
