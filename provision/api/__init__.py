@@ -145,7 +145,12 @@ def run_lock(inventory: str | Path | Inventory | None, options: Options) -> RunL
 
 
 def _command() -> str:
-    return " ".join([Path(sys.argv[0]).name or "python", *sys.argv[1:]])[:300]
+    """This run's command line, for the lock's holder record (``python -m provision.cli``
+    and the ``provision`` script both read ``provision ...``)."""
+    name = Path(sys.argv[0]).name
+    if name in ("", "__main__.py", "-c"):
+        name = "provision"
+    return " ".join([name, *sys.argv[1:]])[:300]
 
 
 def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
