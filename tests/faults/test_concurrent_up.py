@@ -10,26 +10,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-import uuid
 
 import pytest
 
-from provision.sandbox import cloud
-from provision.sandbox.moto_server import stop_server
 from tests.clirun import provision_cli, provision_popen
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster(tmp_path, sandbox_images):
-    """A uniquely named sandbox cluster; removed at the end even when the test fails."""
-    name = f"lock-{uuid.uuid4().hex[:6]}"
-    yield tmp_path, name
-    provision_cli("unlock", "--force", "-e", f"cluster_name={name}", cwd=tmp_path)
-    provision_cli("down", "-e", f"cluster_name={name}", cwd=tmp_path, timeout=900)
-    cloud.remove_cluster(name)
-    stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
 
 
 def test_two_ups_at_once_one_converges_the_other_is_refused_naming_the_holder(cluster):
