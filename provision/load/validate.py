@@ -63,6 +63,9 @@ def validate(
         for name, value in play.vars.items():
             loc = value_loc(play.vars, name) or play.loc
             _check(value, scopes, MAGIC | extra_names | registered, loc, f"{field}.vars.{name}")
+        if play.when is not None:
+            known = MAGIC | extra_names | registered
+            _check(play.when, scopes, known, play.loc, f"{field}.when", expression=True)
         for key, tasks in (("tasks", play.tasks), ("handlers", play.handlers)):
             for i, task in enumerate(tasks):
                 known = MAGIC | extra_names | registered
