@@ -77,10 +77,12 @@ def load(
     from provision.load.validate import validate
 
     book = load_playbook(playbook)
+    # The group_vars/ and host_vars/ beside the playbook, as Ansible's (after the inventory's).
+    beside = Path(playbook).parent
     inv = (
-        inventory
+        inventory.with_playbook_dir(beside)
         if isinstance(inventory, Inventory)
-        else load_inventory(inventory or SANDBOX_INVENTORY)
+        else load_inventory(inventory or SANDBOX_INVENTORY, playbook_dir=beside)
     )
     validate(book, inv, options.extra_vars, runtime=options.runtime_vars())
     return book, inv

@@ -392,6 +392,42 @@ def status(**kw: Any) -> None:
         click.echo("no running host", err=True)
 
 
+# -- inventory ------------------------------------------------------------------------------
+@main.command("inventory")
+@click.option(
+    "-i",
+    "--inventory",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory file, YAML or INI (default: the local sandbox).",
+)
+@click.option("--list", "as_list", is_flag=True, help="Every group and host, as JSON.")
+@click.option("--host", metavar="HOST", help="One host's variables, as JSON.")
+@click.option(
+    "--playbook-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also read the group_vars/ and host_vars/ in DIR (beside the playbooks).",
+)
+def inventory(
+    path: Path | None, as_list: bool, host: str | None, playbook_dir: Path | None
+) -> None:
+    """Show the inventory as provision reads it, in ansible-inventory's JSON shape.
+
+    The inventory's own variables (group and host vars, group_vars/, host_vars/), without
+    the layout's defaults, the play's vars or extra vars.
+    """
+    if as_list == bool(host):
+        raise click.UsageError("give one of --list or --host HOST")
+    from provision.api import SANDBOX_INVENTORY
+    from provision.load.inventory import load_inventory
+
+    with _bad_input():
+        loaded = load_inventory(path or SANDBOX_INVENTORY, playbook_dir=playbook_dir)
+        data = loaded.to_ansible_list() if as_list else dict(loaded.host(str(host)).vars)
+    click.echo(json.dumps(data, indent=4, sort_keys=True, default=str))
+
+
 # -- doctor ---------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))

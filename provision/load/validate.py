@@ -21,7 +21,7 @@ from provision.cluster.layout import DEFAULTS, layout_from_vars
 from provision.errors import ConfigError
 from provision.load.inventory import Inventory, resolve_vars
 from provision.load.playbook import Play, Playbook, TaskDef, check_task_args
-from provision.load.templating import is_template, render, undeclared
+from provision.load.templating import evaluate, is_template, render, undeclared
 from provision.load.yamlsource import Location, suggest, value_loc
 from provision.tasks.base import ModuleSpec
 
@@ -211,6 +211,13 @@ def _check_rendered(
     module_loc = task.field_locs.get("module", task.loc)
     for variables in scopes:
         known = set(variables)
+        if task.when is not None:
+            # A task its condition skips on this host is not checked for it (a cloud task on
+            # `cloud: none`); a condition that needs a run-time value: checked at its turn.
+            if not undeclared(task.when, expression=True) <= known:
+                continue
+            if not evaluate(task.when, variables, loc=task.field_locs.get("when", task.loc)):
+                continue
         values: dict[str, Any] = {}
         for name, value in task.args.items():
             if undeclared(value) <= known:

@@ -33,6 +33,7 @@ __all__ = [
     "load_file",
     "load_text",
     "loc_of",
+    "read_text_file",
     "suggest",
     "value_loc",
 ]
@@ -200,10 +201,10 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> 
     return sizes[id(node)]
 
 
-def load_file(path: str | Path) -> Any:
-    """Read and parse a YAML file; an unreadable file is a ``ConfigError`` too, and so is
-    anything but a regular file (a FIFO would block, ``/dev/zero`` never ends) or a file larger
-    than ``MAX_FILE_BYTES``."""
+def read_text_file(path: str | Path) -> str:
+    """A config file's text; an unreadable file is a ``ConfigError``, and so is anything but a
+    regular file (a FIFO would block, ``/dev/zero`` never ends) or a file larger than
+    ``MAX_FILE_BYTES``."""
     file = Path(path)
     try:
         if not stat.S_ISREG(file.stat().st_mode):
@@ -212,10 +213,14 @@ def load_file(path: str | Path) -> Any:
             data = handle.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise ConfigError(f"larger than {MAX_FILE_BYTES >> 20} MB", file=str(path))
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", file=str(path)) from exc
-    return load_text(text, str(path))
+
+
+def load_file(path: str | Path) -> Any:
+    """Read (as ``read_text_file``) and parse a YAML file."""
+    return load_text(read_text_file(path), str(path))
 
 
 def _translate(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:

@@ -153,7 +153,7 @@ def check_ping(conn: Remote, config: Layout) -> CheckResult:
         "body": reply.body.strip()[:500],
     }
     if not passed:
-        evidence["health"] = c.http_get(conn, config, "/health").json()
+        evidence["health"] = c.router_details(conn, config)
         evidence.update(
             failure_evidence(conn, config, ("openresty", "openresty"), ("redis", "redis"))
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provision.cluster.layout import Layout
-from provision.cluster.lookup import docker
+from provision.cluster.lookup import container_id, docker
 from provision.connection.base import Remote
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "parse_gateway",
     "parse_getent",
     "parse_http",
+    "router_details",
     "tail",
 ]
 
@@ -113,6 +114,25 @@ def http_get(conn: Remote, config: Layout, path: str, *, timeout: float = 5.0) -
         ["python3", "-c", _HTTP_PROBE, url, str(timeout)], warn=True, timeout=timeout + 10
     )
     return parse_http(result.stdout) if result.ok else HttpReply(0, {}, result.stderr[-500:])
+
+
+#: the router's detailed health (Redis address, error, resolver, route count): served only on
+#: 127.0.0.1 inside the OpenResty container (playbooks/files/openresty/nginx.conf); the public
+#: /health says only ok or degraded.
+DETAILS_URL = "http://127.0.0.1:8081/health"
+
+
+def router_details(conn: Remote, config: Layout) -> Any:
+    """The router's detailed health as JSON (None if there is no answer), asked from inside
+    its container."""
+    cid = container_id(conn, config, "openresty", "openresty")
+    if not cid:
+        return None
+    got = docker(conn, config, "exec", cid, "curl", "-sS", "-m", "3", DETAILS_URL, timeout=30)
+    try:
+        return json.loads(got.stdout) if got.ok else None
+    except json.JSONDecodeError:
+        return None
 
 
 def tail(text: str, lines: int = 30) -> list[str]:

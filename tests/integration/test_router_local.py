@@ -188,9 +188,12 @@ def test_route_round_robin_then_removed(cluster: Cluster) -> None:
         assert table.list_routes()["/api/echo"].endpoints == ("echo-a:80", "echo-b:80")
         first = _until(lambda: cluster.get("/api/echo/hello"), lambda r: r.status == 200)
         assert '"path":"/api/echo/hello"' in first.body
-        seen = [_instance(cluster.get("/api/echo/hello")) for _ in range(4)]
+        replies = [cluster.get("/api/echo/hello") for _ in range(4)]
+        seen = [_instance(r) for r in replies]
         assert all(a != b for a, b in itertools.pairwise(seen)), seen  # strict alternation
         assert set(seen) == {"echo-a", "echo-b"}
+        # The header names the endpoint that answered.
+        assert [r.headers.get("x-upstream-endpoint") for r in replies] == [f"{i}:80" for i in seen]
         assert table.remove_route("/api/echo") is True
     gone = _until(lambda: cluster.get("/api/echo/hello"), lambda r: r.status == 404)
     assert gone.status == 404 and '"error":"no route"' in gone.body
@@ -291,3 +294,197 @@ def test_openresty_pointed_at_loopback_fails_with_evidence(cluster: Cluster) -> 
     assert not ping.passed and ping.evidence["status"] == 502
     assert "127.0.0.1" in ping.evidence["body"]  # ERR connect 127.0.0.1:6379: connection refused
     assert ping.evidence["logs"]["openresty/openresty"] != ["no container"]
+
+
+# --- bad input, faults and load ------------------------------------------------------------
+
+
+def _raw(cluster: Cluster, target: str, method: str = "GET") -> Reply:
+    """One request with ``target`` sent exactly as written (HTTP clients normalise paths)."""
+    host, port = cluster.config.http_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"{method} {target} HTTP/1.0\r\nHost: test\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    return Reply(int(lines[0].split()[1]), headers, body)
+
+
+def _write(cluster: Cluster, op: Callable[[Any], Any]) -> None:
+    """Write straight into Redis, past RouteTable's validation (as a hand-run client could)."""
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table._call("raw write", op)
+
+
+def _container(cluster: Cluster, service: str) -> str:
+    project = cluster.config.project("echo")
+    return subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
+         "--filter", f"label=com.docker.compose.service={service}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def _served_by(reply: Reply) -> str | None:
+    return reply.headers.get("x-upstream-endpoint") if reply.status == 200 else None
+
+
+def test_public_health_is_minimal_details_only_inside(cluster: Cluster) -> None:
+    reply = cluster.get("/health")
+    assert reply.status == 200 and json.loads(reply.body) == {"status": "ok"}
+    rcid = subprocess.run(
+        ["docker", "ps", "-q", "--filter",
+         f"label=com.docker.compose.project={cluster.config.redis_project}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    redis_ip = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+         rcid], capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert redis_ip and redis_ip not in reply.body and "127.0.0.11" not in reply.body
+    ocid = subprocess.run(
+        ["docker", "ps", "-q", "--filter",
+         f"label=com.docker.compose.project={cluster.config.openresty_project}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    inside = subprocess.run(
+        ["docker", "exec", ocid, "curl", "-sS", "-m", "3", "http://127.0.0.1:8081/health"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    details = json.loads(inside)
+    assert details["redis"]["address"] == redis_ip and details["redis"]["reachable"] is True
+    assert details["resolver"] == "127.0.0.11"
+    ports = subprocess.run(
+        ["docker", "port", ocid], capture_output=True, text=True, check=True
+    ).stdout
+    assert "8081" not in ports and ports.startswith("80/tcp -> 127.0.0.1:")
+
+
+def test_raw_dot_segments_are_not_forwarded(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/api", "api", ["echo-a:80"])
+    try:
+        ok = _until(lambda: _raw(cluster, "/api/x?q=1"), lambda r: r.status == 200)
+        assert json.loads(ok.body)["path"] == "/api/x?q=1"  # the control: raw requests work
+        for target in ("/api/../admin", "/api/%2e%2e/admin", "/api%2F..%2Fadmin", "/api/./x"):
+            reply = _raw(cluster, target)
+            assert reply.status == 400, (target, reply)
+            assert json.loads(reply.body) == {"error": "bad path"}
+            assert "x-upstream-endpoint" not in reply.headers
+        assert _raw(cluster, "/anything").status == 404
+        assert cluster.get("/anything").body.strip() == '{"error":"no route","path":"/anything"}'
+    finally:
+        with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+            table.remove_route("/api")
+
+
+def test_bad_entries_in_redis_are_skipped(cluster: Cluster) -> None:
+    bad = ["", "x", "h:99999", "h:0", "a b:80"]
+
+    def write(r: Any) -> None:
+        r.hset("routes", mapping={"/bad": "bad", "/mixed": "mixed", "/noname": "", "": "bad"})
+        r.rpush("service:bad:endpoints", *bad)
+        r.rpush("service:mixed:endpoints", *bad, "echo-b:80")
+
+    def drop(r: Any) -> None:
+        r.hdel("routes", "/bad", "/mixed", "/noname", "")
+        r.delete("service:bad:endpoints", "service:mixed:endpoints")
+
+    _write(cluster, write)
+    try:
+        mixed = _until(lambda: cluster.get("/mixed/x"), lambda r: r.status != 404)
+        assert mixed.status == 200 and _served_by(mixed) == "echo-b:80"
+        replies = [cluster.get(p) for p in ("/mixed/x",) * 6 + ("/bad/x", "/noname/x")]
+        assert [_served_by(r) for r in replies[:6]] == ["echo-b:80"] * 6
+        assert (replies[6].status, replies[6].body.strip()) == (
+            503, '{"error":"no endpoint","service":"bad"}'
+        )  # fmt: skip
+        assert (replies[7].status, json.loads(replies[7].body)["error"]) == (503, "no endpoint")
+        # The empty prefix (which would match every path) is skipped too.
+        assert cluster.get("/no/such/route").status == 404
+    finally:
+        _write(cluster, drop)
+
+
+def test_refused_endpoint_is_retried_post_is_not(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/refuse", "refuse", ["echo-a:81", "echo-b:80"])  # nothing on :81
+    try:
+        _until(lambda: cluster.get("/refuse/x"), lambda r: r.status == 200)
+        replies = [cluster.get("/refuse/x") for _ in range(20)]
+        assert [_served_by(r) for r in replies] == ["echo-b:80"] * 20
+        time.sleep(3.5)  # echo-a:81 is marked down for 3 s
+        posts = [_raw(cluster, "/refuse/x", method="POST") for _ in range(4)]
+        statuses = [r.status for r in posts]
+        # Round robin starts one of the first two at echo-a:81: that POST is not retried;
+        # the failure marks the endpoint down, so the others go to echo-b.
+        assert statuses.count(502) == 1 and statuses.count(200) == 3, statuses
+        failed = posts[statuses.index(502)]
+        assert json.loads(failed.body) == {"error": "no endpoint answered", "service": "refuse"}
+        assert {_served_by(r) for r in posts if r.status == 200} == {"echo-b:80"}
+    finally:
+        with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+            table.remove_route("/refuse")
+
+
+def test_stopped_backend_costs_no_request(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/fail", "fail", ["echo-a:80", "echo-b:80"])
+    echo_a = _container(cluster, "echo-a")
+    try:
+        _until(lambda: cluster.get("/fail/x"), lambda r: r.status == 200)
+        assert {_served_by(cluster.get("/fail/x")) for _ in range(4)} == {"echo-a:80", "echo-b:80"}
+        subprocess.run(["docker", "stop", "-t", "2", echo_a], check=True, capture_output=True)
+        start = time.monotonic()
+        replies = [cluster.get("/fail/x") for _ in range(200)]
+        elapsed = time.monotonic() - start
+        assert [r.status for r in replies if not 200 <= r.status < 300] == []
+        assert {_served_by(r) for r in replies} == {"echo-b:80"}
+        assert {_instance(r) for r in replies} == {"echo-b"}
+        assert elapsed < 60, elapsed
+    finally:
+        subprocess.run(["docker", "start", echo_a], capture_output=True)
+    try:
+        back = _until(
+            lambda: cluster.get("/fail/x"), lambda r: _served_by(r) == "echo-a:80", deadline=30
+        )
+        assert _served_by(back) == "echo-a:80"
+    finally:
+        with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+            table.remove_route("/fail")
+
+
+def test_all_endpoints_down_is_502_json_at_once(cluster: Cluster) -> None:
+    with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+        table.add_route("/down", "down", ["echo-a:80", "echo-b:80"])
+    backends = [_container(cluster, "echo-a"), _container(cluster, "echo-b")]
+    try:
+        _until(lambda: cluster.get("/down/x"), lambda r: r.status == 200)
+        subprocess.run(["docker", "stop", "-t", "2", *backends], check=True, capture_output=True)
+        timed = []
+        for _ in range(3):
+            start = time.monotonic()
+            timed.append((cluster.get("/down/x"), time.monotonic() - start))
+        for reply, _ in timed:
+            assert reply.status == 502 and reply.headers["content-type"] == "application/json"
+            assert json.loads(reply.body)["error"] in (
+                "no endpoint answered", "no endpoint up", "cannot resolve endpoint"
+            )  # fmt: skip
+        assert timed[0][1] < 3, timed  # at most a short connect timeout per endpoint
+        assert all(seconds < 1 for _, seconds in timed[1:]), timed  # marked down: at once
+    finally:
+        subprocess.run(["docker", "start", *backends], capture_output=True)
+    try:
+        seen = set()
+        end = time.monotonic() + 30
+        while seen != {"echo-a:80", "echo-b:80"} and time.monotonic() < end:
+            seen.add(_served_by(cluster.get("/down/x")) or "")
+            seen.discard("")
+            time.sleep(0.2)
+        assert seen == {"echo-a:80", "echo-b:80"}
+    finally:
+        with LocalConnection() as conn, RouteTable(conn, cluster.config) as table:
+            table.remove_route("/down")

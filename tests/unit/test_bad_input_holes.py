@@ -350,3 +350,30 @@ def test_validators_reject_or_round_trip_random_strings() -> None:
     route = ("/api/v1", "users", ["echo-a:80", "10.0.0.7:8080"])
     validate(*route)
     assert _lua_line_roundtrip(*route) == (*route[:2], route[2])
+
+
+# ---------------------------------------------------------------- the project's own playbooks
+
+
+@pytest.mark.parametrize("book", ["up.yml", "down.yml", "verify.yml"])
+@pytest.mark.parametrize("inventory", ["sandbox", "host", "aws", "cluster-mode"])
+def test_the_project_playbooks_validate_for_every_inventory(book: str, inventory: str) -> None:
+    # Load-time rendering must respect `when:` (the cloud task on `cloud: none`, the bridge
+    # network only for host-docker-internal) and leave run-time values alone.
+    from provision.api import PLAYBOOKS, SANDBOX_INVENTORY, Options, host_inventory, load
+
+    extra: dict[str, object] = {}
+    if inventory == "host":
+        inv: object = host_inventory("admin@127.0.0.1:2222", None)
+    elif inventory == "aws":
+        inv = ROOT / "inventory" / "aws.yml"
+    else:
+        inv = SANDBOX_INVENTORY
+        if inventory == "cluster-mode":
+            extra = {"redis_mode": "cluster"}
+    for strategy in ("shared-network", "host-gateway", "host-docker-internal"):
+        if inventory == "cluster-mode" and strategy != "shared-network":
+            continue
+        options = Options(extra_vars={**extra, "redis_strategy": strategy})
+        book_loaded, _ = load(PLAYBOOKS / book, inv, options)  # type: ignore[arg-type]
+        assert book_loaded.plays

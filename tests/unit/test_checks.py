@@ -229,13 +229,13 @@ def test_ping_failure_carries_health_and_logs() -> None:
     fake = _host()
     reply = {"status": 502, "headers": {}, "body": "ERR connect 127.0.0.1:6379: refused\n"}
     fake.answer(r"(?s)^python3 -c .* http://127.0.0.1:80/ping ", json.dumps(reply))
-    fake.answer(
-        r"(?s)^python3 -c .* http://127.0.0.1:80/health ",
-        json.dumps({"status": 200, "headers": {}, "body": '{"status":"degraded"}'}),
-    )
+    details = {"status": "degraded", "redis": {"host": "127.0.0.1", "error": "refused"}}
+    # The details come from inside the container, not from the public /health.
+    fake.answer(r"exec oc1 curl -sS -m 3 http://127.0.0.1:8081/health$", json.dumps(details))
     result = check_ping(fake, CONFIG)
     assert not result.passed and result.evidence["status"] == 502
-    assert result.evidence["health"] == {"status": "degraded"}
+    assert result.evidence["health"] == details
+    assert not any("http://127.0.0.1:80/health" in c for c in fake.commands())
     assert "openresty/openresty" in result.evidence["logs"]
 
 

@@ -10,6 +10,18 @@ local _M = {
     worker_ttl = 1,           -- seconds a worker reuses what it read from the shared dicts
     down_ttl = 1,             -- seconds to stop asking a Redis that just failed
     dns_ttl = 10,             -- like the resolver's valid=10s
+    dns_negative_ttl = 2,     -- seconds a name that did not resolve is not asked again
+    -- Passive health (as hipache did): an endpoint whose connection failed or timed out is
+    -- skipped for this many seconds while another endpoint of its service is up.
+    endpoint_down_ttl = 3,
+    -- Redis connections go back to a per-worker pool and are closed after this idle time:
+    -- well under the idle limits of what may sit between OpenResty and Redis and drop an
+    -- idle connection without telling either side (IPVS, e.g. Docker Swarm's service VIPs:
+    -- 900 s; an AWS NAT gateway: 350 s). A pooled socket that fails anyway is retried
+    -- once on a fresh connection (store.lua).
+    redis_idle_ms = 30000,
+    redis_pool_size = 32,
+    redis_timeout_ms = 1000,  -- connect, send and read, each
 }
 
 -- Cosockets and the resolver ignore /etc/hosts, where Docker writes extra_hosts entries

@@ -17,22 +17,10 @@ function _M.is_ip(host)
     return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
 end
 
-function _M.resolve(host)
-    if _M.is_ip(host) then
-        return host
-    end
-    if config.etc_hosts[host] then
-        return config.etc_hosts[host]
-    end
-    local now = ngx.now()
-    if now >= memo_until then
-        memo, memo_until = {}, now + 1
-    end
-    local cached = memo[host] or cache:get(host)
-    if cached then
-        memo[host] = cached
-        return cached
-    end
+-- A failure is cached too (as "!" .. reason, for config.dns_negative_ttl): a stopped
+-- container's name is gone from Docker's DNS, which may then ask the host's resolvers; each
+-- request naming it would otherwise wait for that again.
+local function lookup(host)
     local r, err = resolver:new({ nameservers = { config.resolver }, retrans = 2, timeout = 1000 })
     if not r then
         return nil, err
@@ -46,11 +34,34 @@ function _M.resolve(host)
     end
     for _, answer in ipairs(answers) do
         if answer.address then
-            cache:set(host, answer.address, math.min(answer.ttl or config.dns_ttl, config.dns_ttl))
-            return answer.address
+            return answer.address, nil, math.min(answer.ttl or config.dns_ttl, config.dns_ttl)
         end
     end
     return nil, "no A record for " .. host
+end
+
+function _M.resolve(host)
+    if _M.is_ip(host) then
+        return host
+    end
+    if config.etc_hosts[host] then
+        return config.etc_hosts[host]
+    end
+    local now = ngx.now()
+    if now >= memo_until then
+        memo, memo_until = {}, now + 1
+    end
+    local cached = memo[host] or cache:get(host)
+    if not cached then
+        local address, err, ttl = lookup(host)
+        cached = address or ("!" .. tostring(err))
+        cache:set(host, cached, address and ttl or config.dns_negative_ttl)
+    end
+    memo[host] = cached
+    if cached:sub(1, 1) == "!" then
+        return nil, cached:sub(2)
+    end
+    return cached
 end
 
 return _M

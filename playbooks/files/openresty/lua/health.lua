@@ -1,5 +1,7 @@
--- /health (JSON: can Redis be reached by name, where does the name point, how many routes)
--- and /ping (Redis PING over a connection by name, as the seed did: "PONG").
+-- /health on the public port: only whether Redis answers ({"status":"ok"|"degraded"});
+-- /health on the status port (127.0.0.1:8081 inside the container, not published): the
+-- details (where the Redis name points, the error, the resolver, the route count);
+-- /ping: Redis PING over a connection by name, as the seed did ("PONG").
 local config = require "config"
 local dns = require "dns"
 local json = require "json"
@@ -8,30 +10,28 @@ local store = require "store"
 
 local _M = {}
 
-local function route_count(red)
-    if red then
-        local n = red:hlen("routes")
-        if type(n) == "number" then
-            return n, "redis"
-        end
-    end
+local function stale_count()
     local text = ngx.shared.routes_stale:get("table")
-    return text and #router.decode(text).prefixes or 0, "stale-cache"
+    return text and #router.decode(text).prefixes or 0
 end
 
+-- Always 200: the router serves the last route table while Redis is down, so it stays in
+-- service (the container health check curls this); `status` says whether Redis answers.
 function _M.health()
+    local pong = store.call("ping")
+    return json.send(200, { status = pong == "PONG" and "ok" or "degraded" })
+end
+
+function _M.details()
     local address, derr = dns.resolve(config.redis_host)
-    local red, err = store.connect()
-    local reachable = false
-    if red then
-        local pong, perr = red:ping()
-        reachable, err = pong == "PONG", perr
-    end
-    local routes, source = route_count(reachable and red or nil)
-    if red and reachable then
-        store.release(red)
-    elseif red then
-        red:close()
+    local pong, err = store.call("ping")
+    local reachable = pong == "PONG"
+    local routes, source = stale_count(), "stale-cache"
+    if reachable then
+        local n = store.call("hlen", "routes")
+        if type(n) == "number" then
+            routes, source = n, "redis"
+        end
     end
     return json.send(200, {
         status = reachable and "ok" or "degraded",
@@ -44,19 +44,13 @@ function _M.health()
 end
 
 function _M.ping()
-    local red, err = store.connect()
-    local pong
-    if red then
-        pong, err = red:ping()
-        store.release(red)
-    end
+    local pong, err = store.call("ping")
+    ngx.header["Content-Type"] = "text/plain"
     if pong ~= "PONG" then
         ngx.status = 502
-        ngx.header["Content-Type"] = "text/plain"
         ngx.say("ERR ", tostring(err))
         return ngx.exit(502)
     end
-    ngx.header["Content-Type"] = "text/plain"
     ngx.say("PONG")
 end
 

@@ -1,4 +1,5 @@
--- Routing: path prefix -> service (longest prefix wins) -> endpoint (round robin) -> peer.
+-- Routing: path prefix -> service (longest prefix wins) -> endpoints (round robin, the ones
+-- marked down skipped) -> peer; a peer that fails is marked down and the next one is tried.
 local balancer = require "ngx.balancer"
 local config = require "config"
 local dns = require "dns"
@@ -8,8 +9,13 @@ local store = require "store"
 local cache = ngx.shared.routes_cache
 local stale = ngx.shared.routes_stale
 local counters = ngx.shared.round_robin
+local down = ngx.shared.endpoint_down  -- "ip:port" -> why, for config.endpoint_down_ttl
 
 local _M = {}
+
+-- Methods tried on the next endpoint when one fails: the idempotent ones. A POST or PATCH
+-- may have been acted on before the connection broke.
+local RETRY = { GET = true, HEAD = true, OPTIONS = true, PUT = true, DELETE = true }
 
 -- Per worker: the decoded form of the last text seen, reused while the text is the same.
 local memo_text, memo_table
@@ -26,8 +32,12 @@ function _M.decode(text)
             t.services[prefix] = service
             local list = {}
             for ep in eps:gmatch("%S+") do
-                local host, port = ep:match("^(.-):(%d+)$")
-                list[#list + 1] = { name = ep, host = host or ep, port = tonumber(port) or 80 }
+                -- store.lua let only valid "host:port" entries in; check again all the same,
+                -- since the stale copy may come from an older router.
+                if store.valid_endpoint(ep) then
+                    local host, port = ep:match("^(.+):(%d+)$")
+                    list[#list + 1] = { name = ep, host = host, port = tonumber(port) }
+                end
             end
             t.endpoints[service] = list
         end
@@ -89,8 +99,37 @@ local function match(t, path)
     end
 end
 
--- access phase: pick the peer, or answer 404/503 JSON.
+local function unescape(s)  -- %XX only: "+" is no space in a path
+    return (s:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+-- The path nginx matched (ngx.var.uri: decoded, dot segments resolved) must be the path that
+-- is forwarded (proxy_pass sends the request's raw URI). They differ only when the raw path
+-- holds dot segments ("/api/../admin", "/api/%2e%2e/admin"), which would reach the /api
+-- service with a path outside its prefix: refused, as is an encoded slash (a separator for
+-- one side and not the other). merge_slashes is off (nginx.conf), so "//" stays as sent.
+local function raw_path_ok()
+    local raw = ngx.var.request_uri:match("^[^?]*")
+    if raw:find("%%2[fF]") or raw:find("%%5[cC]") or raw:find("\\", 1, true) then
+        return false
+    end
+    return unescape(raw) == ngx.var.uri
+end
+
+local function mark_down(addr, why)
+    if addr and not down:get(addr) then
+        ngx.log(ngx.WARN, "endpoint ", addr, " down for ", config.endpoint_down_ttl, " s: ", why)
+    end
+    if addr then
+        down:set(addr, why or "failed", config.endpoint_down_ttl)
+    end
+end
+
+-- access phase: pick the peers to try, or answer 400/404/502/503 JSON.
 function _M.route()
+    if not raw_path_ok() then
+        return json.send(400, { error = "bad path" })
+    end
     local text, source = load_table()
     if source then
         ngx.header["X-Route-Source"] = source
@@ -108,24 +147,89 @@ function _M.route()
     if not eps or #eps == 0 then
         return json.send(503, { error = "no endpoint", service = service })
     end
+    ngx.var.route_service = service  -- for the error page (ngx.ctx does not survive it)
+    -- Round robin: start at the next endpoint, then the others in order; the ones marked
+    -- down are left out while another is up.
     local n = counters:incr(service, 1, 0)
-    local endpoint = eps[(n - 1) % #eps + 1]
-    local ip, err = dns.resolve(endpoint.host)
-    if not ip then
-        return json.send(502, { error = "cannot resolve endpoint", endpoint = endpoint.name,
-                                detail = tostring(err) })
+    local peers, unresolved, marked = {}, nil, 0
+    for i = 0, #eps - 1 do
+        local endpoint = eps[(n - 1 + i) % #eps + 1]
+        local ip, err = dns.resolve(endpoint.host)
+        if not ip then
+            unresolved = unresolved or { endpoint = endpoint.name, detail = tostring(err) }
+        else
+            local addr = ip .. ":" .. endpoint.port
+            if down:get(addr) then
+                marked = marked + 1
+            else
+                peers[#peers + 1] = { ip, endpoint.port, endpoint.name, addr }
+            end
+        end
     end
-    ngx.ctx.peer = { ip, endpoint.port }
+    if #peers == 0 then
+        if marked == 0 then  -- not one name resolved
+            return json.send(502, { error = "cannot resolve endpoint",
+                                    endpoint = unresolved.endpoint, detail = unresolved.detail })
+        end
+        return json.send(502, { error = "no endpoint up", service = service })
+    end
+    ngx.ctx.peers, ngx.ctx.try = peers, 0
 end
 
--- balancer phase: the peer route() chose.
+-- balancer phase: the next peer route() chose. On a retry, the one before it failed (nginx
+-- calls this again only on error or timeout: proxy_next_upstream in nginx.conf).
 function _M.balance()
-    local peer = ngx.ctx.peer
-    local ok, err = balancer.set_current_peer(peer[1], peer[2])
-    if not ok then
-        ngx.log(ngx.ERR, "set_current_peer ", peer[1], ":", peer[2], ": ", err)
+    local ctx = ngx.ctx
+    local peers, try = ctx.peers, ctx.try + 1
+    if try > 1 then
+        local state, code = balancer.get_last_failure()
+        mark_down(peers[try - 1][4], tostring(state) .. " " .. tostring(code))
+    elseif #peers > 1 and RETRY[ngx.req.get_method()] then
+        -- At most one try per endpoint in all.
+        local ok, err = balancer.set_more_tries(#peers - 1)
+        if not ok then
+            ngx.log(ngx.ERR, "set_more_tries: ", err)
+        end
+    end
+    local peer = peers[try]
+    if not peer then  -- not reached: the tries are bounded by #peers
         return ngx.exit(502)
     end
+    ctx.try = try
+    local ok, err = balancer.set_current_peer(peer[1], peer[2])
+    if not ok then
+        ngx.log(ngx.ERR, "set_current_peer ", peer[4], ": ", err)
+        return ngx.exit(502)
+    end
+end
+
+-- header filter: which endpoint answered.
+function _M.header()
+    local ctx = ngx.ctx
+    local peer = ctx.peers and ctx.peers[ctx.try]
+    if peer then
+        ngx.header["X-Upstream-Endpoint"] = peer[3]
+    end
+end
+
+-- The error page for 502/504 from the proxy itself (not an upstream's own 502, which is
+-- passed on): the last peer tried failed too, and is marked down like the others. "Never
+-- connected" answers 502 whatever nginx chose (a connect timeout is 504 there); a timeout
+-- after connecting stays 504.
+function _M.upstream_error()
+    local addrs = ngx.var.upstream_addr or ""
+    local last = addrs:match("([%d%.]+:%d+)%s*$")
+    local connect_times = ngx.var.upstream_connect_time or ""
+    local connected = (connect_times:match("([^,:%s]+)%s*$") or "-") ~= "-"
+    local status = ngx.status
+    if status ~= 504 or not connected then
+        status = 502
+    end
+    mark_down(last, connected and "failed after connecting" or "no connection")
+    return json.send(status, {
+        error = connected and "upstream failed" or "no endpoint answered",
+        service = ngx.var.route_service or "",
+    })
 end
 
 return _M
