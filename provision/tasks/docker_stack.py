@@ -85,7 +85,7 @@ class DockerStackArgs:
         check_name(self.name, "docker_stack.name")
         check_path(self.project_src, "docker_stack.project_src")
         for i, f in enumerate(self.files):
-            check_path(f, f"docker_stack.files[{i}]")
+            check_name(f, f"docker_stack.files[{i}]")
 
 
 @dataclass(frozen=True)

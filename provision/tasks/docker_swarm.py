@@ -12,6 +12,7 @@ Re-run: ok. A host that is already in another swarm is an error that says so (le
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,7 @@ ADDRESS = (
 )
 # $1 the manager's address:2377, $2 this host's advertise address; the token on stdin.
 JOIN = 'read -r token && exec docker swarm join --advertise-addr "$2" --token "$token" "$1"'
+JOIN_WAIT = 120.0  # seconds a worker waits for the manager's swarm
 TOKEN = ["docker", "swarm", "join-token", "-q", "worker"]
 
 
@@ -114,6 +116,17 @@ def _init(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
                        node_id=after.node_id if after else "")  # fmt: skip
 
 
+def _manager_info(manager: Remote, sudo: bool, wait: float) -> SwarmInfo | None:
+    """The manager's swarm state, waiting up to ``wait`` seconds for it to be an active
+    manager: hosts run their tasks side by side, so the join may come before the init."""
+    deadline = time.monotonic() + wait
+    while True:
+        theirs = swarm_info(manager, sudo)
+        if (theirs and theirs.state == "active" and theirs.manager) or time.monotonic() > deadline:
+            return theirs
+        time.sleep(0.5)
+
+
 def _in_swarm_of(manager: Remote, sudo: bool, node_id: str) -> bool:
     known = manager.run(["docker", "node", "inspect", "--format", "{{.ID}}", node_id],
                         sudo=sudo, warn=True)  # fmt: skip
@@ -122,7 +135,7 @@ def _in_swarm_of(manager: Remote, sudo: bool, node_id: str) -> bool:
 
 def _join(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
     manager = ctx.peer(args.manager)
-    theirs = swarm_info(manager, ctx.become)
+    theirs = _manager_info(manager, ctx.become, 0 if ctx.check else JOIN_WAIT)
     if theirs is None or theirs.state != "active" or not theirs.manager:
         if ctx.check:
             return ctx.changed(f"would join the swarm of {args.manager}")

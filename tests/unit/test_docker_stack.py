@@ -85,3 +85,13 @@ def test_specs_compared_without_version() -> None:
     one = parse_specs('s {"Name": "s", "Version": {"Index": 1}, "Mode": {}}')
     two = parse_specs('s {"Mode": {}, "Name": "s", "Version": {"Index": 9}}')
     assert one == two and set(one) == {"s"}
+
+
+def test_gwbridge_address_by_container_id_prefix() -> None:
+    from provision.cluster.lookup import parse_gwbridge_ip
+
+    raw = ('{"ingress-sbox": {"IPv4Address": "172.18.0.2/16"}, '
+           '"4a617f5d3975aa": {"Name": "gateway_1", "IPv4Address": "172.18.0.3/16"}}')  # fmt: skip
+    assert parse_gwbridge_ip(raw, "4a617f5d3975") == "172.18.0.3"
+    assert parse_gwbridge_ip(raw, "ffff") == ""
+    assert parse_gwbridge_ip("not json", "4a61") == ""
