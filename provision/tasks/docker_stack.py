@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,6 +54,13 @@ DEPLOY = (
     'cd "$1" && set -a && { [ ! -f .env ] || . ./.env; } && set +a && '
     'exec docker stack deploy --resolve-image never --prune -c - "$2"'
 )
+NODES_READY = '[ "$(docker node ls --format "{{.Status}}" | grep -c "^Ready$")" -ge "$1" ]'
+# Every service of stack $1 runs as many tasks as it wants ("2/2"; global: one per node).
+CONVERGED = (
+    'out=$(docker service ls --filter "label=com.docker.stack.namespace=$1" '
+    "--format '{{.Replicas}}') && [ -n \"$out\" ] && "
+    "! printf '%s\\n' \"$out\" | awk -F/ '$1 != $2 || $2 == 0' | grep -q ."
+)
 STALE_CONFIGS = (
     'docker config ls --filter "label=com.docker.stack.namespace=$1" --format "{{.Name}}"'
 )
@@ -80,6 +88,8 @@ class DockerStackArgs:
     state: Literal["present", "absent"] = "present"
     manager: bool = True  # absent: stack rm here (the manager); others only wait and clean
     remove_volumes: bool = False
+    nodes: int = 0  # present: wait (bounded) for this many Ready nodes before deploying
+    wait: float = 180.0  # seconds for the nodes, then for every service's tasks to run
 
     def __post_init__(self) -> None:
         check_name(self.name, "docker_stack.name")
@@ -206,7 +216,19 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
+def _wait_for(ctx: TaskContext, script: str, what: str, *argv: str, wait: float) -> None:
+    """Poll ``script`` (exit 0 = done) for up to ``wait`` seconds; an error naming ``what``."""
+    deadline = time.monotonic() + wait
+    while not ctx.read_sh(script, *argv).ok:
+        if time.monotonic() > deadline:
+            raise ProvisionError(f"{ctx.host.name}: {what} after {wait:.0f} s")
+        time.sleep(1)
+
+
 def _present(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
+    if args.nodes and not ctx.check:
+        _wait_for(ctx, NODES_READY, f"fewer than {args.nodes} Ready swarm nodes",
+                  str(args.nodes), wait=args.wait)  # fmt: skip
     got = ctx.read_sh(READ, args.project_src, args.name, *args.files)
     if got.exit_code == 3:
         raise ProvisionError(f"{ctx.host.name}: {args.project_src} is missing")
@@ -217,6 +239,8 @@ def _present(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
             timeout=300)  # fmt: skip
     if ctx.check:
         return ctx.changed(f"would deploy stack {args.name}", stack_hash=digest)
+    _wait_for(ctx, CONVERGED, f"stack {args.name}'s services not all running", args.name,
+              wait=args.wait)  # fmt: skip
     after = parse_specs(ctx.read_sh(SPECS, args.name).stdout)
     _prune_configs(ctx, args.name, text)
     moved = sorted(n for n in after.keys() | before.specs.keys()
