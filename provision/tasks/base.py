@@ -65,6 +65,8 @@ class TaskContext:
     # The connection of another host of the inventory, by name (the runner's, shared): for
     # the few modules that span hosts (a swarm join reads its token on the manager).
     peers: Callable[[str], Remote] | None = None
+    # Renders a template with this task's variables (the runner's templating: ``template``).
+    render: Callable[[str], str] | None = None
 
     @property
     def host(self) -> HostSpec:

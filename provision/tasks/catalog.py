@@ -15,7 +15,9 @@ from provision.tasks import (
     docker_stack,
     docker_swarm,
     ec2,
+    redis_cluster,
     secret,
+    template,
     verify,
 )
 from provision.tasks.base import ModuleSpec
@@ -35,7 +37,9 @@ MODULES: Mapping[str, ModuleSpec] = {
         ec2.CLUSTER_SPEC,
         ec2.HOSTS_SPEC,
         ec2.TEARDOWN_SPEC,
+        redis_cluster.SPEC,
         secret.SPEC,
+        template.SPEC,
         verify.SPEC,
     )
 }

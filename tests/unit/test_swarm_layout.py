@@ -37,6 +37,7 @@ def test_swarm_with_three_hosts_as_given_by_dash_e():
         ({"instance_count": "three"}, "instance_count", "got 'three'"),
         ({"overlay_encrypted": "maybe"}, "overlay_encrypted", "true or false"),
         ({"topology": "swarm", "redis_strategy": "host-gateway"}, "redis_strategy", "swarm"),
+        ({"topology": "swarm", "redis_mode": "cluster"}, "redis_mode", "redis_mode: single"),
     ],
 )
 def test_bad_values_name_their_variable(variables, field, text):
@@ -69,4 +70,14 @@ def test_bad_topology_on_the_command_line_is_exit_2_before_any_call(extra, messa
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == message
     assert "Traceback" not in done.stderr
+    assert not state.exists()
+
+
+def test_redis_cluster_on_a_swarm_is_refused_at_load_naming_redis_mode(tmp_path):
+    state = tmp_path / "state"
+    done = cli("up", "-e", "topology=swarm", "-e", "instance_count=3", "-e", "redis_mode=cluster",
+               "--state-dir", str(state), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: -e redis_mode: a Redis Cluster is not"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
     assert not state.exists()
