@@ -1,6 +1,7 @@
 """topology: swarm on the sandbox, end to end through the CLI: N EC2-like hosts in one Docker
-Swarm; a routed request through every node's URL reaches the echo backends; a second `up`
-changes nothing; `down` leaves no container, network or volume of the cluster."""
+Swarm; `up` (and `verify`) verify every node with evidence per node; a routed request through
+every node's URL reaches the echo backends; a second `up` changes nothing; `down` leaves no
+container, network or volume of the cluster."""
 
 from __future__ import annotations
 
@@ -37,6 +38,39 @@ def _docker_ls(kind: str, flt: str) -> list[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
 
 
+#: what `up` verifies on every node of a swarm (provision/verify/swarm.py)
+NODE_CHECKS = {"swarm-nodes", "containers", "dns", "ping", "negative-control", "swarm-routing"}
+
+
+def assert_verified_on_every_node(report: dict, hosts: list[str]) -> None:
+    """Each node passed each check, with its own evidence: `redis` resolved inside ITS
+    OpenResty task to Redis's task, PONG by name, 127.0.0.1:6379 refused there, every node
+    Ready, a route through ITS port 80 answered by both echo replicas."""
+    by_host: dict[str, dict[str, dict]] = {}
+    for check in report["checks"]:
+        by_host.setdefault(check["host"], {})[check["name"]] = check
+    assert sorted(by_host) == sorted(hosts)
+    nodes, remote = set(), 0
+    for host, checks in by_host.items():
+        assert set(checks) >= NODE_CHECKS, (host, sorted(checks))
+        failed = {n: c["summary"] for n, c in checks.items() if not c["passed"]}
+        assert not failed, (host, failed)
+        dns = checks["dns"]["evidence"]
+        assert dns["resolved"] and set(dns["resolved"]) <= set(dns["expected"]), dns
+        assert checks["ping"]["evidence"]["body"] == "PONG"
+        assert checks["negative-control"]["evidence"]["exit_code"] == 7  # refused
+        listed = checks["swarm-nodes"]["evidence"]["nodes"]
+        assert len(listed) == N and all(" Ready Active " in row for row in listed), listed
+        routing = checks["swarm-routing"]["evidence"]
+        assert routing["answered"] == ["echo-a", "echo-b"], routing
+        assert routing["after_removal"][0] == 404
+        nodes.add(routing["node"])
+        remote += bool(routing["from_other_nodes"])
+    assert len(nodes) == N  # each host's checks ran on its own node
+    # Two echo replicas on N=3 nodes: at least N-1 nodes reached one running elsewhere.
+    assert remote >= N - 1, by_host
+
+
 def test_swarm_up_routed_through_every_node_again_down(swarm):
     cwd, name = swarm
     args = ["-e", f"cluster_name={name}", "-e", "topology=swarm", "-e", f"instance_count={N}"]
@@ -50,6 +84,7 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
     assert urls, first.stderr
     node_urls = urls.group(1).split(", ")
     assert len(node_urls) == N and all(u.startswith("http://127.0.0.1:") for u in node_urls)
+    assert_verified_on_every_node(report, hosts)
 
     added = provision(cwd, "routes", "add", "/api/echo", "echo", "echo-a:80", "echo-b:80", *args)
     assert added.returncode == 0, added.stderr
@@ -59,6 +94,10 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
             with urllib.request.urlopen(f"{url}/api/echo/x", timeout=10) as reply:
                 seen.add(json.loads(reply.read())["instance"])
         assert seen == {"echo-a", "echo-b"}, url
+
+    verified = provision(cwd, "verify", *args, "--json")  # from the tags, as a new shell would
+    assert verified.returncode == 0, verified.stderr
+    assert_verified_on_every_node(json.loads(verified.stdout), hosts)
 
     again = provision(cwd, "up", *args, "--json")
     assert again.returncode == 0, again.stderr
