@@ -11,9 +11,10 @@ import pytest
 
 from moto_tests.conftest import FAST, OPERATOR_IP, CallLog, make_spec, operator
 from moto_tests.test_policy import check_call
-from provision.aws import ClusterResult, down, up
+from provision.aws import ClusterResult, ClusterSpec, down, up
 
 pytestmark = pytest.mark.usefixtures("aws")
+ROOT = Path(__file__).resolve().parents[1]
 
 SWARM_RULES = {
     ("tcp", 2377, 2377),
@@ -121,3 +122,56 @@ def test_down_removes_the_self_referencing_group(session, state_dir, ec2):
         if i["State"]["Name"] != "terminated"
     ]
     assert live == []
+
+
+def playbook_cloud_spec(state_dir: Path, *extra: str) -> ClusterSpec:
+    """The instance spec that the cloud task of playbooks/up.yml asks for on the AWS inventory
+    with these ``-e`` values: the task's own arguments, rendered with the play's variables
+    (``layout`` from ``topology`` and ``instance_count``), then read as the task reads them."""
+    from provision.api import PLAYBOOKS, load
+    from provision.cluster.layout import layout_from_vars
+    from provision.load.inventory import parse_extra_vars, resolve_vars
+    from provision.load.templating import render
+    from provision.run.options import Options
+    from provision.tasks.base import build_args
+    from provision.tasks.ec2 import CLUSTER_SPEC
+
+    options = Options(extra_vars=parse_extra_vars(list(extra)), state_dir=state_dir)
+    book, inv = load(PLAYBOOKS / "up.yml", ROOT / "inventory" / "aws.yml", options)
+    play = book.plays[0]
+    (task,) = [t for t in play.tasks if t.module == "ec2_cluster"]
+    variables = {**resolve_vars(inv, "localhost", play.vars, options.extra_vars),
+                 **options.runtime_vars()}  # fmt: skip
+    variables["layout"] = layout_from_vars(variables).as_vars()
+    args = build_args(CLUSTER_SPEC, {k: render(v, variables) for k, v in task.args.items()})
+    return ClusterSpec.from_vars(
+        {"cluster": args.cluster, "region": args.region, **args.spec_vars()}
+    )
+
+
+def test_topology_swarm_on_the_aws_inventory_opens_the_swarm_ports_from_the_group_only(
+    session, state_dir, ec2, calls: CallLog
+):
+    """`provision up -i inventory/aws.yml -e topology=swarm -e instance_count=3`, its cloud
+    part: one RunInstances for three, the Swarm ports from the group itself (the inventory
+    opens 80 to 0.0.0.0/0: no Swarm port is in a CIDR rule), a second up launches nothing."""
+    spec = playbook_cloud_spec(state_dir, "topology=swarm", "instance_count=3")
+    assert (spec.count, spec.swarm, spec.swarm_encrypted) == (3, True, False)
+    first = up(spec, state_dir=state_dir, session=session, wait_ssh=False, my_address=operator,
+               timeouts=FAST)  # fmt: skip
+    (launch,) = [c for c in calls.calls if c.operation == "RunInstances"]
+    assert (launch.params["MinCount"], launch.params["MaxCount"]) == (3, 3)
+    assert len(first.instances) == 3
+    group = first.security_group_id
+    (described,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    by_cidr = {(p["IpProtocol"], p.get("FromPort"), r["CidrIp"])
+               for p in described["IpPermissions"] for r in p.get("IpRanges", [])}  # fmt: skip
+    assert by_cidr == {("tcp", 22, f"{OPERATOR_IP}/32"), ("tcp", 80, "0.0.0.0/0")}
+    assert rules(ec2, group)[0] == {(*r, group) for r in SWARM_RULES}
+    before = len(calls.calls)
+    second = up(spec, state_dir=state_dir, session=session, wait_ssh=False, my_address=operator,
+                timeouts=FAST)  # fmt: skip
+    assert "RunInstances" not in {c.operation for c in calls.calls[before:]}
+    assert [h.instance_id for h in second.instances] == [h.instance_id for h in first.instances]
+    encrypted = playbook_cloud_spec(state_dir, "topology=swarm", "overlay_encrypted=true")
+    assert encrypted.swarm_encrypted and playbook_cloud_spec(state_dir).swarm is False
