@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -71,6 +73,21 @@ def assert_verified_on_every_node(report: dict, hosts: list[str]) -> None:
     assert remote >= N - 1, by_host
 
 
+def wait_routed(url: str, deadline: float = 30.0) -> None:
+    """A new route reaches each node's router within its refresh (bounded: ``deadline`` s);
+    until then the path is unknown there (404)."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                if reply.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or time.monotonic() > end:
+                raise
+        time.sleep(0.5)
+
+
 def test_swarm_up_routed_through_every_node_again_down(swarm):
     cwd, name = swarm
     args = ["-e", f"cluster_name={name}", "-e", "topology=swarm", "-e", f"instance_count={N}"]
@@ -89,6 +106,7 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
     added = provision(cwd, "routes", "add", "/api/echo", "echo", "echo-a:80", "echo-b:80", *args)
     assert added.returncode == 0, added.stderr
     for url in node_urls:  # every node routes, to both backends wherever they run
+        wait_routed(f"{url}/api/echo/x")
         seen = set()
         for _ in range(4):
             with urllib.request.urlopen(f"{url}/api/echo/x", timeout=10) as reply:
