@@ -47,9 +47,10 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 
 _CHUNK = 1 << 16
-# Commands at once on one connection: sshd refuses session channels past its MaxSessions
-# (10 by default) with "Connect failed"; a swarm's nodes all run checks on the manager's.
-MAX_SESSIONS = 8
+# Commands at once on one connection: sshd refuses channels past its MaxSessions
+# (10 by default; tunnels seem to count too) with "Connect failed"; a swarm's nodes all run
+# their checks on the manager's connection.
+MAX_SESSIONS = 4
 
 
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
