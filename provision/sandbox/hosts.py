@@ -109,11 +109,14 @@ def start_host(
     distro: str = "bookworm",
     public_key: str,
     labels: Mapping[str, str] | None = None,
+    network: str | None = None,
 ) -> SandboxHost:
     """Start a sandbox host whose user ``admin`` accepts ``public_key``.
 
     The image must exist (see ``images.ensure_images``). ``labels`` go on the
-    container and its volume, so ``remove_all`` finds both. Does not wait for
+    container and its volume, so ``remove_all`` finds both. ``network``: a user-defined
+    network of the local engine to join instead of the default bridge (the hosts of one
+    cluster reach each other there, as instances do in a VPC). Does not wait for
     SSH: call ``wait_for_ssh``.
     """
     image = images.sshhost_image(distro)
@@ -137,6 +140,7 @@ def start_host(
             *_SYSTEMD_FLAGS,
             "--volume", f"{volume}:/var/lib/docker",
             "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
+            *(["--network", network] if network else []),
         ])  # fmt: skip
         port = localdocker.published_port(container_id, "22/tcp")
         http_port = localdocker.published_port(container_id, "80/tcp")

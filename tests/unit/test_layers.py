@@ -47,7 +47,8 @@ LIBRARIES = {
     "moto": ("sandbox.moto_server",),
     "fabric": ("api.fabric",),
     # doctor reads compose files as YAML node trees (every key's position): PyYAML's own API
-    "yaml": ("load.yamlsource", "load.inventory", "doctor._sources"),
+    # tasks.docker_stack: merges the compose files a host holds into a stack file
+    "yaml": ("load.yamlsource", "load.inventory", "doctor._sources", "tasks.docker_stack"),
 }
 
 
