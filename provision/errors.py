@@ -97,6 +97,7 @@ class ConnectError(ProvisionError):
 
     def __init__(self, message: str, *, host: str) -> None:
         self.host = host
+        self.message = message
         super().__init__(f"{host}: {message}")
 
 

@@ -20,6 +20,11 @@ _HINTS = {
     "RequestLimitExceeded": "AWS kept throttling after every retry; try again later",
 }
 
+_UNANSWERED = (
+    "the cloud's endpoint does not answer (network down, or the sandbox's moto server gone) "
+    "after every retry; run the same command again to finish, or `provision down` to undo"
+)
+
 
 @dataclass(frozen=True)
 class Clients:
@@ -77,7 +82,12 @@ def operation_name(client: Any, method: str) -> str:
 
 def call(client: Any, method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Call ``client.<method>(**params)``; any botocore error becomes a ``CloudError``."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
 
     operation = operation_name(client, method)
     try:
@@ -96,7 +106,10 @@ def call(client: Any, method: str, params: Mapping[str, Any] | None = None) -> d
             "no AWS credentials found", code="NoCredentials", operation=operation
         ) from exc
     except BotoCoreError as exc:
-        raise CloudError(str(exc), code=type(exc).__name__, operation=operation) from exc
+        message = str(exc)
+        if isinstance(exc, EndpointConnectionError):
+            message += f" — {_UNANSWERED}"
+        raise CloudError(message, code=type(exc).__name__, operation=operation) from exc
 
 
 def pages(

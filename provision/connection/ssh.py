@@ -266,6 +266,13 @@ def _exchange(
                 on_bytes(sent)
     channel.shutdown_write()
     while not (channel.exit_status_ready() and channel.eof_received):
+        if channel.closed and not channel.eof_received:
+            # Closed without the command's end: the transport died under it (the session's
+            # sshd killed, the network gone). Without this the loop would spin to ``timeout``.
+            transport = channel.get_transport()
+            if transport is None or not transport.is_active():
+                raise OSError("the SSH connection dropped")
+            break
         if deadline is not None and time.monotonic() > deadline:
             channel.close()
             raise OSError(f"timed out after {timeout}s")

@@ -334,8 +334,9 @@ class Runner:
                 outcome = self._apply(task, ctx, variables)
                 status = _status(outcome)
                 result = self._result(task, host, status, outcome.msg, started, outcome, ctx)
-        except ConnectError:
-            raise
+        except ConnectError as exc:
+            # The host is gone for this run (its SSH session dropped, say): name the task.
+            raise ConnectError(f"task {task.name!r}: {exc.message}", host=exc.host) from exc
         except CommandError as exc:
             result = self._result(task, host, Status.FAILED, str(exc), started, ctx=ctx)
         except ProvisionError as exc:

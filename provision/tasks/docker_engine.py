@@ -4,28 +4,40 @@ Debian and Ubuntu: apt, ``docker.io`` and whichever Compose package the release 
 (``docker-compose-v2`` on Ubuntu, ``docker-compose`` on Debian: v1 on 12, the v2 plugin on 13).
 Amazon Linux 2023: dnf ``docker`` plus the Compose CLI plugin (not packaged there).
 A host that already runs Docker with Compose, the login user in the ``docker`` group: ok.
+
+On Debian and Ubuntu it first waits, at most ``lock_timeout`` seconds, for whoever holds the
+dpkg lock (cloud-init, unattended-upgrades), saying who that is, and finishes the work of a
+dpkg run that was killed half-way (``dpkg --configure -a``); see ``dpkg_lock``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from provision.errors import ProvisionError
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.dpkg_lock import settle, wait_for_lock
 from provision.tasks.facts import HostFacts, gather, host_facts
 
 __all__ = ["SPEC", "DockerEngineArgs", "install_commands"]
 
-# apt waits for the dpkg lock instead of failing while cloud-init or unattended-upgrades hold it.
-APT = [
-    "env",
-    "DEBIAN_FRONTEND=noninteractive",
-    "apt-get",
-    "-q",
-    "-y",
-    "-o",
-    "DPkg::Lock::Timeout=300",
-]
+LOCK_TIMEOUT = 300  # seconds to wait for the dpkg lock, by default
+
+
+def apt(lock_timeout: float = LOCK_TIMEOUT) -> list[str]:
+    """apt-get, waiting for the dpkg lock (a race after ``wait_for_lock``) instead of failing."""
+    return [
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "-q",
+        "-y",
+        "-o",
+        f"DPkg::Lock::Timeout={max(1, math.ceil(lock_timeout))}",
+    ]
+
+
 # The packages this release has, beside docker.io: the Compose package it ships, and
 # `docker-cli` where the CLI is split out of docker.io (Debian 13 and later).
 PICK_PACKAGES = (
@@ -41,6 +53,7 @@ COMPOSE_PLUGIN_URL = (
 @dataclass(frozen=True)
 class DockerEngineArgs:
     compose_plugin_version: str = "2.29.7"  # Amazon Linux only: the plugin is downloaded
+    lock_timeout: int = LOCK_TIMEOUT  # Debian, Ubuntu: how long to wait for the dpkg lock
 
 
 def _user_needs_group(facts: HostFacts) -> bool:
@@ -48,13 +61,16 @@ def _user_needs_group(facts: HostFacts) -> bool:
 
 
 def install_commands(
-    facts: HostFacts, args: DockerEngineArgs, packages: tuple[str, ...] = ("docker-compose",)
+    facts: HostFacts,
+    args: DockerEngineArgs,
+    packages: tuple[str, ...] = ("docker-compose",),
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> list[list[str]]:
     """The commands that install Docker and Compose on a host with these facts."""
     if facts.os_family == "debian":
         return [
-            [*APT, "update"],
-            [*APT, "install", "--no-install-recommends", "docker.io", *packages],
+            [*apt(lock_timeout), "update"],
+            [*apt(lock_timeout), "install", "--no-install-recommends", "docker.io", *packages],
             ["systemctl", "enable", "--now", "docker"],
         ]
     if facts.os_id == "amzn":
@@ -95,10 +111,14 @@ def _install(ctx: TaskContext, facts: HostFacts, args: DockerEngineArgs) -> None
         # A just-booted EC2 host may still be installing packages: wait, as apt would fail.
         ctx.read(["cloud-init", "status", "--wait"])
     packages: tuple[str, ...] = ("docker-compose",)
+    left: float = args.lock_timeout
     if facts.os_family == "debian":
-        ctx.run([*APT, "update"])
+        if not ctx.check:
+            state, left = wait_for_lock(ctx, args.lock_timeout)
+            settle(ctx, state)
+        ctx.run([*apt(left), "update"])
         packages = tuple(ctx.read_sh(PICK_PACKAGES).stdout.split()) or packages
-    commands = install_commands(facts, args, packages)
+    commands = install_commands(facts, args, packages, left)
     if facts.os_family == "debian":
         commands = commands[1:]  # the package lists were just updated
     for argv in commands:
