@@ -92,6 +92,8 @@ def test_a_dropped_ssh_session_fails_naming_host_and_task_and_the_rerun_heals(
     assert _sh(host, "dpkg --audit; ls -A /var/lib/dpkg/updates") == ""
     assert _sh(host, "systemctl is-active docker").strip() == "active"
 
+    healed_dpkg = "dpkg was interrupted by an earlier run" in healed.stderr
+    print(f"\nre-run: {tasks}; an interrupted dpkg finished first: {healed_dpkg}")
     again = provision_cli(*args, "--json", cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["recap"]["host1"]["changed"] == 0
