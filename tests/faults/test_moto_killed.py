@@ -8,10 +8,14 @@ volume or network of the cluster is left in the local engine, and its state is g
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
 import time
+import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +36,7 @@ def test_the_cloud_killed_mid_up_fails_clearly_and_down_removes_everything(clust
     run = provision_popen("up", "-e", var, cwd=cwd)
     try:
         deadline = time.monotonic() + 300
-        while "RunInstances" not in _read(moto / "recording.jsonl"):
+        while "RunInstances" not in _actions(moto / "recording.jsonl"):
             assert run.poll() is None, run.communicate()[1]
             assert time.monotonic() < deadline, "RunInstances never reached the moto server"
             time.sleep(0.01)
@@ -52,10 +56,15 @@ def test_the_cloud_killed_mid_up_fails_clearly_and_down_removes_everything(clust
     assert "Traceback" not in err
 
     selector = f"{cloud.CLUSTER_LABEL}={name}"
-    # The cloud the next command sees (a new server, the recording replayed) holds the instance.
+    # The cloud the next command sees (a new server, the recording replayed) holds the
+    # instance, whose host was never started: status says so and what to do.
     before = provision_cli("status", "-e", var, "--json", cwd=cwd)
-    assert before.returncode == 0, before.stderr
-    assert [h["name"] for h in json.loads(before.stdout)] == [f"{name}-1"], before.stdout
+    assert before.returncode == 1, before.stderr
+    assert re.fullmatch(
+        r"error: the sandbox host of i-[0-9a-f]+ is gone; run `provision down` then "
+        r"`provision up`\n",
+        before.stderr,
+    ), before.stderr
     down = provision_cli("down", "-e", var, cwd=cwd, timeout=600)
     assert down.returncode == 0, down.stderr
     assert localdocker.container_ids(selector) == []
@@ -66,8 +75,20 @@ def test_the_cloud_killed_mid_up_fails_clearly_and_down_removes_everything(clust
     assert after.returncode == 0 and json.loads(after.stdout) == [], after.stdout
 
 
-def _read(path) -> str:
+def _actions(path: Path) -> list[str]:
+    """The EC2/SSM actions the server recorded so far (bodies may be base64-encoded)."""
     try:
-        return path.read_text(errors="replace")
+        lines = path.read_text(errors="replace").splitlines()
     except OSError:
-        return ""
+        return []
+    actions = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the line being written
+        body = str(entry.get("body") or "")
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode(errors="replace")
+        actions += urllib.parse.parse_qs(body).get("Action", [])
+    return actions
