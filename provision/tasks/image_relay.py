@@ -43,7 +43,7 @@ AUTHORIZE = f'{REVOKE} && umask 077 && mkdir -p "$HOME/.ssh" && printf "%s\\n" "
 HOST_KEY = ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]
 # On the source, as root: $1 key, $2 known_hosts, $3 user@target, $4 source address, images.
 SEND = (
-    'key=$1 known=$2 to=$3 from=$4; shift 4; docker save "$@" | ssh -i "$key" -b "$from" '
+    'key=$1 known=$2 to=$3 from=$4; shift 4; docker save "$@" | ssh -F none -i "$key" -b "$from" '
     "-o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes "
     '-o UserKnownHostsFile="$known" -o GlobalKnownHostsFile=/dev/null '
     '-o ConnectTimeout=15 -o ServerAliveInterval=15 -o LogLevel=ERROR "$to"'
