@@ -21,6 +21,7 @@ SWARM_RULES = {
     ("tcp", 7946, 7946),
     ("udp", 7946, 7946),
     ("udp", 4789, 4789),
+    ("tcp", 22, 22),  # the manager relays the images to the others over SSH
 }
 
 

@@ -3,7 +3,8 @@
 The group opens 22 to the caller's own /32 (or the ``ssh_cidrs`` given), 80 to the configured
 CIDR, and nothing else: Redis (6379) stays reachable only through an SSH tunnel. A Swarm
 cluster adds the Swarm ports (2377/tcp, 7946/tcp+udp, 4789/udp; ESP, IP protocol 50, when the
-overlay is encrypted) from the group itself only: its own instances, never a CIDR.
+overlay is encrypted) and 22/tcp (the manager relays the images to the other hosts) from the
+group itself only: its own instances, never a CIDR.
 """
 
 from __future__ import annotations
@@ -70,9 +71,11 @@ class SecurityGroup:
 # The source is a CIDR, or a security group id (``sg-...``) for a rule from that group.
 Rule = tuple[str, int, int, str]
 
-#: Docker Swarm between the cluster's hosts: management, gossip, VXLAN data
+#: Docker Swarm between the cluster's hosts: management, gossip, VXLAN data; and SSH, by
+#: which the manager relays the images to the other hosts (``tasks/image_relay.py``)
 SWARM_PORTS: tuple[tuple[str, int, int], ...] = (
     ("tcp", 2377, 2377), ("tcp", 7946, 7946), ("udp", 7946, 7946), ("udp", 4789, 4789),
+    ("tcp", 22, 22),
 )  # fmt: skip
 ESP = ("50", -1, -1)  # IPsec of an encrypted overlay
 

@@ -102,6 +102,10 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
     node_urls = urls.group(1).split(", ")
     assert len(node_urls) == N and all(u.startswith("http://127.0.0.1:") for u in node_urls)
     assert_verified_on_every_node(report, hosts)
+    # The images crossed the controller's link once: to the manager, which relayed them.
+    (images,) = [t for t in report["tasks"] if t["module"] == "docker_images"]
+    assert images["status"] == "changed" and "relayed to " in images["msg"], images
+    assert "from the controller" not in images["msg"], images
 
     added = provision(cwd, "routes", "add", "/api/echo", "echo", "echo-a:80", "echo-b:80", *args)
     assert added.returncode == 0, added.stderr
