@@ -135,9 +135,25 @@ def play(playbook: Path, **kw: Any) -> None:
 
 
 def _run_named(name: str, kw: dict[str, Any]) -> None:
-    from provision.api import PLAYBOOKS
+    from provision.api.project import playbooks_dir
 
-    _run(PLAYBOOKS / name, kw)
+    _run(playbooks_dir() / name, kw)
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Write into a non-empty DIR (same names replaced).")
+def init(directory: Path, force: bool) -> None:
+    """Write a project you own into DIR: playbooks, compose projects, router, inventories.
+
+    Run `provision up` etc. from DIR and its playbooks are used instead of the packaged ones.
+    """
+    from provision.api.project import init_project
+
+    with _bad_input():
+        written = init_project(directory, force=force)
+    click.echo(f"wrote {len(written)} files into {directory}", err=True)
+    click.echo(f"next: cd {directory} && provision up --check", err=True)
 
 
 def _run(playbook: Path, kw: dict[str, Any]) -> None:
@@ -433,11 +449,11 @@ def inventory(
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def doctor(paths: tuple[Path, ...]) -> None:
     """Find the classic traps in nginx.conf, Lua and compose files (default: the project's)."""
-    from provision.api import PLAYBOOKS
+    from provision.api.project import playbooks_dir
     from provision.doctor import diagnose, format_finding
 
     with _bad_input():
-        findings = diagnose(list(paths) or [PLAYBOOKS / "files"])
+        findings = diagnose(list(paths) or [playbooks_dir() / "files"])
     for finding in findings:
         click.echo(format_finding(finding))
     if findings:
