@@ -31,6 +31,10 @@ __all__ = [
 
 Strategy = Literal["shared-network", "host-gateway", "host-docker-internal"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+RedisMode = Literal["single", "cluster"]
+REDIS_MODES: tuple[str, ...] = get_args(RedisMode)
+#: the hash tag that keeps every key of the route table in one slot of a Redis Cluster
+ROUTES_TAG = "{provision}"
 #: the compose projects, in the order they start
 COMPONENTS: tuple[str, ...] = ("redis", "echo", "openresty")
 
@@ -40,6 +44,8 @@ DEFAULTS: Mapping[str, Any] = {
     "project_root": "/opt/provision",
     "redis_strategy": "shared-network",
     "http_port": 80,
+    "redis_mode": "single",
+    "redis_cluster_nodes": 6,
 }
 
 
@@ -65,6 +71,8 @@ class Layout:
     http_url: str = ""  # where the host reaches OpenResty; "" = 127.0.0.1:http_port
     secrets_dir: str = ""  # "" = ROOT/secrets
     deadline: float = 30.0  # seconds to wait for health, recovery, route propagation
+    redis_mode: RedisMode = DEFAULTS["redis_mode"]
+    redis_cluster_nodes: int = DEFAULTS["redis_cluster_nodes"]
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -76,6 +84,25 @@ class Layout:
             object.__setattr__(self, "http_url", f"http://127.0.0.1:{self.http_port}")
         if not self.secrets_dir:
             object.__setattr__(self, "secrets_dir", f"{self.root}/secrets")
+
+    @property
+    def cluster(self) -> bool:
+        """Redis is a Redis Cluster (``redis_mode: cluster``)."""
+        return self.redis_mode == "cluster"
+
+    @property
+    def redis_services(self) -> tuple[str, ...]:
+        """The redis project's services: ``redis``, or the cluster's nodes ``redis-1``...
+        (each announces its service name, so no container address ever leaves the network)."""
+        if not self.cluster:
+            return ("redis",)
+        return tuple(f"redis-{i}" for i in range(1, self.redis_cluster_nodes + 1))
+
+    @property
+    def key_prefix(self) -> str:
+        """Prefix of the route table's keys: in a cluster they share one hash tag (one slot),
+        so that the router reads the table from one node in one pipeline."""
+        return f"{ROUTES_TAG}:" if self.cluster else ""
 
     def project(self, component: str) -> str:
         names = {
@@ -90,6 +117,8 @@ class Layout:
 
     def compose_names(self, component: str) -> list[str]:
         """The compose files of a component for this strategy: the base, then the override."""
+        if component == "redis" and self.cluster:
+            return ["docker-compose.cluster.yml"]  # written from templates/redis-cluster.yml.j2
         files = ["docker-compose.yml"]
         if component == "redis" and self.strategy != "shared-network":
             files.append("strategy-host-gateway.yml")
@@ -119,6 +148,10 @@ class Layout:
             "dirs": {c: self.project_dir(c) for c in COMPONENTS},
             "files": {c: self.compose_names(c) for c in COMPONENTS},
             "projects": {c: self.project(c) for c in COMPONENTS},
+            "redis_mode": self.redis_mode,
+            "redis_services": list(self.redis_services),
+            "redis_nodes": ",".join(f"{s}:{self.redis_port}" for s in self.redis_services),
+            "key_prefix": self.key_prefix,
         }  # fmt: skip
 
 
@@ -134,7 +167,34 @@ def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
         raise ConfigError(
             f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}", field="redis_strategy"
         )
+    mode = values["redis_mode"]
+    if mode not in REDIS_MODES:
+        raise ConfigError(
+            f"must be one of {', '.join(REDIS_MODES)}, got {mode!r}", field="redis_mode"
+        )
+    nodes = values["redis_cluster_nodes"]
+    if isinstance(nodes, str) and nodes.isdigit():
+        nodes = int(nodes)
+    if (
+        isinstance(nodes, bool)
+        or not isinstance(nodes, int)
+        or nodes < 6
+        or nodes % 2
+        or nodes > 64
+    ):
+        raise ConfigError(
+            f"must be an even number from 6 to 64 (masters with one replica each), got {nodes!r}",
+            field="redis_cluster_nodes",
+        )
+    if mode == "cluster" and strategy != "shared-network":
+        raise ConfigError(
+            "a Redis Cluster is reached by its nodes' names on the shared network: use "
+            f"redis_strategy: shared-network, not {strategy!r}",
+            field="redis_strategy",
+        )
     return Layout(
+        redis_mode=mode,
+        redis_cluster_nodes=nodes,
         network=str(values["network"]),
         root=str(values["project_root"]),
         strategy=strategy,

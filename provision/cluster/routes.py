@@ -129,7 +129,9 @@ class RouteTable:
         self.conn = conn
         self.config = config
         self._stack = contextlib.ExitStack()
-        self._redis: redis.Redis | None = None
+        self._redis: Any = None  # redis.Redis, or redis.cluster.RedisCluster in cluster mode
+        self._addresses: dict[str, str] = {}
+        self.missing_nodes: tuple[str, ...] = ()  # cluster nodes with no running container
 
     def __enter__(self) -> RouteTable:
         try:
@@ -148,24 +150,70 @@ class RouteTable:
         self._stack.close()
 
     def _open(self) -> None:
-        cid = container_id(self.conn, self.config, "redis", "redis")
+        password = redis_password(self.conn, self.config)
+        client: Any
+        if self.config.cluster:
+            client = self._cluster_client(password)
+        else:
+            local = self._tunnel("redis")
+            client = redis.Redis(host="127.0.0.1", port=local, password=password,
+                                 socket_timeout=5, socket_connect_timeout=5,
+                                 decode_responses=True)  # fmt: skip
+        self._redis = client
+        self._call("PING", lambda r: r.ping())
+
+    def _tunnel(self, service: str) -> int:
+        """A local port forwarded to ``service``'s container on the shared network."""
+        cid = container_id(self.conn, self.config, "redis", service)
         address = container_ip(self.conn, self.config, cid) if cid else ""
         if not address:
             raise RouteError(
-                f"{self.conn.host.name}: no redis container of project "
+                f"{self.conn.host.name}: no {service} container of project "
                 f"{self.config.redis_project!r} on {self.config.network!r}"
             )
-        password = redis_password(self.conn, self.config)
-        port = self._stack.enter_context(self.conn.forward_local(address, self.config.redis_port))
-        self._redis = redis.Redis(
-            host="127.0.0.1",
-            port=port,
-            password=password,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            decode_responses=True,
+        self._addresses[service] = address
+        return int(
+            self._stack.enter_context(self.conn.forward_local(address, self.config.redis_port))
         )
-        self._call("PING", lambda r: r.ping())
+
+    def _cluster_client(self, password: str) -> Any:
+        """redis-py's ``RedisCluster`` through one tunnel per node: the nodes announce their
+        service names (``redis-3:6379``), which ``address_remap`` maps to the local end of that
+        node's tunnel, so the controller never needs a container address (nor the network)."""
+        from redis.cluster import RedisCluster
+
+        port = self.config.redis_port
+        remap: dict[tuple[str, int], tuple[str, int]] = {}
+        missing: list[str] = []
+        for service in self.config.redis_services:
+            try:
+                local = ("127.0.0.1", self._tunnel(service))
+            except RouteError:
+                missing.append(service)  # stopped or gone: the others serve its slots
+                continue
+            remap[(service, port)] = local
+            remap[(self._addresses[service], port)] = local  # a node not yet named in gossip
+        if not remap:
+            raise RouteError(
+                f"{self.conn.host.name}: no node of the Redis Cluster (project "
+                f"{self.config.redis_project!r}) is running on {self.config.network!r}"
+            )
+        first = next(iter(remap.values()))
+        self.missing_nodes = tuple(missing)
+
+        def to_tunnel(address: tuple[str, int]) -> tuple[str, int]:
+            return remap.get((address[0], int(address[1])), address)
+
+        return RedisCluster(host=first[0], port=first[1], password=password,
+                            decode_responses=True, socket_timeout=5, socket_connect_timeout=5,
+                            address_remap=to_tunnel)  # fmt: skip
+
+    @property
+    def routes_key(self) -> str:
+        return f"{self.config.key_prefix}{ROUTES_KEY}"
+
+    def endpoints_key(self, service: str) -> str:
+        return f"{self.config.key_prefix}{endpoints_key(service)}"
 
     def _call(self, what: str, op: Any) -> Any:
         """Run ``op(client)``, translating redis errors (the password is never in them)."""
@@ -193,10 +241,10 @@ class RouteTable:
 
         def write(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=True)  # the router never sees a half-written service
-            pipe.hset(ROUTES_KEY, prefix, service)
-            pipe.delete(endpoints_key(service))
+            pipe.hset(self.routes_key, prefix, service)
+            pipe.delete(self.endpoints_key(service))
             if endpoints:
-                pipe.rpush(endpoints_key(service), *endpoints)
+                pipe.rpush(self.endpoints_key(service), *endpoints)
             pipe.execute()
 
         self._call(f"add route {prefix}", write)
@@ -205,12 +253,12 @@ class RouteTable:
         """Drop ``prefix``; drop its service's endpoints too when no other route uses them."""
 
         def drop(r: redis.Redis) -> bool:
-            service = r.hget(ROUTES_KEY, prefix)
+            service = r.hget(self.routes_key, prefix)
             if service is None:
                 return False
-            r.hdel(ROUTES_KEY, prefix)
-            if service not in r.hvals(ROUTES_KEY):
-                r.delete(endpoints_key(str(service)))
+            r.hdel(self.routes_key, prefix)
+            if service not in r.hvals(self.routes_key):
+                r.delete(self.endpoints_key(str(service)))
             return True
 
         return bool(self._call(f"remove route {prefix}", drop))
@@ -218,10 +266,12 @@ class RouteTable:
     def list_routes(self) -> dict[str, Route]:
         def read(r: redis.Redis) -> dict[str, Route]:
             # decode_responses=True: every key and value is a str
-            table = {str(k): str(v) for k, v in r.hgetall(ROUTES_KEY).items()}
+            table = {str(k): str(v) for k, v in r.hgetall(self.routes_key).items()}
             return {
                 prefix: Route(
-                    prefix, service, tuple(str(e) for e in r.lrange(endpoints_key(service), 0, -1))
+                    prefix,
+                    service,
+                    tuple(str(e) for e in r.lrange(self.endpoints_key(service), 0, -1)),
                 )
                 for prefix, service in sorted(table.items())
             }

@@ -20,9 +20,12 @@ from pathlib import Path
 from provision.doctor import _sources as dc
 
 __all__ = [
+    "CLUSTER_NO_ANNOUNCE",
+    "CLUSTER_SPLIT_NETWORKS",
     "CODES",
     "HOST_DOCKER_INTERNAL",
     "LOOPBACK_REDIS",
+    "LUA_NO_REDIRECT",
     "LUA_NO_RESOLVER",
     "SPLIT_NETWORKS",
     "STATIC_PROXY_PASS",
@@ -36,7 +39,13 @@ LUA_NO_RESOLVER = "lua-no-resolver"
 STATIC_PROXY_PASS = "proxy-pass-static-host"
 SPLIT_NETWORKS = "split-networks"
 HOST_DOCKER_INTERNAL = "host-docker-internal"
-CODES = (LOOPBACK_REDIS, LUA_NO_RESOLVER, STATIC_PROXY_PASS, SPLIT_NETWORKS, HOST_DOCKER_INTERNAL)
+CLUSTER_NO_ANNOUNCE = "cluster-no-announce"
+LUA_NO_REDIRECT = "lua-cluster-no-redirect"
+CLUSTER_SPLIT_NETWORKS = "cluster-split-networks"
+CODES = (
+    LOOPBACK_REDIS, LUA_NO_RESOLVER, STATIC_PROXY_PASS, SPLIT_NETWORKS, HOST_DOCKER_INTERNAL,
+    CLUSTER_NO_ANNOUNCE, LUA_NO_REDIRECT, CLUSTER_SPLIT_NETWORKS,
+)  # fmt: skip
 
 _HINTS = {
     LOOPBACK_REDIS: "inside a container 127.0.0.1 is the container itself; use the service "
@@ -49,6 +58,14 @@ _HINTS = {
     "DNS resolves one from the other",
     HOST_DOCKER_INTERNAL: "on Linux that name exists only with "
     '`extra_hosts: ["host.docker.internal:host-gateway"]` on the service',
+    CLUSTER_NO_ANNOUNCE: "a cluster node announces its container address, which a client "
+    "outside the network (a published port, a tunnel) cannot reach when MOVED sends it there: "
+    "set `cluster-announce-hostname NAME` and `cluster-preferred-endpoint-type hostname` (or "
+    "cluster-announce-ip/port to an address the clients reach)",
+    LUA_NO_REDIRECT: "in a Redis Cluster a key lives on one node: a client that connects to one "
+    "address must follow `MOVED`/`ASK` replies and refresh its view with CLUSTER SLOTS",
+    CLUSTER_SPLIT_NETWORKS: "the nodes gossip and fail over on the cluster bus (port + 10000): "
+    "put every node on one network",
 }
 
 
@@ -83,6 +100,7 @@ def diagnose(paths: Sequence[Path]) -> list[Finding]:
     found.update(_nginx_findings(nginx))
     found.update(_compose_findings(projects, envs))
     found.update(_hdi_text_findings([*nginx, *lua, *envs], projects))
+    found.update(_cluster_findings(nginx, lua, projects))
     return sorted(found, key=lambda f: (str(f.file), f.line, f.code))
 
 
@@ -351,3 +369,53 @@ def _hdi_text_findings(sources: list[dc.Source], projects: list[dc.Project]) -> 
                 yield _finding(
                     src.path, number, HOST_DOCKER_INTERNAL, "host.docker.internal is used here"
                 )
+
+
+# -- Redis Cluster in Docker ----------------------------------------------------------------
+_CLUSTER_ON = re.compile(r"cluster-enabled\s+[\"']?yes")
+_ANNOUNCE = re.compile(r"cluster-announce-(hostname|ip)\b")
+_REDIRECT = re.compile(r"\bMOVED\b")
+
+
+def _cluster_conf(service: dc.Service, confs: Sequence[dc.Source]) -> tuple[bool, bool]:
+    """(cluster enabled, an announce setting) from the command and the confs it mounts."""
+    texts = [service.command] + [c.text for c in confs if service.reads(c.path)]
+    return (any(_CLUSTER_ON.search(t) for t in texts), any(_ANNOUNCE.search(t) for t in texts))
+
+
+def _cluster_findings(
+    confs: Sequence[dc.Source], lua: Sequence[dc.Source], projects: Sequence[dc.Project]
+) -> Iterator[Finding]:
+    services = [s for p in projects for s in p.services.values()]
+    nodes = []
+    for service in services:
+        enabled, announced = _cluster_conf(service, confs)
+        if not enabled:
+            continue
+        nodes.append(service)
+        if service.ports and not announced:
+            text, line = service.ports[0]
+            yield _finding(
+                service.file or service.folder,
+                line,
+                CLUSTER_NO_ANNOUNCE,
+                f"cluster node {service.name!r} publishes {text} but announces no hostname "
+                "or address",
+            )
+    if not nodes:
+        return
+    shared = set.intersection(*(n.networks for n in nodes))
+    if not shared and len(nodes) > 1:
+        first = nodes[0]
+        where = ", ".join(f"{n.name}: {sorted(n.networks)}" for n in nodes)
+        yield _finding(first.file or first.folder, first.line, CLUSTER_SPLIT_NETWORKS,
+                       f"the cluster's nodes share no network ({where})")  # fmt: skip
+    if any(_REDIRECT.search(src.text) for src in lua):
+        return
+    for src in lua:
+        for number, text in src.numbered():
+            if _CONNECT.search(text):
+                yield _finding(src.path, number, LUA_NO_REDIRECT,
+                               "connects to one Redis node of a cluster and never handles "
+                               "MOVED")  # fmt: skip
+                break

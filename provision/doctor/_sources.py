@@ -89,6 +89,10 @@ class Service:
     depends: list[tuple[str, Path, int]] = field(default_factory=list)
     extra_hosts: set[str] = field(default_factory=set)
     mounts: list[Path] = field(default_factory=list)
+    command: str = ""  # the command's words, joined (for redis-server flags)
+    ports: list[tuple[str, int]] = field(default_factory=list)  # published, with their line
+    line: int = 0  # where the service is defined
+    file: Path | None = None
 
     @property
     def has_host_gateway(self) -> bool:
@@ -211,6 +215,17 @@ def _add_services(project: Project, path: Path, node: yaml.MappingNode) -> None:
         service.depends.extend((n, path, _line(k)) for n, k in _names(fields.get("depends_on")))
         service.extra_hosts.update(_extra_hosts(fields.get("extra_hosts")))
         service.mounts.extend(_mounts(fields.get("volumes"), path.parent, project.dotenv))
+        command = fields.get("command")
+        if isinstance(command, yaml.SequenceNode):
+            service.command = " ".join(_scalar(item) for item in command.value)
+        elif command is not None:
+            service.command = _scalar(command)
+        ports = fields.get("ports")
+        if isinstance(ports, yaml.SequenceNode):
+            service.ports.extend((_scalar(item), _line(item)) for item in ports.value)
+        where = _key_node(node, name)
+        if service.file is None:
+            service.file, service.line = path, _line(where) if where is not None else 1
     for service in project.services.values():
         if not service.networks and not service.network_mode:
             service.networks.add(project.networks.get("default", f"{project.name}_default"))
@@ -241,3 +256,14 @@ def _mounts(node: yaml.Node | None, folder: Path, dotenv: dict[str, str]) -> Ite
         source = _expand(source, dotenv)
         if source.startswith((".", "/")):
             yield (folder / source).resolve()
+
+
+def _key_node(node: yaml.MappingNode, name: str) -> yaml.Node | None:
+    """The key node of service ``name`` (for its line)."""
+    services = _map(node).get("services")
+    if isinstance(services, yaml.MappingNode):
+        for key, _ in services.value:
+            if _scalar(key) == name:
+                found: yaml.Node = key
+                return found
+    return None

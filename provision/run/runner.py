@@ -340,6 +340,7 @@ class Runner:
         ctx.executed = []
         # As Ansible: `check_mode: true` never changes the host, `false` runs even in --check.
         ctx.check = self.options.check if task.check_mode is None else task.check_mode
+        ctx.render = lambda text: str(render(text, variables, loc=task.loc, field="template"))
         args = build_args(spec, render(dict(task.args), variables, loc=task.loc))
         attempts = max(1, task.retries + 1) if task.until else 1
         outcome = spec.apply(ctx, args)

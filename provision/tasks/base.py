@@ -62,6 +62,8 @@ class TaskContext:
     # Results of read commands fetched ahead in one round trip (see ``Runner._prefetch``),
     # keyed by (sudo, argv). Valid only while the host is as it was: any change clears it.
     reads: dict[tuple[bool, tuple[str, ...]], Result] = field(default_factory=dict)
+    # Renders a template with this task's variables (the runner's templating: ``template``).
+    render: Callable[[str], str] | None = None
 
     @property
     def host(self) -> HostSpec:

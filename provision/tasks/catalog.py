@@ -12,7 +12,9 @@ from provision.tasks import (
     docker_images,
     docker_network,
     ec2,
+    redis_cluster,
     secret,
+    template,
     verify,
 )
 from provision.tasks.base import ModuleSpec
@@ -29,7 +31,9 @@ MODULES: Mapping[str, ModuleSpec] = {
         ec2.CLUSTER_SPEC,
         ec2.HOSTS_SPEC,
         ec2.TEARDOWN_SPEC,
+        redis_cluster.SPEC,
         secret.SPEC,
+        template.SPEC,
         verify.SPEC,
     )
 }

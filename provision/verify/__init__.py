@@ -25,6 +25,7 @@ from provision.verify.basic import (
     check_ping,
     check_redis_port_closed,
 )
+from provision.verify.cluster import check_cluster_state
 from provision.verify.slow import check_restart_recovery, check_route_roundtrip
 
 __all__ = [
@@ -46,6 +47,7 @@ Check = Callable[[Remote, Layout], CheckResult]
 
 CHECKS: dict[str, Check] = {
     "containers": check_containers,
+    "cluster-state": check_cluster_state,
     "dns": check_dns,
     "ping": check_ping,
     "negative-control": check_negative_control,
@@ -54,7 +56,11 @@ CHECKS: dict[str, Check] = {
     "restart-recovery": check_restart_recovery,
 }
 #: run after every ``up``
-FIRST_CHECKS: tuple[str, ...] = ("containers", "dns", "ping", "negative-control")
+FIRST_CHECKS: tuple[str, ...] = (
+    "containers", "cluster-state", "dns", "ping", "negative-control",
+)  # fmt: skip
+#: checks that only mean something in one Redis mode (skipped, not passed, in the other)
+ONLY_IN = {"cluster-state": "cluster"}
 #: what ``verify`` runs unless told otherwise
 DEFAULT_CHECKS: tuple[str, ...] = (*FIRST_CHECKS, "redis-port-closed")
 #: opt-in: they change the route table for a moment, or restart Redis
@@ -70,6 +76,7 @@ def run_suite(
 ) -> list[CheckResult]:
     """Run ``checks`` then ``include`` (e.g. ``SLOW_CHECKS``), in order, each once."""
     names = list(dict.fromkeys([*checks, *include]))
+    names = [n for n in names if ONLY_IN.get(n, config.redis_mode) == config.redis_mode]
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise ConfigError(

@@ -23,7 +23,12 @@ __all__ = [
     "parse_ps",
 ]
 
-SERVICES = {"redis": ("redis",), "openresty": ("openresty",), "echo": ("echo-a", "echo-b")}
+SERVICES = {"openresty": ("openresty",), "echo": ("echo-a", "echo-b")}
+
+
+def services(config: Layout, component: str) -> tuple[str, ...]:
+    """A component's compose services (Redis: one, or the cluster's nodes)."""
+    return config.redis_services if component == "redis" else SERVICES[component]
 
 
 def components(config: Layout) -> list[str]:
@@ -86,7 +91,7 @@ def _states(conn: Remote, config: Layout) -> dict[str, tuple[str, str]]:
     return {
         f"{comp}/{service}": seen.get((config.project(comp), service), ("missing", ""))
         for comp in components(config)
-        for service in SERVICES[comp]
+        for service in services(config, comp)
     }
 
 
@@ -121,6 +126,8 @@ def check_dns(conn: Remote, config: Layout) -> CheckResult:
             f"REDIS_HOST={host} (gateway of {config.network}: {gateway})",
             {"REDIS_HOST": host, "gateway": gateway, "network": config.network},
         )
+    if config.cluster:
+        return _check_cluster_dns(conn, config, ocid)
     if config.strategy == "host-docker-internal":
         name, expected = "host.docker.internal", c.network_gateway(conn, config, "bridge")
     else:
@@ -137,10 +144,36 @@ def check_dns(conn: Remote, config: Layout) -> CheckResult:
     passed = bool(expected) and expected in addrs
     if not passed:
         evidence.update(
-            failure_evidence(conn, config, ("openresty", "openresty"), ("redis", "redis"))
+            failure_evidence(
+                conn, config, ("openresty", "openresty"), ("redis", config.redis_services[0])
+            )
         )
     summary = f"{name} -> {addrs or 'nothing'} (expected {expected or '?'})"
     return CheckResult("dns", passed, summary, evidence)
+
+
+def _check_cluster_dns(conn: Remote, config: Layout, ocid: str) -> CheckResult:
+    """Every node's name resolves inside OpenResty to that node's address (one getent)."""
+    names = config.redis_services
+    got = lookup.docker(conn, config, "exec", ocid, "getent", "hosts", *names) if ocid else None
+    resolved: dict[str, list[str]] = {}
+    for line in (got.stdout if got else "").splitlines():
+        parts = line.split()
+        for name in parts[1:]:
+            if name in names:
+                resolved.setdefault(name, []).extend(c.parse_getent(parts[0]))
+    expected = {}
+    for name in names:
+        cid = lookup.container_id(conn, config, "redis", name)
+        expected[name] = lookup.container_ip(conn, config, cid) if cid else ""
+    wrong = [n for n in names if not expected[n] or expected[n] not in resolved.get(n, [])]
+    evidence: dict[str, Any] = {"resolved": resolved, "expected": expected}
+    if wrong:
+        evidence.update(failure_evidence(conn, config, ("openresty", "openresty"),
+                                         *(("redis", n) for n in wrong)))  # fmt: skip
+        return CheckResult("dns", False, f"not resolved to their node: {', '.join(wrong)}",
+                           evidence)  # fmt: skip
+    return CheckResult("dns", True, f"{len(names)} node names resolve to their nodes", evidence)
 
 
 def check_ping(conn: Remote, config: Layout) -> CheckResult:
@@ -155,7 +188,9 @@ def check_ping(conn: Remote, config: Layout) -> CheckResult:
     if not passed:
         evidence["health"] = c.router_details(conn, config)
         evidence.update(
-            failure_evidence(conn, config, ("openresty", "openresty"), ("redis", "redis"))
+            failure_evidence(
+                conn, config, ("openresty", "openresty"), ("redis", config.redis_services[0])
+            )
         )
     return CheckResult(
         "ping", passed, f"/ping -> {reply.status} {reply.body.strip()[:80]}", evidence

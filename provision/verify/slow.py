@@ -67,7 +67,7 @@ def check_route_roundtrip(conn: Remote, config: Layout) -> CheckResult:
             lambda: c.http_get(conn, config, path), lambda r: r.status == 404, config.deadline
         )
     except RouteError as exc:
-        evidence.update(failure_evidence(conn, config, ("redis", "redis")))
+        evidence.update(failure_evidence(conn, config, ("redis", config.redis_services[0])))
         return CheckResult("route-roundtrip", False, str(exc), evidence)
     instances = [_instance(r) for r in (first, *more)]
     evidence.update(
@@ -94,7 +94,9 @@ def check_restart_recovery(conn: Remote, config: Layout) -> CheckResult:
 
     token = secrets.token_hex(4)
     prefix = f"/__provision-restart-{token}"
-    before = lookup.container_ip(conn, config, lookup.container_id(conn, config, "redis", "redis"))
+    before = lookup.container_ip(
+        conn, config, lookup.container_id(conn, config, "redis", config.redis_services[0])
+    )
     try:
         if config.echo_project:
             with RouteTable(conn, config) as table:
@@ -113,9 +115,14 @@ def check_restart_recovery(conn: Remote, config: Layout) -> CheckResult:
                 table.remove_route(prefix)
     except RouteError as exc:
         return CheckResult(
-            "restart-recovery", False, str(exc), failure_evidence(conn, config, ("redis", "redis"))
+            "restart-recovery",
+            False,
+            str(exc),
+            failure_evidence(conn, config, ("redis", config.redis_services[0])),
         )
-    after = lookup.container_ip(conn, config, lookup.container_id(conn, config, "redis", "redis"))
+    after = lookup.container_ip(
+        conn, config, lookup.container_id(conn, config, "redis", config.redis_services[0])
+    )
     passed = restart.ok and pong.body.strip() == "PONG" and fresh
     evidence: dict[str, Any] = {
         "restart": (restart.stdout + restart.stderr).strip()[-500:],

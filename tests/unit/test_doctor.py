@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from provision.doctor import (
+    CLUSTER_NO_ANNOUNCE,
+    CLUSTER_SPLIT_NETWORKS,
     CODES,
     HOST_DOCKER_INTERNAL,
     LOOPBACK_REDIS,
+    LUA_NO_REDIRECT,
     LUA_NO_RESOLVER,
     SPLIT_NETWORKS,
     STATIC_PROXY_PASS,
@@ -43,6 +46,14 @@ EXPECTED: dict[str, set[tuple[str, int, str]]] = {
         ("docker-compose.yml", 7, HOST_DOCKER_INTERNAL),
         ("lua/store.lua", 4, HOST_DOCKER_INTERNAL),
     },
+    # Redis Cluster in Docker: a published node that announces no name (flags, and a mounted
+    # redis.conf), nodes on different networks, a Lua client that never follows MOVED
+    "cluster-no-announce": {
+        ("docker-compose.yml", 7, CLUSTER_NO_ANNOUNCE),  # redis-1: --cluster-enabled, no announce
+        ("docker-compose.yml", 14, CLUSTER_NO_ANNOUNCE),  # redis-2: cluster-enabled in redis.conf
+    },
+    "cluster-split-networks": {("a/docker-compose.yml", 2, CLUSTER_SPLIT_NETWORKS)},
+    "lua-cluster-no-redirect": {("lua/routes.lua", 4, LUA_NO_REDIRECT)},
 }
 
 

@@ -3,6 +3,11 @@
 local _M = {
     redis_host = "redis",
     redis_port = 6379,
+    -- redis_mode: cluster: the nodes to start from ({ "redis-1:6379", ... }, REDIS_NODES)
+    -- and the hash tag every route table key starts with ("{provision}:", REDIS_KEY_PREFIX);
+    -- empty with one Redis.
+    redis_nodes = {},
+    key_prefix = "",
     password = nil,
     etc_hosts = {},           -- name -> IPv4 address, from /etc/hosts
     resolver = "127.0.0.11",  -- Docker's embedded DNS; the same as nginx.conf's resolver
@@ -56,6 +61,15 @@ function _M.init()
     _M.redis_host = os.getenv("REDIS_HOST") or _M.redis_host
     _M.redis_port = tonumber(os.getenv("REDIS_PORT") or "") or _M.redis_port
     _M.resolver = os.getenv("DNS_RESOLVER") or _M.resolver
+    _M.redis_nodes = {}
+    for node in (os.getenv("REDIS_NODES") or ""):gmatch("[^,%s]+") do
+        if node:match("^[%w][%w%.%-]*:%d+$") then
+            _M.redis_nodes[#_M.redis_nodes + 1] = node
+        else
+            ngx.log(ngx.WARN, "REDIS_NODES: skipped ", node, " (not name:port)")
+        end
+    end
+    _M.key_prefix = os.getenv("REDIS_KEY_PREFIX") or ""
     _M.etc_hosts = read_hosts("/etc/hosts")
     _M.password = os.getenv("REDIS_PASSWORD")
         or read_password(os.getenv("REDIS_PASSWORD_FILE") or "/run/secrets/redis_env")

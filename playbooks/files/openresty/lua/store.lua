@@ -1,5 +1,6 @@
 -- Redis access: pooled, authenticated connections, and the route table as one snapshot.
 local redis = require "resty.redis"
+local cluster = require "cluster"
 local config = require "config"
 
 local _M = {}
@@ -7,17 +8,17 @@ local _M = {}
 -- A connection by name (nginx's resolver), from the pool when one is idle; AUTH only on
 -- fresh sockets, since pooled ones were authenticated when they were opened. `fresh`: skip
 -- (and close) the idle pooled sockets, which are suspect once one of them failed.
-local function connect(fresh)
+local function connect(name, port, fresh)
     -- /etc/hosts first (extra_hosts), else by name through nginx's resolver.
-    local host = config.etc_hosts[config.redis_host] or config.redis_host
+    local host = config.etc_hosts[name] or name
     for _ = 0, config.redis_pool_size do
         local red = redis:new()
         -- set_timeout (not set_timeouts): older lua-resty-redis (Debian's 0.27) lacks the
         -- latter, and its unknown methods become Redis commands.
         red:set_timeout(config.redis_timeout_ms)
-        local ok, err = red:connect(host, config.redis_port)
+        local ok, err = red:connect(host, port)
         if not ok then
-            return nil, "connect " .. config.redis_host .. ":" .. config.redis_port .. ": " .. err
+            return nil, "connect " .. name .. ":" .. port .. ": " .. err
         end
         local reused = red:get_reused_times() > 0
         if not reused then
@@ -35,7 +36,7 @@ local function connect(fresh)
         end
         red:close()
     end
-    return nil, "no fresh connection to " .. config.redis_host
+    return nil, "no fresh connection to " .. name .. ":" .. port
 end
 
 -- Back to the pool: closed by nginx after config.redis_idle_ms idle (see config.lua for why
@@ -47,17 +48,18 @@ local function release(red)
     end
 end
 
--- Run fn(red) on a pooled connection. fn returns a value, or nil, err, broken: `broken`
--- when the socket failed (lua-resty-redis returns nil for socket errors, false for Redis
--- error replies). The first socket failure on a pooled (reused) connection is retried once
--- on a fresh one: an idle connection may have been dropped on the way without either end
--- knowing (a NAT or IPVS idle timeout, a Redis that restarted behind a proxy).
-function _M.run(fn)
+-- Run fn(red) on a pooled connection to name:port. fn returns a value, or nil, err, broken:
+-- `broken` when the socket failed (lua-resty-redis returns nil for socket errors, false for
+-- Redis error replies); a failed connect is broken too. The first socket failure on a pooled
+-- (reused) connection is retried once on a fresh one: an idle connection may have been
+-- dropped on the way without either end knowing (a NAT or IPVS idle timeout, a Redis that
+-- restarted behind a proxy).
+local function run_on(name, port, fn)
     local fresh = false
     while true do
-        local red, err, reused = connect(fresh)
+        local red, err, reused = connect(name, port, fresh)
         if not red then
-            return nil, err
+            return nil, err, true
         end
         local value, ferr, broken = fn(red)
         if value ~= nil then
@@ -77,10 +79,52 @@ function _M.run(fn)
     end
 end
 
+-- Run fn(red, asking) where the route table lives: the one Redis, or the Redis Cluster node
+-- that serves the route table's slot (cluster.lua follows redirects and failovers). With
+-- `asking` (after an ASK redirect), fn sends ASKING ahead of each command.
+function _M.run(fn)
+    if #config.redis_nodes > 0 then
+        return cluster.run(run_on, fn)
+    end
+    return run_on(config.redis_host, config.redis_port, function(red)
+        return fn(red, false)
+    end)
+end
+
+-- A route table key: with the hash tag in cluster mode ("{provision}:routes").
+function _M.key(name)
+    return config.key_prefix .. name
+end
+
+-- PING every node (Redis Cluster) or the one Redis: { { node = "host:port", reply = "PONG"
+-- or nil, error = text or nil }, ... }
+function _M.ping_all()
+    local nodes = config.redis_nodes
+    if #nodes == 0 then
+        nodes = { config.redis_host .. ":" .. config.redis_port }
+    end
+    local results = {}
+    for i, ep in ipairs(nodes) do
+        local host, port = ep:match("^(.+):(%d+)$")
+        local pong, err = run_on(host, tonumber(port), function(red)
+            local res, perr = red:ping()
+            if not res then
+                return nil, "ping: " .. tostring(perr), res == nil
+            end
+            return res
+        end)
+        results[i] = { node = ep, reply = pong, error = err and tostring(err) or nil }
+    end
+    return results
+end
+
 -- One command through run(): a Redis error reply (false, err) is an error, not a retry.
 function _M.call(command, ...)
     local args = { ... }
-    return _M.run(function(red)
+    return _M.run(function(red, asking)
+        if asking then
+            red:asking()
+        end
         local res, err = red[command](red, unpack(args))
         if res == nil then
             return nil, command .. ": " .. tostring(err), true
@@ -149,8 +193,11 @@ end
 -- entries are in it (none holds a tab, a newline or a space), except that a route whose
 -- service name is bad stays, escaped and without endpoints: its paths answer 503, rather than
 -- fall through to a shorter prefix.
-local function read_table(red)
-    local flat, err = red:hgetall("routes")
+local function read_table(red, asking)
+    if asking then
+        red:asking()
+    end
+    local flat, err = red:hgetall(_M.key("routes"))
     if not flat then
         return nil, "hgetall routes: " .. tostring(err), flat == nil
     end
@@ -172,16 +219,21 @@ local function read_table(red)
     end
     local lists = {}
     if #wanted > 0 then
-        red:init_pipeline(#wanted)
+        -- After an ASK redirect, ASKING goes ahead of each LRANGE: two replies each.
+        local step = asking and 2 or 1
+        red:init_pipeline(#wanted * step)
         for _, service in ipairs(wanted) do
-            red:lrange("service:" .. service .. ":endpoints", 0, -1)
+            if asking then
+                red:asking()
+            end
+            red:lrange(_M.key("service:" .. service .. ":endpoints"), 0, -1)
         end
         local replies, perr = red:commit_pipeline()
         if not replies then
             return nil, "lrange endpoints: " .. tostring(perr), true
         end
         for i, service in ipairs(wanted) do
-            local eps, reply = {}, replies[i]
+            local eps, reply = {}, replies[i * step]
             if type(reply) == "table" and reply[1] ~= false then
                 for _, ep in ipairs(reply) do
                     if _M.valid_endpoint(ep) then
