@@ -13,7 +13,8 @@ that owns that library, with ``raise ... from exc``::
     ├── RouteError             the route table in Redis could not be read or written
     ├── VerifyError            a verification check did not hold
     ├── ClusterFailed          ``Cluster`` could not bring the cluster up or tear it down
-    └── Interrupted            the user pressed Ctrl-C; the message says how to resume or tear down
+    ├── Interrupted            the user pressed Ctrl-C; the message says how to resume or tear down
+    └── LockHeld               another run holds the cluster's run lock (names the holder)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "ConnectError",
     "EngineUnavailable",
     "Interrupted",
+    "LockHeld",
     "ProvisionError",
     "RouteError",
     "VerifyError",
@@ -136,3 +138,12 @@ class VerifyError(ProvisionError):
 
 class Interrupted(ProvisionError):
     """The run was interrupted; the message says how to resume or tear down."""
+
+
+class LockHeld(ProvisionError):
+    """Another run holds the cluster's run lock (or a stale lock was left); the message names
+    the holder and says how to wait for it or break it."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        self.stale = stale
+        super().__init__(message)

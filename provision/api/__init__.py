@@ -12,6 +12,7 @@ Everything is loaded and validated before any host or cloud call. Each function 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,8 +23,9 @@ from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
 from provision.load.playbook import Playbook, load_playbook
 from provision.models import HostSpec
-from provision.models.names import check_address, check_name, check_port
+from provision.models.names import check_address, check_name, check_port, check_seconds
 from provision.run.events import EventSink
+from provision.run.lock import RunLock
 from provision.run.options import Options
 from provision.run.report import RunReport
 
@@ -35,6 +37,7 @@ __all__ = [
     "down",
     "host_inventory",
     "load",
+    "run_lock",
     "run_playbook",
     "status",
     "sweep",
@@ -96,17 +99,59 @@ def run_playbook(
     *,
     on_event: EventSink | None = None,
     stop: threading.Event | None = None,
+    lock_wait: float | None = None,
 ) -> RunReport:
-    """Run a playbook (with no inventory: the local sandbox)."""
-    from provision.run.runner import Runner
+    """Run a playbook (with no inventory: the local sandbox).
+
+    With ``lock_wait`` (seconds), the run holds the cluster's run lock (``run_lock``), waiting
+    up to that long for another run to release it; ``LockHeld`` when it does not."""
+    from provision.run.events import Event
 
     options = options or Options()
     book, inv = load(playbook, inventory, options)
+    if lock_wait is None:
+        return _run_loaded(book, inv, options, on_event, stop)
+    check_seconds(lock_wait, "--lock-wait")
+
+    def waiting(msg: str) -> None:
+        if on_event is not None:
+            on_event(Event("wait", data={"msg": msg}))
+
+    with run_lock(inv, options).acquire(wait=lock_wait, command=_command(), on_wait=waiting):
+        return _run_loaded(book, inv, options, on_event, stop)
+
+
+def _run_loaded(
+    book: Playbook,
+    inv: Inventory,
+    options: Options,
+    on_event: EventSink | None,
+    stop: threading.Event | None,
+) -> RunReport:
+    from provision.run.runner import Runner
+
     inv = resolve_sources(inv, options.state_dir.resolve())
     runner = Runner(options, on_event=on_event)
     if stop is not None:
         runner.stop = stop
     return runner.run(book, inv)
+
+
+def run_lock(inventory: str | Path | Inventory | None, options: Options) -> RunLock:
+    """The run lock of the inventory's cluster: ``<state_dir>/<cluster_name>/run.lock``."""
+    cluster = check_name(
+        str(cluster_vars(inventory, options).get("cluster_name", "")), "cluster_name"
+    )
+    return RunLock(options.state_dir.resolve() / cluster / "run.lock", cluster)
+
+
+def _command() -> str:
+    """This run's command line, for the lock's holder record (``python -m provision.cli``
+    and the ``provision`` script both read ``provision ...``)."""
+    name = Path(sys.argv[0]).name
+    if name in ("", "__main__.py", "-c"):
+        name = "provision"
+    return " ".join([name, *sys.argv[1:]])[:300]
 
 
 def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
@@ -137,6 +182,7 @@ def up(
     inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
 ) -> RunReport:
     """Provision, converge and verify the cluster (``playbooks/up.yml``)."""
+    kwargs.setdefault("lock_wait", 0.0)
     return run_playbook(PLAYBOOKS / "up.yml", inventory, options, **kwargs)
 
 
@@ -144,6 +190,7 @@ def down(
     inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
 ) -> RunReport:
     """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed."""
+    kwargs.setdefault("lock_wait", 0.0)
     return run_playbook(PLAYBOOKS / "down.yml", inventory, options, **kwargs)
 
 

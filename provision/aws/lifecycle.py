@@ -127,7 +127,8 @@ def _up(
     _check_instance_type(clients, spec.instance_type)
     existing = instances.find_instances(clients, spec.cluster)
     ami = _choose_ami(run, existing)
-    root_device = root_device_name(clients, ami) if not existing else ""
+    missing = spec.count - len(existing)  # a host gone for good is replaced
+    root_device = root_device_name(clients, ami) if missing > 0 else ""
     vpc = network.vpc_id(clients, spec.subnet_id)
     tags = _tags(run, now, created_by)
     key = _ensure_key(run, tags)
@@ -140,12 +141,16 @@ def _up(
         tags=tags,
         timeout=run.timeouts.delete,
         interval=run.timeouts.poll,
+        swarm=spec.swarm,
+        encrypted=spec.swarm_encrypted,
     )
     if group.created:
         run.emit("security group created", {"group": group.group_id})
     run.state.security_group_id = group.group_id
     run.record(group.group_id if group.created else None)
-    ids = [i["InstanceId"] for i in existing] or _launch(run, ami, root_device, key, tags)
+    ids = [i["InstanceId"] for i in existing]
+    if missing > 0:
+        ids += _launch(run, ami, root_device, key, tags, count=missing, existing=ids)
     described = _wait_ready(run, ids)
     hosts = tuple(_reach_host(run, reach, i, key.private_key) for i in described)
     run.state.finished = True
@@ -235,8 +240,17 @@ def _ensure_key(run: _Run, tags: dict[str, str]) -> keys.KeyPair:
 
 
 def _launch(
-    run: _Run, ami: str, root_device: str, key: keys.KeyPair, tags: dict[str, str]
+    run: _Run,
+    ami: str,
+    root_device: str,
+    key: keys.KeyPair,
+    tags: dict[str, str],
+    *,
+    count: int,
+    existing: list[str],
 ) -> list[str]:
+    """``count`` instances in one RunInstances; named ``<cluster>-<n>`` with numbers the
+    ``existing`` instances do not hold (a replacement takes a new name)."""
     spec = run.spec
     request = instances.LaunchRequest(
         cluster=spec.cluster,
@@ -245,15 +259,17 @@ def _launch(
         root_device=root_device,
         instance_type=spec.instance_type,
         root_volume_gb=spec.root_volume_gb,
-        count=spec.count,
+        count=count,
         key_name=key.name,
         security_group_id=run.state.security_group_id,
         subnet_id=spec.subnet_id,
         user=spec.login_user,
     )
-    run.emit("launching instances", {"count": spec.count, "type": spec.instance_type, "ami": ami})
+    run.emit("launching instances", {"count": count, "type": spec.instance_type, "ami": ami})
     ids = instances.launch(run.clients, request, tags)
-    for number, instance_id in enumerate(ids, start=1):
+    held = {r.name for r in run.state.instances if r.instance_id in existing}
+    free = (n for n in range(1, 1000) if f"{spec.cluster}-{n}" not in held)
+    for number, instance_id in zip(free, ids, strict=False):
         record = statefile.InstanceRecord(instance_id, f"{spec.cluster}-{number}")
         run.state.instances.append(record)
         run.record(instance_id)

@@ -1,7 +1,9 @@
 """Where instances live: the VPC, and a security group that lets in SSH from us and HTTP.
 
 The group opens 22 to the caller's own /32 (or the ``ssh_cidrs`` given), 80 to the configured
-CIDR, and nothing else: Redis (6379) stays reachable only through an SSH tunnel.
+CIDR, and nothing else: Redis (6379) stays reachable only through an SSH tunnel. A Swarm
+cluster adds the Swarm ports (2377/tcp, 7946/tcp+udp, 4789/udp; ESP, IP protocol 50, when the
+overlay is encrypted) from the group itself only: its own instances, never a CIDR.
 """
 
 from __future__ import annotations
@@ -64,8 +66,21 @@ class SecurityGroup:
     created: bool
 
 
-# A rule as (protocol, from port, to port, CIDR): comparable, and enough to revoke it again.
+# A rule as (protocol, from port, to port, source): comparable, and enough to revoke it again.
+# The source is a CIDR, or a security group id (``sg-...``) for a rule from that group.
 Rule = tuple[str, int, int, str]
+
+#: Docker Swarm between the cluster's hosts: management, gossip, VXLAN data
+SWARM_PORTS: tuple[tuple[str, int, int], ...] = (
+    ("tcp", 2377, 2377), ("tcp", 7946, 7946), ("udp", 7946, 7946), ("udp", 4789, 4789),
+)  # fmt: skip
+ESP = ("50", -1, -1)  # IPsec of an encrypted overlay
+
+
+def swarm_rules(group_id: str, *, encrypted: bool) -> set[Rule]:
+    """The Swarm rules, each from the group itself."""
+    ports = (*SWARM_PORTS, ESP) if encrypted else SWARM_PORTS
+    return {(proto, low, high, group_id) for proto, low, high in ports}
 
 
 def _wanted_rules(ssh: tuple[str, ...], http_cidr: str) -> set[Rule]:
@@ -73,18 +88,25 @@ def _wanted_rules(ssh: tuple[str, ...], http_cidr: str) -> set[Rule]:
 
 
 def _held_rules(group: Mapping[str, Any]) -> set[Rule]:
-    return {
-        (str(p["IpProtocol"]), int(p.get("FromPort", -1)), int(p.get("ToPort", -1)), r["CidrIp"])
-        for p in group.get("IpPermissions", [])
-        for r in p.get("IpRanges", [])
-    }
+    held = set()
+    for p in group.get("IpPermissions", []):
+        key = (str(p["IpProtocol"]), int(p.get("FromPort", -1)), int(p.get("ToPort", -1)))
+        held |= {(*key, str(r["CidrIp"])) for r in p.get("IpRanges", [])}
+        held |= {(*key, str(g["GroupId"])) for g in p.get("UserIdGroupPairs", [])}
+    return held
 
 
 def _permissions(rules: set[Rule]) -> list[dict[str, Any]]:
-    return [
-        {"IpProtocol": proto, "FromPort": low, "ToPort": high, "IpRanges": [{"CidrIp": cidr}]}
-        for proto, low, high, cidr in sorted(rules)
-    ]
+    permissions = []
+    for proto, low, high, source in sorted(rules):
+        # ESP has no ports: -1 to -1, as AWS lists it.
+        permission: dict[str, Any] = {"IpProtocol": proto, "FromPort": low, "ToPort": high}
+        if source.startswith("sg-"):
+            permission["UserIdGroupPairs"] = [{"GroupId": source}]
+        else:
+            permission["IpRanges"] = [{"CidrIp": source}]
+        permissions.append(permission)
+    return permissions
 
 
 def ensure_security_group(
@@ -97,8 +119,11 @@ def ensure_security_group(
     tags: Mapping[str, str],
     timeout: float,
     interval: float,
+    swarm: bool = False,
+    encrypted: bool = False,
 ) -> SecurityGroup:
-    """Find the cluster's group by its tags, or create it; then make its rules exactly ours."""
+    """Find the cluster's group by its tags, or create it; then make its rules exactly ours
+    (with ``swarm``, the Swarm ports from the group itself)."""
     filters = [*cluster_filters(cluster), {"Name": "vpc-id", "Values": [vpc]}]
     groups = call(clients.ec2, "describe_security_groups", {"Filters": filters})["SecurityGroups"]
     created = not groups
@@ -113,7 +138,10 @@ def ensure_security_group(
         held: set[Rule] = set()
     else:
         group_id, held = str(groups[0]["GroupId"]), _held_rules(groups[0])
-    _sync_rules(clients, group_id, held, _wanted_rules(ssh, http_cidr), timeout, interval)
+    wanted = _wanted_rules(ssh, http_cidr)
+    if swarm:
+        wanted |= swarm_rules(group_id, encrypted=encrypted)
+    _sync_rules(clients, group_id, held, wanted, timeout, interval)
     return SecurityGroup(group_id, created)
 
 

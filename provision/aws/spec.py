@@ -16,6 +16,8 @@ variable            default                        meaning
 ``ssh_cidrs``       (caller's public /32)          list of CIDRs allowed to reach port 22
 ``http_cidr``       ``0.0.0.0/0``                  CIDR allowed to reach port 80
 ``instance_count``  ``1``                          how many hosts
+``swarm``           ``false``                      open the Swarm ports between the hosts
+``swarm_encrypted`` ``false``                      and ESP (an encrypted overlay)
 =================== ============================== ===============================================
 
 >>> ClusterSpec.from_vars({"cluster": "demo", "region": "eu-west-1"}).login_user
@@ -78,6 +80,8 @@ class ClusterSpec:
     ssh_cidrs: tuple[str, ...] | None = None
     http_cidr: str = "0.0.0.0/0"
     count: int = 1
+    swarm: bool = False
+    swarm_encrypted: bool = False
 
     @property
     def login_user(self) -> str:
@@ -103,6 +107,8 @@ class ClusterSpec:
             ssh_cidrs=p.ssh_cidrs(),
             http_cidr=p.cidr("http_cidr", vars.get("http_cidr", "0.0.0.0/0")),
             count=p.integer("instance_count", 1, low=1, high=10),
+            swarm=p.boolean("swarm"),
+            swarm_encrypted=p.boolean("swarm_encrypted"),
         )
 
 
@@ -165,6 +171,12 @@ class _Parser:
         value = self.vars.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise self.fail(name, f"{name} must be an integer from {low} to {high}, not {value!r}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        value = self.vars.get(name, False)
+        if not isinstance(value, bool):
+            raise self.fail(name, f"{name} must be true or false, not {value!r}")
         return value
 
     def ttl(self) -> int:

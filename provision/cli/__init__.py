@@ -105,8 +105,21 @@ def main() -> None:
     """
 
 
+def lock_option(func: F) -> F:
+    """``--lock-wait``: how long ``up`` and ``down`` wait for another run of the cluster."""
+    return click.option(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Wait this long for another run of the same cluster to finish (0: refuse at once).",
+    )(func)
+
+
 @main.command()
 @run_options
+@lock_option
 def up(**kw: Any) -> None:
     """Provision, converge and verify the cluster (playbooks/up.yml)."""
     _run_named("up.yml", kw)
@@ -114,6 +127,7 @@ def up(**kw: Any) -> None:
 
 @main.command()
 @run_options
+@lock_option
 def down(**kw: Any) -> None:
     """Tear the cluster down: containers, network, instance, security group, key pair."""
     _run_named("down.yml", kw)
@@ -170,7 +184,14 @@ def _run(playbook: Path, kw: dict[str, Any]) -> None:
         stop = threading.Event()
         previous = _install_interrupt(stop)
         try:
-            report = run_playbook(playbook, inventory, options, on_event=_fanout(sinks), stop=stop)
+            report = run_playbook(
+                playbook,
+                inventory,
+                options,
+                on_event=_fanout(sinks),
+                stop=stop,
+                lock_wait=kw.get("lock_wait"),
+            )
         except KeyboardInterrupt:
             _interrupted(kw)
         finally:
@@ -406,6 +427,36 @@ def status(**kw: Any) -> None:
         click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
     if not hosts:
         click.echo("no running host", err=True)
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Break the lock even if its holder still runs.")
+@cluster_options
+def unlock(force: bool, **kw: Any) -> None:
+    """Break the cluster's run lock, left by a run that is gone (names the holder)."""
+    import time
+
+    from provision.api import run_lock
+
+    with _bad_input():
+        lock = run_lock(kw["inventory"], _cluster_options(kw))
+        held = lock.holder()
+    if held is None:
+        click.echo(f"cluster {lock.cluster!r} is not locked", err=True)
+        return
+    now = time.time()
+    gone = held.gone(now, stale_after=lock.stale_after) or (held.pid == 0 and "no holder record")
+    if not gone and not force:
+        click.echo(
+            f"error: cluster {lock.cluster!r} is locked by {held.describe(now)}, which still "
+            "runs; wait for it, or give --force if you are sure",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    lock.break_lock()
+    click.echo(
+        f"broke the run lock of cluster {lock.cluster!r}: it was held by {held.describe(now)}"
+    )
 
 
 # -- inventory ------------------------------------------------------------------------------

@@ -168,7 +168,8 @@ def up(
 
         # The host key is read from the container itself (out of band, as a console output
         # would give it); moto's console output never carries one, so do not wait for it.
-        extra = {"endpoint_for": cloud.endpoint_for(target.cluster, progress=say),
+        extra = {"endpoint_for": cloud.endpoint_for(target.cluster, progress=say,
+                                                    shared_network=spec.swarm),
                  "host_key_scanner": cloud.host_key_scanner(target.cluster),
                  "trust_on_first_use": True,
                  "timeouts": aws.Timeouts(console=0, poll=0.5)}  # fmt: skip

@@ -24,8 +24,10 @@ __all__ = [
     "COMPONENTS",
     "DEFAULTS",
     "STRATEGIES",
+    "TOPOLOGIES",
     "Layout",
     "Strategy",
+    "Topology",
     "layout_from_vars",
 ]
 
@@ -37,6 +39,11 @@ REDIS_MODES: tuple[str, ...] = get_args(RedisMode)
 ROUTES_TAG = "{provision}"
 #: the compose projects, in the order they start
 COMPONENTS: tuple[str, ...] = ("redis", "echo", "openresty")
+#: one host of compose projects, or N hosts on Docker Swarm (the same projects as stacks)
+Topology = Literal["single", "swarm"]
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+#: the most hosts a cluster may have (the instance spec's limit too)
+MAX_INSTANCES = 10
 
 #: variable name -> default; the inventories may leave any of them out
 DEFAULTS: Mapping[str, Any] = {
@@ -46,6 +53,9 @@ DEFAULTS: Mapping[str, Any] = {
     "http_port": 80,
     "redis_mode": "single",
     "redis_cluster_nodes": 6,
+    "topology": "single",
+    "instance_count": 1,
+    "overlay_encrypted": False,
 }
 
 
@@ -73,6 +83,9 @@ class Layout:
     deadline: float = 30.0  # seconds to wait for health, recovery, route propagation
     redis_mode: RedisMode = DEFAULTS["redis_mode"]
     redis_cluster_nodes: int = DEFAULTS["redis_cluster_nodes"]
+    topology: Topology = DEFAULTS["topology"]
+    instance_count: int = DEFAULTS["instance_count"]
+    overlay_encrypted: bool = DEFAULTS["overlay_encrypted"]  # swarm: IPsec on the overlay
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -80,6 +93,7 @@ class Layout:
                 f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}",
                 field="redis_strategy",
             )
+        _check_topology(self.topology, self.instance_count, self.strategy, self.redis_mode)
         if not self.http_url:
             object.__setattr__(self, "http_url", f"http://127.0.0.1:{self.http_port}")
         if not self.secrets_dir:
@@ -152,7 +166,26 @@ class Layout:
             "redis_services": list(self.redis_services),
             "redis_nodes": ",".join(f"{s}:{self.redis_port}" for s in self.redis_services),
             "key_prefix": self.key_prefix,
+            **self._swarm_vars(),
         }  # fmt: skip
+
+    @property
+    def swarm(self) -> bool:
+        return self.topology == "swarm"
+
+    def stack_names(self, component: str) -> list[str]:
+        """The files of a component's stack: its compose files, then the swarm override
+        (``stack.yml``: deploy modes, placement, published ports per node)."""
+        return [*self.compose_names(component), "stack.yml"]
+
+    def _swarm_vars(self) -> dict[str, Any]:
+        return {
+            "topology": self.topology,
+            "instance_count": self.instance_count,
+            "overlay_encrypted": self.overlay_encrypted,
+            "swarm": self.swarm,
+            "stack_files": {c: self.stack_names(c) for c in COMPONENTS},
+        }
 
 
 def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
@@ -192,6 +225,7 @@ def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
             f"redis_strategy: shared-network, not {strategy!r}",
             field="redis_strategy",
         )
+    topology, count, encrypted = _swarm_values(values)
     return Layout(
         redis_mode=mode,
         redis_cluster_nodes=nodes,
@@ -199,4 +233,47 @@ def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
         root=str(values["project_root"]),
         strategy=strategy,
         http_port=port,
+        topology=topology,
+        instance_count=count,
+        overlay_encrypted=encrypted,
     )
+
+
+def _swarm_values(values: Mapping[str, Any]) -> tuple[Topology, int, bool]:
+    """``topology``, ``instance_count`` and ``overlay_encrypted``, as given in YAML or by
+    ``-e`` (where ``3`` and ``true`` may arrive as text)."""
+    count = values["instance_count"]
+    if isinstance(count, str) and count.strip().isdigit():
+        count = int(count)
+    encrypted = values["overlay_encrypted"]
+    if isinstance(encrypted, str) and encrypted.lower() in ("true", "yes", "false", "no"):
+        encrypted = encrypted.lower() in ("true", "yes")
+    if not isinstance(encrypted, bool):
+        raise ConfigError(f"must be true or false, got {encrypted!r}", field="overlay_encrypted")
+    _check_topology(values["topology"], count, values["redis_strategy"], values["redis_mode"])
+    return values["topology"], count, encrypted
+
+
+def _check_topology(
+    topology: Any, count: Any, strategy: Any = "shared-network", redis_mode: Any = "single"
+) -> None:
+    if topology not in TOPOLOGIES:
+        raise ConfigError(
+            f"must be one of {', '.join(TOPOLOGIES)}, got {topology!r}", field="topology"
+        )
+    if topology == "swarm" and redis_mode == "cluster":
+        raise ConfigError(
+            "a Redis Cluster is not deployed as a swarm stack yet (its nodes announce compose "
+            "names on one host): use redis_mode: single with topology: swarm",
+            field="redis_mode",
+        )
+    if topology == "swarm" and strategy != "shared-network":
+        raise ConfigError(
+            f"topology swarm reaches Redis by name on the overlay: redis_strategy must be "
+            f"shared-network, got {strategy!r}",
+            field="redis_strategy",
+        )
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_INSTANCES:
+        raise ConfigError(
+            f"must be an integer from 1 to {MAX_INSTANCES}, got {count!r}", field="instance_count"
+        )

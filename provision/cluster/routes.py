@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 from provision.cluster.layout import Layout
-from provision.cluster.lookup import container_id, container_ip, redis_password
+from provision.cluster.lookup import container_id, reachable_ip, redis_password
 from provision.connection.base import Remote
 from provision.errors import ConfigError, RouteError
 
@@ -165,7 +165,7 @@ class RouteTable:
     def _tunnel(self, service: str) -> int:
         """A local port forwarded to ``service``'s container on the shared network."""
         cid = container_id(self.conn, self.config, "redis", service)
-        address = container_ip(self.conn, self.config, cid) if cid else ""
+        address = reachable_ip(self.conn, self.config, cid) if cid else ""
         if not address:
             raise RouteError(
                 f"{self.conn.host.name}: no {service} container of project "

@@ -16,10 +16,11 @@ from provision.models import Result
 __all__ = ["put_argv", "run_batched"]
 
 # $1 the path, $2 the octal mode; the data comes on stdin. A temporary file in the same
-# folder, then a rename: a reader never sees half a file.
+# folder, then a rename: a reader never sees half a file, and a failed write (a full disk)
+# leaves the old file in place and removes its half-written temporary file.
 _PUT = (
     'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.provision.XXXXXX"); '
-    'cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
+    'trap \'rm -f "$t"\' EXIT; cat > "$t"; chmod "$2" "$t"; mv -f "$t" "$1"; trap - EXIT'
 )
 
 

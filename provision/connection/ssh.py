@@ -15,6 +15,7 @@ import select
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -46,6 +47,10 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 
 _CHUNK = 1 << 16
+# Commands at once on one connection: sshd refuses channels past its MaxSessions
+# (10 by default; tunnels seem to count too) with "Connect failed"; a swarm's nodes all run
+# their checks on the manager's connection.
+MAX_SESSIONS = 4
 
 
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -94,6 +99,7 @@ class Connection(BaseConnection):
         self.keepalive = keepalive
         self.opened = 0  # how many SSH handshakes this object made (benchmarks assert 1)
         self._client: paramiko.SSHClient | None = None
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Connection:
@@ -206,11 +212,12 @@ class Connection(BaseConnection):
         command = shlex.join(argv)
         transport = self._transport()
         try:
-            channel = transport.open_session(timeout=self.connect_timeout)
-            channel.exec_command(command)
-            out, err = _exchange(channel, chunks, timeout, on_bytes)
-            code = channel.recv_exit_status()
-            channel.close()
+            with self._sessions:
+                channel = transport.open_session(timeout=self.connect_timeout)
+                channel.exec_command(command)
+                out, err = _exchange(channel, chunks, timeout, on_bytes)
+                code = channel.recv_exit_status()
+                channel.close()
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise ConnectError(
                 f"lost connection during {command!r}: {exc}", host=self.host.target

@@ -42,7 +42,8 @@ __all__ = [
     "Location", "Play", "Playbook", "TaskDef", "check_task_args", "load_playbook",
 ]  # fmt: skip
 
-PLAY_KEYS = ("name", "hosts", "become", "vars", "vars_files", "tasks", "handlers", "gather_facts")
+PLAY_KEYS = ("name", "hosts", "become", "vars", "vars_files", "tasks", "handlers", "gather_facts",
+             "when")  # fmt: skip
 TASK_KEYWORDS = ("name", "when", "register", "notify", "tags", "ignore_errors", "retries",
                  "delay", "until", "check_mode")  # fmt: skip
 HANDLER_KEYWORDS = (*TASK_KEYWORDS, "listen")
@@ -81,6 +82,9 @@ class Play:
     handlers: tuple[TaskDef, ...]
     gather_facts: bool
     loc: Location
+    # A condition on each host's variables (not Ansible's): a host for which it is false
+    # skips the whole play, e.g. ``when: layout.topology == 'swarm'``.
+    when: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,7 @@ class _Loader:
             become=self.flag(raw, "become", field, False),
             gather_facts=self.flag(raw, "gather_facts", field, True),
             tasks=tasks, handlers=handlers,
+            when=self.typed(raw, "when", field, (str,), "a string (an expression)"),
         )  # fmt: skip
 
     def play_vars(self, raw: YMap, field: str) -> YMap:

@@ -60,9 +60,14 @@ def validate(
         field = f"plays[{p}]"
         scopes = _scopes(play, inventory, extra_vars)
         static = _static_scopes(play, inventory, extra_vars, str(playbook.path.parent), runtime)
+        if play.when is not None:  # a play its condition skips is not checked for that host
+            static = [v for v in static if _may_run(play.when, v, play.loc)]
         for name, value in play.vars.items():
             loc = value_loc(play.vars, name) or play.loc
             _check(value, scopes, MAGIC | extra_names | registered, loc, f"{field}.vars.{name}")
+        if play.when is not None:
+            known = MAGIC | extra_names | registered
+            _check(play.when, scopes, known, play.loc, f"{field}.when", expression=True)
         for key, tasks in (("tasks", play.tasks), ("handlers", play.handlers)):
             for i, task in enumerate(tasks):
                 known = MAGIC | extra_names | registered
@@ -176,10 +181,19 @@ def _static_scopes(
                 values[name] = value
             elif undeclared(value) <= set(values):
                 values[name] = render(value, values, field=f"vars.{name}")
+        if not hosts:  # the hosts' names are not known before the run
+            del values["inventory_hostname"], values["play_hosts"]
         _check_layout(values, play, inventory, extra_vars)
         values["layout"] = layout_from_vars(values).as_vars()
         scopes.append(values)
     return scopes
+
+
+def _may_run(when: str, variables: Mapping[str, Any], loc: Location) -> bool:
+    """False only when the condition is known now and false for these variables."""
+    if not undeclared(when, expression=True) <= set(variables):
+        return True
+    return bool(evaluate(when, variables, loc=loc))
 
 
 def _check_layout(
@@ -208,13 +222,11 @@ def _check_rendered(
     module_loc = task.field_locs.get("module", task.loc)
     for variables in scopes:
         known = set(variables)
-        if task.when is not None:
-            # A task its condition skips on this host is not checked for it (a cloud task on
-            # `cloud: none`); a condition that needs a run-time value: checked at its turn.
-            if not undeclared(task.when, expression=True) <= known:
-                continue
-            if not evaluate(task.when, variables, loc=task.field_locs.get("when", task.loc)):
-                continue
+        # A task its condition skips on this host is not checked for it (a cloud task on
+        # `cloud: none`); a condition that needs a run-time value: checked at its turn.
+        when_loc = task.field_locs.get("when", task.loc)
+        if task.when is not None and not _may_run(task.when, variables, when_loc):
+            continue
         values: dict[str, Any] = {}
         for name, value in task.args.items():
             if undeclared(value) <= known:

@@ -84,7 +84,7 @@ class RunReport:
                 }
                 for r in self.results
             ],
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [{"host": r.host, **asdict(c)} for r in self.results for c in r.checks],
             "errors": dict(self.errors),
             "resources": self.resources,
         }

@@ -93,6 +93,13 @@ class Runner:
                 self.connections[host.name] = conn
             return conn
 
+    def _peer(self, inventory: Inventory, name: str) -> Remote:
+        """Another host's connection (opened once, shared with its own play)."""
+        found = [h for h in inventory.select(name) if h.name == name]
+        if not found or name == "localhost":
+            raise ConfigError(f"no host {name!r} in the inventory", field="peer")
+        return self._connection(found[0])
+
     def close(self) -> None:
         for conn in self.connections.values():
             close = getattr(conn, "close", None)
@@ -164,6 +171,8 @@ class Runner:
     ) -> list[tuple[str, list[dict[str, Any]]]]:
         state = self._state(host.name)
         added: list[tuple[str, list[dict[str, Any]]]] = []
+        if play.when is not None and not self._play_applies(play, host, inventory):
+            return added
         try:
             conn = self._connection(host)
             ctx = TaskContext(
@@ -173,6 +182,7 @@ class Runner:
                 become=play.become,
                 facts=state.facts,
                 progress=self._progress(host),
+                peers=lambda name: self._peer(inventory, name),
             )
             notified: list[str] = []
             # Facts once per host per run (later plays see them as tasks left them:
@@ -207,6 +217,15 @@ class Runner:
             report.unreachable(host.name, str(exc))
             self.on_event(Event("unreachable", host=host.name, data={"msg": str(exc)}))
         return added
+
+    def _play_applies(self, play: Play, host: InventoryHost, inventory: Inventory) -> bool:
+        assert play.when is not None
+        variables = self._vars(play, host, inventory)
+        if evaluate(play.when, variables, loc=play.loc):
+            return True
+        self.on_event(Event("info", host=host.name, data={
+            "msg": f"play {play.name!r} skipped: {play.when}"}))  # fmt: skip
+        return False
 
     def _prefetch(
         self,

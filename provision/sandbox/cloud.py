@@ -44,11 +44,28 @@ def host_for_instance(cluster: str, instance_id: str) -> hosts.SandboxHost | Non
     return hosts.find_host(_host_name(cluster, instance_id))
 
 
+def cluster_network(cluster: str) -> str:
+    """The user-defined network of the local engine that a cluster's hosts share (its VPC),
+    made once, labelled with the cluster so that ``remove_cluster`` removes it too."""
+    name = f"{hosts.CONTAINER_PREFIX}{cluster[:40]}-vpc"
+    if not localdocker.docker("network", "inspect", name, check=False).ok:
+        localdocker.docker(
+            "network", "create", "--label", localdocker.SANDBOX_LABEL,
+            "--label", f"{CLUSTER_LABEL}={cluster}", name,
+        )  # fmt: skip
+    return name
+
+
 def endpoint_for(
-    cluster: str, *, distro: str = "bookworm", progress: Callable[[str], None] | None = None
+    cluster: str,
+    *,
+    distro: str = "bookworm",
+    progress: Callable[[str], None] | None = None,
+    shared_network: bool = False,
 ) -> Callable[[Instance], tuple[str, int]]:
     """For ``provision.aws.up``: an instance → the loopback address and port of its host
-    container, started (with the cluster's public key) on first sight."""
+    container, started (with the cluster's public key) on first sight. With
+    ``shared_network`` (a Swarm cluster) the hosts join one network: ``cluster_network``."""
 
     def endpoint(instance: Instance) -> tuple[str, int]:
         host = host_for_instance(cluster, instance.instance_id)
@@ -61,6 +78,7 @@ def endpoint_for(
                 distro=distro,
                 public_key=ensure_key_file(instance.key_file),
                 labels={CLUSTER_LABEL: cluster},
+                network=cluster_network(cluster) if shared_network else None,
             )
         return host.address, host.port
 

@@ -109,11 +109,14 @@ def start_host(
     distro: str = "bookworm",
     public_key: str,
     labels: Mapping[str, str] | None = None,
+    network: str | None = None,
 ) -> SandboxHost:
     """Start a sandbox host whose user ``admin`` accepts ``public_key``.
 
     The image must exist (see ``images.ensure_images``). ``labels`` go on the
-    container and its volume, so ``remove_all`` finds both. Does not wait for
+    container and its volume, so ``remove_all`` finds both. ``network``: a user-defined
+    network of the local engine to join instead of the default bridge (the hosts of one
+    cluster reach each other there, as instances do in a VPC). Does not wait for
     SSH: call ``wait_for_ssh``.
     """
     image = images.sshhost_image(distro)
@@ -132,22 +135,44 @@ def start_host(
     try:
         localdocker.docker("volume", "create", "--label", localdocker.SANDBOX_LABEL,
                            *label_args, volume)  # fmt: skip
-        container_id = localdocker.run(
-            image, name=CONTAINER_PREFIX + name, options=[
-                "--hostname", name, "--label", localdocker.SANDBOX_LABEL, *label_args,
-                *_SYSTEMD_FLAGS,
-                "--volume", f"{volume}:/var/lib/docker",
-                "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
-                "--publish", "127.0.0.1::22",
-                "--publish", "127.0.0.1::80",
-            ],
-        )  # fmt: skip
+        container_id = _run_on_fixed_ports(image, name, [
+            "--hostname", name, "--label", localdocker.SANDBOX_LABEL, *label_args,
+            *_SYSTEMD_FLAGS,
+            "--volume", f"{volume}:/var/lib/docker",
+            "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
+            *(["--network", network] if network else []),
+        ])  # fmt: skip
         port = localdocker.published_port(container_id, "22/tcp")
         http_port = localdocker.published_port(container_id, "80/tcp")
     except BaseException:
         _remove(CONTAINER_PREFIX + name, volume, keydir)
         raise
     return SandboxHost(name, container_id, "127.0.0.1", port, "admin", volume, distro, http_port)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run_on_fixed_ports(image: str, name: str, options: list[str]) -> str:
+    """Run the host container with its SSH and HTTP ports published on fixed loopback ports
+    (``127.0.0.1:PORT:22``), so that a restart of the container (a reboot of the host) keeps
+    them, as a reboot keeps an instance's address: an ephemeral ``127.0.0.1::22`` is chosen
+    anew by Docker on every start, and the pinned host key's ``[127.0.0.1]:PORT`` would no
+    longer match. A port taken between choosing and binding is chosen again (3 tries)."""
+    for attempt in range(3):
+        ports = ["--publish", f"127.0.0.1:{_free_port()}:22",
+                 "--publish", f"127.0.0.1:{_free_port()}:80"]  # fmt: skip
+        try:
+            return localdocker.run(image, name=CONTAINER_PREFIX + name, options=[*options, *ports])
+        except CommandError as exc:
+            taken = "already allocated" in str(exc) or "address already in use" in str(exc)
+            if not taken or attempt == 2:
+                raise
+            localdocker.docker("rm", "--force", CONTAINER_PREFIX + name, check=False)
+    raise AssertionError("unreachable")
 
 
 def _write_key_dir(public_key: str) -> Path:

@@ -62,6 +62,9 @@ class TaskContext:
     # Results of read commands fetched ahead in one round trip (see ``Runner._prefetch``),
     # keyed by (sudo, argv). Valid only while the host is as it was: any change clears it.
     reads: dict[tuple[bool, tuple[str, ...]], Result] = field(default_factory=dict)
+    # The connection of another host of the inventory, by name (the runner's, shared): for
+    # the few modules that span hosts (a swarm join reads its token on the manager).
+    peers: Callable[[str], Remote] | None = None
     # Renders a template with this task's variables (the runner's templating: ``template``).
     render: Callable[[str], str] | None = None
 
@@ -79,6 +82,14 @@ class TaskContext:
 
     def read_sh(self, script: str, *args: str, sudo: bool | None = None) -> Result:
         return self.read(["sh", "-c", script, "sh", *args], sudo=sudo)
+
+    def peer(self, name: str) -> Remote:
+        """The connection to host ``name`` of the inventory (``ConfigError`` if none)."""
+        if name == self.host.name:
+            return self.conn
+        if self.peers is None:
+            raise ConfigError(f"host {name!r} cannot be reached from this run", field="peer")
+        return self.peers(name)
 
     def changing(self) -> None:
         """The host is about to change: what was read ahead is no longer true."""

@@ -29,10 +29,15 @@ REMOTE_MANIFEST = (
     'cd "$1" 2>/dev/null || exit 0; '
     "find . -type f -printf 'stat %m %u %g %p\\n'; find . -type f -exec sha256sum {} +"
 )
-# $1 root, $2 owner:group, then the files just sent (only those change owner).
+# $1 root, $2 owner:group, then the files just sent (only those change owner). The files are
+# extracted into a temporary folder under the root, then each renamed into place: a failed
+# write (a full disk) leaves every old file whole (tar alone would unlink it first and leave
+# half a new one) and removes the temporary folder.
 EXTRACT = (
-    'set -e; r="$1"; o="$2"; shift 2; mkdir -p "$r"; tar -x -m --no-same-owner -C "$r"; '
-    'for f; do chown "$o" "$r/$f"; done'
+    'set -e; r="$1"; o="$2"; shift 2; mkdir -p "$r"; t=$(mktemp -d "$r/.provision.XXXXXX"); '
+    'trap \'rm -rf "$t"\' EXIT; tar -x -m --no-same-owner -C "$t"; '
+    'for f; do chown "$o" "$t/$f"; mkdir -p "$(dirname "$r/$f")"; done; '
+    'for f; do mv -f "$t/$f" "$r/$f"; done'
 )
 
 

@@ -49,6 +49,8 @@ class ClusterArgs(FindArgs):
     instance_count: int | None = None
     subnet: str | None = None
     trust_on_first_use: bool = False
+    swarm: bool = False  # open the Swarm ports between the hosts (topology: swarm)
+    swarm_encrypted: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -60,7 +62,9 @@ class ClusterArgs(FindArgs):
         values = {"instance_type": self.instance_type, "image": self.image, "ttl": self.ttl,
                   "http_cidr": self.http_cidr, "root_volume_size": self.root_volume_size,
                   "instance_count": self.instance_count, "subnet": self.subnet or None,
-                  "ssh_cidrs": list(self.ssh_cidrs) or None}  # fmt: skip
+                  "ssh_cidrs": list(self.ssh_cidrs) or None,
+                  "swarm": self.swarm or None,
+                  "swarm_encrypted": self.swarm_encrypted or None}  # fmt: skip
         return {k: v for k, v in values.items() if v is not None}
 
 

@@ -27,12 +27,14 @@ from provision.verify.basic import (
 )
 from provision.verify.cluster import check_cluster_state
 from provision.verify.slow import check_restart_recovery, check_route_roundtrip
+from provision.verify.swarm import SWARM_CHECKS, Swarm
 
 __all__ = [
     "CHECKS",
     "DEFAULT_CHECKS",
     "FIRST_CHECKS",
     "SLOW_CHECKS",
+    "Swarm",
     "check_containers",
     "check_dns",
     "check_negative_control",
@@ -55,12 +57,19 @@ CHECKS: dict[str, Check] = {
     "route-roundtrip": check_route_roundtrip,
     "restart-recovery": check_restart_recovery,
 }
-#: run after every ``up``
+#: run after every ``up`` (in a swarm, on every node: ``provision.verify.swarm``)
 FIRST_CHECKS: tuple[str, ...] = (
-    "containers", "cluster-state", "dns", "ping", "negative-control",
+    "swarm-nodes", "containers", "cluster-state", "dns", "ping", "negative-control",
+    "swarm-routing",
 )  # fmt: skip
 #: checks that only mean something in one Redis mode (skipped, not passed, in the other)
 ONLY_IN = {"cluster-state": "cluster"}
+#: checks that only mean something in one topology: a swarm's own, and the single host's
+#: that restart compose projects or open the tunnel on the host they run on
+ONLY_TOPOLOGY = {
+    "swarm-nodes": "swarm", "swarm-routing": "swarm",
+    "route-roundtrip": "single", "restart-recovery": "single",
+}  # fmt: skip
 #: what ``verify`` runs unless told otherwise
 DEFAULT_CHECKS: tuple[str, ...] = (*FIRST_CHECKS, "redis-port-closed")
 #: opt-in: they change the route table for a moment, or restart Redis
@@ -73,11 +82,14 @@ def run_suite(
     *,
     checks: Sequence[str] = DEFAULT_CHECKS,
     include: Sequence[str] = (),
+    swarm: Swarm | None = None,
 ) -> list[CheckResult]:
-    """Run ``checks`` then ``include`` (e.g. ``SLOW_CHECKS``), in order, each once."""
+    """Run ``checks`` then ``include`` (e.g. ``SLOW_CHECKS``), in order, each once. In a swarm
+    (``config.swarm``), ``swarm`` gives the manager's connection the node's checks need."""
     names = list(dict.fromkeys([*checks, *include]))
-    names = [n for n in names if ONLY_IN.get(n, config.redis_mode) == config.redis_mode]
-    unknown = [n for n in names if n not in CHECKS]
+    names = [n for n in names if ONLY_IN.get(n, config.redis_mode) == config.redis_mode
+             and ONLY_TOPOLOGY.get(n, config.topology) == config.topology]  # fmt: skip
+    unknown = [n for n in names if n not in CHECKS and n not in SWARM_CHECKS]
     if unknown:
         raise ConfigError(
             f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}", field="checks"
@@ -86,12 +98,16 @@ def run_suite(
     # change the route table or restart Redis, so they run after, one at a time.
     quick = [n for n in names if n not in SLOW_CHECKS]
     with ThreadPoolExecutor(max_workers=max(1, len(quick))) as pool:
-        results = list(pool.map(lambda n: _one(conn, config, n), quick))
-    return results + [_one(conn, config, n) for n in names if n in SLOW_CHECKS]
+        results = list(pool.map(lambda n: _one(conn, config, n, swarm), quick))
+    return results + [_one(conn, config, n, swarm) for n in names if n in SLOW_CHECKS]
 
 
-def _one(conn: Remote, config: Layout, name: str) -> CheckResult:
+def _one(conn: Remote, config: Layout, name: str, swarm: Swarm | None) -> CheckResult:
     try:
+        if config.swarm and name in SWARM_CHECKS:
+            if swarm is None:
+                return CheckResult(name, False, "a swarm's check needs the manager's connection")
+            return SWARM_CHECKS[name](conn, config, swarm)
         return CHECKS[name](conn, config)
     except ConnectError:
         raise

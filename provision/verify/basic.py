@@ -18,9 +18,11 @@ __all__ = [
     "check_negative_control",
     "check_ping",
     "check_redis_port_closed",
+    "components",
     "failure_evidence",
     "parse_probe",
     "parse_ps",
+    "services",
 ]
 
 SERVICES = {"openresty": ("openresty",), "echo": ("echo-a", "echo-b")}
@@ -36,10 +38,16 @@ def components(config: Layout) -> list[str]:
 
 
 def failure_evidence(conn: Remote, config: Layout, *targets: tuple[str, str]) -> dict[str, Any]:
-    """``compose ps`` of each component named and the last log lines of its container."""
+    """``compose ps`` of each component named (in a swarm: its stack's tasks on this node)
+    and the last log lines of its container."""
     evidence: dict[str, Any] = {"compose_ps": {}, "logs": {}}
     for component, service in targets:
-        ps = conn.run(config.compose_argv(component, "ps"), sudo=config.sudo, warn=True)
+        if config.swarm:  # a stack's tasks on this node (compose knows nothing of them)
+            argv = ["docker", "ps", "-a", "--filter",
+                    f"label=com.docker.stack.namespace={config.project(component)}"]  # fmt: skip
+        else:
+            argv = config.compose_argv(component, "ps")
+        ps = conn.run(argv, sudo=config.sudo, warn=True)
         evidence["compose_ps"][component] = (ps.stdout or ps.stderr).strip()
         cid = lookup.container_id(conn, config, component, service)
         logs = lookup.docker(conn, config, "logs", "--tail", "30", cid) if cid else None

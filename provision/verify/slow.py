@@ -16,7 +16,7 @@ from provision.verify import probes as c
 from provision.verify.basic import failure_evidence
 from provision.verify.probes import HttpReply
 
-__all__ = ["check_restart_recovery", "check_route_roundtrip", "poll"]
+__all__ = ["check_restart_recovery", "check_route_roundtrip", "poll", "routed_instance"]
 
 ECHO_ENDPOINTS = ("echo-a:80", "echo-b:80")
 
@@ -41,6 +41,11 @@ def _instance(reply: HttpReply) -> str:
 
 def _routed(reply: HttpReply) -> bool:
     return reply.status == 200 and bool(_instance(reply))
+
+
+def routed_instance(reply: HttpReply) -> str:
+    """The echo instance that answered a routed request ("" if none did)."""
+    return _instance(reply) if _routed(reply) else ""
 
 
 def check_route_roundtrip(conn: Remote, config: Layout) -> CheckResult:

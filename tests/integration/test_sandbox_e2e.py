@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -15,6 +14,7 @@ import jsonschema
 import pytest
 
 from provision.sandbox import cloud, localdocker
+from tests.clirun import provision_cli
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +22,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "run" / "report.sch
 
 
 def provision(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provision.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return provision_cli(*args, cwd=cwd, timeout=900)
 
 
 def moto_running(state: Path) -> bool:

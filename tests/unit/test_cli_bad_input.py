@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.clirun import provision_cli
 
 CORPUS = Path(__file__).parent.parent / "bad_inputs" / "cli"
 
@@ -34,13 +35,7 @@ CASES = {
 
 
 def cli(*args: str, cwd: Path = CORPUS) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provision.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return provision_cli(*args, cwd=cwd, timeout=60)
 
 
 def test_every_corpus_file_has_its_case():

@@ -49,7 +49,8 @@ LIBRARIES = {
     "fabric": ("connection.fabric",),
     "pytest": ("testing.plugin",),
     # doctor reads compose files as YAML node trees (every key's position): PyYAML's own API
-    "yaml": ("load.yamlsource", "load.inventory", "doctor._sources"),
+    # tasks.docker_stack: merges the compose files a host holds into a stack file
+    "yaml": ("load.yamlsource", "load.inventory", "doctor._sources", "tasks.docker_stack"),
 }
 
 

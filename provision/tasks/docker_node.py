@@ -1,0 +1,105 @@
+"""``docker_node``: this host's Swarm node labels, set on the manager; and, on the manager, the
+nodes of hosts gone for good removed from the swarm.
+
+``labels`` are the node's ``io.provision.*`` labels, exactly (others are left alone): Redis is
+pinned by ``io.provision.redis=true`` to the node that holds its volume. ``members`` (on the
+manager): the inventory names of the cluster's hosts; a node that is ``Down`` and is none of
+theirs is removed (a replaced instance's old node).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from provision.connection.base import Remote
+from provision.errors import ConfigError, ProvisionError
+from provision.models.names import check_name
+from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.docker_swarm import SWARM_INFO, parse_swarm, swarm_info
+
+__all__ = ["LABEL_PREFIX", "SPEC", "DockerNodeArgs", "label_changes", "parse_nodes"]
+
+LABEL_PREFIX = "io.provision."
+NODES = ["docker", "node", "ls", "--format", "{{.ID}} {{.Status}} {{.Hostname}}"]
+
+
+@dataclass(frozen=True)
+class DockerNodeArgs:
+    manager: str
+    labels: dict[str, str] = field(default_factory=dict)
+    members: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_name(self.manager, "docker_node.manager")
+        for key, value in self.labels.items():
+            if not key.startswith(LABEL_PREFIX):
+                raise ConfigError(f"label {key!r} must start with {LABEL_PREFIX}",
+                                  field="docker_node.labels")  # fmt: skip
+            check_name(key, "docker_node.labels")
+            check_name(str(value), f"docker_node.labels.{key}")
+        for i, name in enumerate(self.members):
+            check_name(name, f"docker_node.members[{i}]")
+
+
+def label_changes(held: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
+    """``docker node update`` arguments that make our labels exactly ``wanted``."""
+    ours = {k: v for k, v in held.items() if k.startswith(LABEL_PREFIX)}
+    args = [a for k, v in sorted(wanted.items()) if ours.get(k) != str(v)
+            for a in ("--label-add", f"{k}={v}")]  # fmt: skip
+    return args + [a for k in sorted(set(ours) - set(wanted)) for a in ("--label-rm", k)]
+
+
+def parse_nodes(stdout: str) -> list[tuple[str, str, str]]:
+    """(id, status, hostname) rows of ``docker node ls``; the id's "*" mark dropped."""
+    rows = []
+    for line in stdout.splitlines():
+        parts = line.replace(" * ", " ").split()
+        if len(parts) >= 3:
+            rows.append((parts[0], parts[1], parts[2]))
+    return rows
+
+
+def _on(ctx: TaskContext, conn: Remote, argv: Sequence[str]) -> None:
+    """Run a changing command on ``conn`` (the manager), or only record it in check mode."""
+    ctx.executed.append(f"{conn.host.name}: {' '.join(argv)}")
+    if not ctx.check:
+        conn.run(argv, sudo=ctx.become)
+
+
+def _prune(ctx: TaskContext, manager: Remote, members: tuple[str, ...]) -> list[str]:
+    keep = set()
+    for name in members:
+        info = swarm_info(ctx.peer(name), ctx.become)
+        if info is not None and info.node_id:
+            keep.add(info.node_id)
+    listed = parse_nodes(manager.run(NODES, sudo=ctx.become, warn=True).stdout)
+    gone = [(node, host) for node, status, host in listed if status == "Down" and node not in keep]
+    for node, _ in gone:
+        _on(ctx, manager, ["docker", "node", "rm", "--force", node])
+    return [host for _, host in gone]
+
+
+def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
+    mine = parse_swarm(ctx.read(SWARM_INFO).stdout)
+    if mine is None or mine.state != "active":
+        if ctx.check:
+            return ctx.changed("would label the node once it is in the swarm")
+        raise ProvisionError(f"{ctx.host.name} is in no swarm: run docker_swarm first")
+    manager = ctx.peer(args.manager)
+    shown = manager.run(["docker", "node", "inspect", "--format", "{{json .Spec.Labels}}",
+                         mine.node_id], sudo=ctx.become, warn=True)  # fmt: skip
+    held = json.loads(shown.stdout.strip() or "{}") or {} if shown.ok else {}
+    changes = label_changes(held, args.labels)
+    if changes:
+        _on(ctx, manager, ["docker", "node", "update", *changes, mine.node_id])
+    removed = _prune(ctx, manager, args.members) if ctx.host.name == args.manager else []
+    if not changes and not removed:
+        return ctx.ok(f"node {mine.node_id[:12]} as asked", node_id=mine.node_id)
+    words = [f"labels {' '.join(changes[1::2])}"] if changes else []
+    words += [f"removed gone node(s) {', '.join(removed)}"] if removed else []
+    return ctx.changed("; ".join(words), node_id=mine.node_id, removed=removed)
+
+
+SPEC = ModuleSpec("docker_node", DockerNodeArgs, apply)

@@ -1,0 +1,196 @@
+"""``docker_swarm``: this host in the cluster's Docker Swarm (present) or out of any (absent).
+
+The host named ``manager`` initialises the swarm (advertise address: its private address, the
+source address of its default route, unless ``advertise_addr`` is given); every other host
+joins it as a worker with the worker token read over SSH on the manager. The token travels on
+stdin, never on a command line: it is in no output, event, report, state file or error.
+
+Re-run: ok. A host that is already in another swarm is an error that says so (leave it first,
+``docker swarm leave``); nothing is forced.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from provision.connection.base import Remote
+from provision.errors import CommandError, ProvisionError
+from provision.models.names import check_name
+from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+
+__all__ = ["SPEC", "SWARM_INFO", "DockerSwarmArgs", "SwarmInfo", "parse_swarm", "swarm_info"]
+
+SWARM_INFO = ["docker", "info", "--format", "{{json .Swarm}}"]
+# The source address of the default route (no packet is sent): the private address on EC2,
+# the address on the cluster's network in the sandbox.
+ADDRESS = (
+    "python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+    's.connect(("192.0.2.1", 9)); print(s.getsockname()[0])\' 2>/dev/null '
+    "|| hostname -I | cut -d' ' -f1"
+)
+# $1 the manager's address:2377, $2 this host's advertise address; the token on stdin.
+JOIN = 'read -r token && exec docker swarm join --advertise-addr "$2" --token "$token" "$1"'
+JOIN_WAIT = 120.0  # seconds a worker waits for the manager's swarm
+TOKEN = ["docker", "swarm", "join-token", "-q", "worker"]
+
+
+@dataclass(frozen=True)
+class DockerSwarmArgs:
+    manager: str  # the inventory name of the host that holds the swarm
+    state: Literal["present", "absent"] = "present"
+    advertise_addr: str = ""  # "" = the host's private address
+
+    def __post_init__(self) -> None:
+        check_name(self.manager, "docker_swarm.manager")
+        if self.advertise_addr:
+            check_name(self.advertise_addr, "docker_swarm.advertise_addr")
+
+
+@dataclass(frozen=True)
+class SwarmInfo:
+    """``docker info``'s Swarm part: the node's state, id, address and managers."""
+
+    state: str  # inactive, pending, active, error, locked
+    node_id: str = ""
+    node_addr: str = ""
+    manager: bool = False
+    cluster_id: str = ""
+    managers: tuple[str, ...] = ()  # "address:2377" of the managers this node knows
+
+
+def parse_swarm(stdout: str) -> SwarmInfo | None:
+    """From ``docker info --format '{{json .Swarm}}'``; None when Docker did not answer."""
+    try:
+        raw: dict[str, Any] = json.loads(stdout.strip() or "null") or {}
+    except json.JSONDecodeError:
+        return None
+    if not raw.get("LocalNodeState"):
+        return None
+    return SwarmInfo(
+        state=str(raw["LocalNodeState"]),
+        node_id=str(raw.get("NodeID") or ""),
+        node_addr=str(raw.get("NodeAddr") or ""),
+        manager=bool(raw.get("ControlAvailable")),
+        cluster_id=str((raw.get("Cluster") or {}).get("ID") or ""),
+        managers=tuple(str(m.get("Addr", "")) for m in raw.get("RemoteManagers") or []),
+    )
+
+
+def swarm_info(conn: Remote, sudo: bool) -> SwarmInfo | None:
+    return parse_swarm(conn.run(SWARM_INFO, sudo=sudo, warn=True).stdout)
+
+
+def _mine(ctx: TaskContext) -> SwarmInfo:
+    info = parse_swarm(ctx.read(SWARM_INFO).stdout)
+    if info is None:
+        raise ProvisionError(f"{ctx.host.name}: docker info did not answer: is Docker running?")
+    return info
+
+
+def _address(ctx: TaskContext, args: DockerSwarmArgs) -> str:
+    if args.advertise_addr:
+        return args.advertise_addr
+    address = ctx.read_sh(ADDRESS).stdout.strip()
+    if not address:
+        raise ProvisionError(f"{ctx.host.name}: no private address found; set advertise_addr")
+    return address
+
+
+def _init(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
+    if mine.state == "active" and mine.manager:
+        return ctx.ok(f"manager of swarm {mine.cluster_id[:12]}", node_id=mine.node_id,
+                      role="manager", address=mine.node_addr)  # fmt: skip
+    if mine.state != "inactive":
+        raise ProvisionError(
+            f"{ctx.host.name} is already in another swarm as a worker (state {mine.state}, "
+            f"managers {', '.join(mine.managers) or '?'}): run `docker swarm leave` there first"
+        )
+    address = _address(ctx, args)
+    ctx.run(["docker", "swarm", "init", "--advertise-addr", address])
+    after = None if ctx.check else parse_swarm(ctx.read(SWARM_INFO).stdout)
+    return ctx.changed(f"initialised the swarm on {address}", role="manager", address=address,
+                       node_id=after.node_id if after else "")  # fmt: skip
+
+
+def _manager_info(manager: Remote, sudo: bool, wait: float) -> SwarmInfo | None:
+    """The manager's swarm state, waiting up to ``wait`` seconds for it to be an active
+    manager: hosts run their tasks side by side, so the join may come before the init."""
+    deadline = time.monotonic() + wait
+    while True:
+        theirs = swarm_info(manager, sudo)
+        if (theirs and theirs.state == "active" and theirs.manager) or time.monotonic() > deadline:
+            return theirs
+        time.sleep(0.5)
+
+
+def _in_swarm_of(manager: Remote, sudo: bool, node_id: str) -> bool:
+    known = manager.run(["docker", "node", "inspect", "--format", "{{.ID}}", node_id],
+                        sudo=sudo, warn=True)  # fmt: skip
+    return known.ok and known.stdout.strip() == node_id
+
+
+def _join(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
+    manager = ctx.peer(args.manager)
+    theirs = _manager_info(manager, ctx.become, 0 if ctx.check else JOIN_WAIT)
+    if theirs is None or theirs.state != "active" or not theirs.manager:
+        if ctx.check:
+            return ctx.changed(f"would join the swarm of {args.manager}")
+        state = theirs.state if theirs else "no answer"
+        raise ProvisionError(f"{args.manager} is not a swarm manager ({state}): cannot join")
+    if mine.state == "active":
+        if _in_swarm_of(manager, ctx.become, mine.node_id):
+            return ctx.ok(f"worker of {args.manager}'s swarm", node_id=mine.node_id,
+                          role="manager" if mine.manager else "worker",
+                          address=mine.node_addr)  # fmt: skip
+        raise ProvisionError(
+            f"{ctx.host.name} is already in another swarm (managers "
+            f"{', '.join(mine.managers) or '?'}), not {args.manager}'s: "
+            "run `docker swarm leave` there first"
+        )
+    if mine.state != "inactive":
+        raise ProvisionError(f"{ctx.host.name}: swarm state {mine.state}; leave it first")
+    address = _address(ctx, args)
+    target = f"{theirs.node_addr}:2377"
+    ctx.executed.append(f"docker swarm join --advertise-addr {address} --token *** {target}")
+    if not ctx.check:
+        _send_join(ctx, manager, target, address)
+    return ctx.changed(f"joined the swarm at {target}", role="worker", address=address)
+
+
+def _send_join(ctx: TaskContext, manager: Remote, target: str, address: str) -> None:
+    read = manager.run(TOKEN, sudo=ctx.become, warn=True)
+    token = read.stdout.strip()
+    if not read.ok or not token:
+        raise ProvisionError(f"could not read the worker token on the manager (exit "
+                             f"{read.exit_code})")  # fmt: skip
+    ctx.changing()
+    try:
+        ctx.conn.run(["sh", "-c", JOIN, "sh", target, address], sudo=ctx.become,
+                     stdin=f"{token}\n".encode(), timeout=120)  # fmt: skip
+    except CommandError as exc:
+        # Docker does not echo the token, but make sure: no error carries it.
+        text = str(exc).replace(token, "***")
+        raise ProvisionError(f"swarm join failed: {text}") from None
+
+
+def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
+    mine = _mine(ctx)
+    if args.state == "absent":
+        if mine.state == "inactive":
+            return ctx.ok("in no swarm")
+        ctx.run(["docker", "swarm", "leave", "--force"])
+        return ctx.changed("left the swarm")
+    if ctx.host.name == args.manager:
+        return _init(ctx, args, mine)
+    return _join(ctx, args, mine)
+
+
+def look(args: DockerSwarmArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+    return [SWARM_INFO]
+
+
+SPEC = ModuleSpec("docker_swarm", DockerSwarmArgs, apply, look=look)

@@ -1,0 +1,42 @@
+"""Run the real ``provision`` CLI in a subprocess, as a user would, on this checkout's code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["ROOT", "provision_cli", "provision_popen"]
+
+#: the checkout under test; put first on the child's PYTHONPATH so it runs this code
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), path) if p)}
+
+
+def provision_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``provision ARGS`` in ``cwd``; its exit code, stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "provision.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+
+
+def provision_popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """``provision ARGS`` started in ``cwd`` without waiting (stdout and stderr piped)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "provision.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )

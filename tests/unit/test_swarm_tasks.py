@@ -1,0 +1,142 @@
+"""docker_swarm and docker_node against fake hosts: facts in, commands out; the join token in no
+command line, outcome, recorded command or error; re-runs ok; another swarm refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from provision.errors import ProvisionError
+from provision.models import HostSpec
+from provision.tasks.base import TaskContext
+from provision.tasks.docker_node import DockerNodeArgs, label_changes, parse_nodes
+from provision.tasks.docker_node import apply as node_apply
+from provision.tasks.docker_swarm import DockerSwarmArgs, apply, parse_swarm
+from tests.unit.fakes import FakeRemote
+
+TOKEN = "SWMTKN-1-secretsecretsecret-abcdef"
+INACTIVE = json.dumps({"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": ""})
+
+
+def active(node: str, addr: str, manager: bool, managers: tuple[str, ...] = ()) -> str:
+    return json.dumps({"LocalNodeState": "active", "NodeID": node, "NodeAddr": addr,
+                       "ControlAvailable": manager, "Cluster": {"ID": "c1"} if manager else None,
+                       "RemoteManagers": [{"Addr": m} for m in managers]})  # fmt: skip
+
+
+def host(name: str, swarm: str) -> FakeRemote:
+    remote = FakeRemote(host=HostSpec(name, "127.0.0.1", user="admin"))
+    remote.answer(r"docker info --format", swarm)
+    return remote
+
+
+def ctx_for(remote: FakeRemote, peers: dict[str, FakeRemote], check: bool = False) -> TaskContext:
+    return TaskContext(remote, check=check, become=True, peers=lambda name: peers[name])
+
+
+def test_parse_swarm():
+    info = parse_swarm(active("n1", "10.0.0.5", True, ("10.0.0.5:2377",)))
+    assert info is not None and (info.state, info.node_id, info.manager) == ("active", "n1", True)
+    assert info.managers == ("10.0.0.5:2377",)
+    assert parse_swarm("") is None and parse_swarm("not json") is None
+
+
+def test_the_manager_initialises_on_its_private_address_then_is_ok():
+    manager = host("m", INACTIVE)
+    manager.answer(r"python3 -c", "10.0.0.5\n")
+    out = apply(ctx_for(manager, {}), DockerSwarmArgs(manager="m"))
+    assert out.changed and "docker swarm init --advertise-addr 10.0.0.5" in manager.commands()
+    again = host("m", active("n1", "10.0.0.5", True))
+    out = apply(ctx_for(again, {}), DockerSwarmArgs(manager="m"))
+    assert not out.changed and not any("init" in c for c in again.commands())
+
+
+def test_a_worker_joins_with_the_token_on_stdin_only():
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"join-token -q worker", TOKEN + "\n")
+    worker = host("w", INACTIVE)
+    worker.answer(r"python3 -c", "10.0.0.6\n")
+    ctx = ctx_for(worker, {"m": manager})
+    out = apply(ctx, DockerSwarmArgs(manager="m"))
+    assert out.changed and out.data["role"] == "worker"
+    joins = [c for c in worker.calls if "swarm join" in " ".join(c)]
+    assert joins and all(TOKEN not in " ".join(c) for c in worker.calls)
+    assert joins[0][-2:] == ["10.0.0.5:2377", "10.0.0.6"]
+    assert worker.stdin == [f"{TOKEN}\n".encode()]
+    assert TOKEN not in repr(out) and all(TOKEN not in c for c in ctx.executed)
+
+
+def test_a_failed_join_hides_the_token_even_if_docker_echoed_it():
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"join-token -q worker", TOKEN)
+    worker = host("w", INACTIVE)
+    worker.answer(r"python3 -c", "10.0.0.6")
+    worker.answer(r"swarm join", "", code=1, stderr=f"invalid join token {TOKEN}")
+    with pytest.raises(ProvisionError) as caught:
+        apply(ctx_for(worker, {"m": manager}), DockerSwarmArgs(manager="m"))
+    assert TOKEN not in str(caught.value) and "***" in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is not None
+
+
+def test_a_worker_of_this_swarm_is_ok_and_reads_no_token():
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"docker node inspect --format \{\{.ID\}\} n2", "n2\n")
+    worker = host("w", active("n2", "10.0.0.6", False, ("10.0.0.5:2377",)))
+    out = apply(ctx_for(worker, {"m": manager}), DockerSwarmArgs(manager="m"))
+    assert not out.changed
+    assert not any("join-token" in c for c in manager.commands())
+
+
+def test_a_host_in_another_swarm_is_a_clear_error():
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"docker node inspect", "", code=1, stderr="no such node")
+    worker = host("w", active("x9", "10.9.0.6", False, ("10.9.0.1:2377",)))
+    with pytest.raises(ProvisionError, match=r"already in another swarm.*10\.9\.0\.1:2377.*leave"):
+        apply(ctx_for(worker, {"m": manager}), DockerSwarmArgs(manager="m"))
+    in_other = host("m", active("x1", "10.9.0.6", False, ("10.9.0.1:2377",)))
+    with pytest.raises(ProvisionError, match="already in another swarm"):
+        apply(ctx_for(in_other, {}), DockerSwarmArgs(manager="m"))
+
+
+def test_check_mode_changes_nothing_and_absent_leaves():
+    manager = host("m", INACTIVE)
+    worker = host("w", INACTIVE)
+    out = apply(ctx_for(worker, {"m": manager}, check=True), DockerSwarmArgs(manager="m"))
+    assert out.changed and not any("join" in c for c in worker.commands())
+    leaving = host("w", active("n2", "10.0.0.6", False))
+    assert apply(ctx_for(leaving, {}), DockerSwarmArgs(manager="m", state="absent")).changed
+    assert "docker swarm leave --force" in leaving.commands()
+    assert not apply(ctx_for(host("w", INACTIVE), {}), DockerSwarmArgs("m", "absent")).changed
+
+
+def test_label_changes_touch_only_our_prefix():
+    held = {"io.provision.redis": "true", "other": "x"}
+    assert label_changes(held, {"io.provision.redis": "true"}) == []
+    assert label_changes(held, {}) == ["--label-rm", "io.provision.redis"]
+    assert label_changes({}, {"io.provision.redis": "true"}) == [
+        "--label-add", "io.provision.redis=true"]  # fmt: skip
+    with pytest.raises(ProvisionError):
+        DockerNodeArgs(manager="m", labels={"redis": "true"})
+
+
+def test_parse_nodes_drops_the_self_mark():
+    text = "n1 *   Ready m1\nn2 Down w-old\nn3 Ready w2\n"
+    assert parse_nodes(text.replace("n1 *   ", "n1 * ")) == [
+        ("n1", "Ready", "m1"), ("n2", "Down", "w-old"), ("n3", "Ready", "w2")]  # fmt: skip
+
+
+def test_docker_node_labels_on_the_manager_and_removes_a_gone_node():
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"node inspect --format \{\{json .Spec.Labels\}\} n1", "{}")
+    manager.answer(r"docker node ls", "n1 * Ready m1\nn2 Down w-old\nn3 Ready w2\nn4 Down w3\n")
+    worker = host("w", active("n3", "10.0.0.6", False))
+    stopped = host("s", active("n4", "10.0.0.7", False))  # down for now, still a member
+    args = DockerNodeArgs(manager="m", labels={"io.provision.redis": "true"},
+                          members=("m", "w", "s"))  # fmt: skip
+    out = node_apply(ctx_for(manager, {"m": manager, "w": worker, "s": stopped}), args)
+    assert out.changed and out.data["removed"] == ["w-old"]
+    commands = manager.commands()
+    assert "docker node update --label-add io.provision.redis=true n1" in commands
+    assert "docker node rm --force n2" in commands
+    assert not any("rm --force n4" in c for c in commands)
