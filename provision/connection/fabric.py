@@ -40,8 +40,9 @@ def fabric_connection(
         port=spec.port,
         connect_timeout=connect_timeout,
         connect_kwargs=connect_kwargs,
-        # the user's ~/.ssh/config must not redirect the host or pick another key
-        config=fabric.Config(overrides={"load_ssh_configs": False}),
+        # the user's ~/.ssh/config must not redirect the host or pick another key; commands do
+        # not read this process's stdin (a pipeline's or pytest's): pass in_stream= to feed one
+        config=fabric.Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}}),
     )
     client = conn.client
     if known_hosts.is_file():
