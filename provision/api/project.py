@@ -3,8 +3,8 @@ projects and the router under ``playbooks/files/``) and the inventories; the CLI
 the playbooks of the project it runs in.
 
 A directory is a project when it holds ``playbooks/up.yml``; the CLI looks only at the
-current directory (not its parents), so what runs is never a surprise. Elsewhere the
-packaged playbooks run.
+current directory (not its parents), so what runs is never a surprise. There, its playbooks
+run and its ``inventory/sandbox.yml`` is the default inventory; elsewhere the packaged ones.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from provision.errors import ConfigError
 
-__all__ = ["find_project", "init_project", "playbooks_dir"]
+__all__ = ["find_project", "init_project", "playbooks_dir", "project_inventory"]
 
 _GITIGNORE = "# keys, known_hosts and cluster state (provision --state-dir)\n.provision/\n"
 
@@ -31,6 +31,14 @@ def playbooks_dir(cwd: Path | None = None) -> Path:
 
     project = find_project(cwd)
     return project / "playbooks" if project else PLAYBOOKS
+
+
+def project_inventory(cwd: Path | None = None) -> Path | None:
+    """The current project's ``inventory/sandbox.yml`` (the default ``-i`` there), else None
+    (then the packaged sandbox inventory is the default)."""
+    project = find_project(cwd)
+    path = project / "inventory" / "sandbox.yml" if project else None
+    return path if path is not None and path.is_file() else None
 
 
 def init_project(target: Path, *, force: bool = False) -> list[Path]:
