@@ -69,3 +69,30 @@ def test_init_then_up_check_from_the_installed_package(
     )  # fmt: skip
     assert again.returncode == 2
     assert "is not empty; pass --force" in again.stderr
+
+
+def test_the_installed_plugin_loads_and_refuses_a_bad_inventory(
+    installed: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """The ``pytest11`` entry point of the installed package adds the options; a bad
+    ``--provision-inventory`` errors the tests that ask for the cluster, naming the file and
+    field, before any host or cloud call (no ``.provision/`` is made)."""
+    bindir, env = installed
+    python = str(bindir / "python")
+    helped = run_ok([python, "-m", "pytest", "--help"], tmp_path, env)
+    for option in ("--provision-inventory", "--provision-keep", "--provision-extra-vars"):
+        assert option in helped.stdout
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_user.py").write_text(
+        "def test_needs_a_cluster(provision_cluster):\n    pass\n\n"
+        "def test_without_a_cluster():\n    pass\n"
+    )
+    (tmp_path / "bad.yml").write_text("all:\n  vars: {cloud: sandbox, cluster_name: Bad_Name}\n")
+    done = subprocess.run(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", "--provision-inventory", "bad.yml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 passed, 1 error" in done.stdout, done.stdout
+    assert "ConfigError" in done.stdout and "cluster_name" in done.stdout, done.stdout
+    assert not (tmp_path / ".provision").exists()
