@@ -22,6 +22,7 @@ from typing import Any
 from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
 from provision.load.playbook import Playbook, load_playbook
+from provision.models import HostSpec
 from provision.models.names import check_address, check_name, check_port, check_seconds
 from provision.run.events import EventSink
 from provision.run.lock import RunLock
@@ -281,6 +282,56 @@ class Cluster:
         from provision.api.routes import ClusterRoutes
 
         return ClusterRoutes(self.inventory, self.options)
+
+    @property
+    def urls(self) -> list[str]:
+        """The OpenResty URLs the ``up`` run reported, one a host."""
+        return sorted({str(r.data["url"]) for r in self.report.results if r.data.get("url")})
+
+    @property
+    def url(self) -> str:
+        """The first host's OpenResty URL (``http://ADDRESS[:PORT]``)."""
+        if not self.urls:
+            raise ConfigError("the cluster reported no URL; is it up?", field="url")
+        return self.urls[0]
+
+    @property
+    def hosts(self) -> list[HostSpec]:
+        """How to reach each host of the cluster (found by tags where there is a cloud)."""
+        from provision.api.hosts import cluster_hosts
+
+        inv = _inventory(self.inventory)
+        return cluster_hosts(inv, cluster_vars(inv, self.options), self.options)
+
+    def connection(self, host: str | HostSpec | None = None) -> Any:
+        """A ``fabric.Connection`` to ``host`` (a name, a ``HostSpec``; default: the first),
+        with the cluster's user, key and port; only host keys pinned in the project's
+        ``known_hosts`` are accepted (Fabric's default would add unknown ones)."""
+        from provision.connection.fabric import fabric_connection
+
+        spec = host if isinstance(host, HostSpec) else self._host(host)
+        return fabric_connection(spec, known_hosts=self.options.known_hosts)
+
+    def _host(self, name: str | None) -> HostSpec:
+        hosts = self.hosts
+        if name is None:
+            return hosts[0]
+        for spec in hosts:
+            if name in (spec.name, spec.address):
+                return spec
+        known = ", ".join(h.name for h in hosts)
+        raise ConfigError(f"no host {name!r} in the cluster (hosts: {known})", field="host")
+
+    def run_playbook(self, playbook: str | Path, **kwargs: Any) -> RunReport:
+        """Run one more playbook on the cluster (same inventory and options)."""
+        kwargs.setdefault("on_event", self.on_event)
+        return run_playbook(playbook, self.inventory, self.options, **kwargs)
+
+
+def _inventory(inventory: str | Path | Inventory | None) -> Inventory:
+    if isinstance(inventory, Inventory):
+        return inventory
+    return load_inventory(inventory or SANDBOX_INVENTORY)
 
 
 def _names(values: Iterable[str] | None) -> frozenset[str]:

@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from provision.cluster.layout import Layout, layout_from_vars
-from provision.errors import ConfigError
-from provision.load.inventory import Inventory, load_inventory, resolve_vars, to_host_spec
+from provision.load.inventory import Inventory, load_inventory, resolve_vars
 
 if TYPE_CHECKING:
     from provision.cluster.routes import Route, RouteTable
@@ -87,21 +86,6 @@ class ClusterRoutes:
 
     def _host(self) -> HostSpec:
         """The first host of the ``cluster`` group, found by tags when there is a cloud."""
-        from provision import cloud
+        from provision.api.hosts import cluster_hosts
 
-        static = self.inventory.select("cluster")
-        if static:
-            variables: dict[str, Any] = resolve_vars(
-                self.inventory, static[0].name, {}, self.options.extra_vars
-            )
-            return to_host_spec(static[0], variables)
-        if self.variables.get("cloud", "none") == "none":
-            raise ConfigError("the inventory has no host in group 'cluster'", field="-i")
-        found = cloud.find(cloud.Target.from_vars(self.variables, self.options.state_dir))
-        if not found:
-            raise ConfigError(
-                f"cluster {self.variables['cluster_name']!r} has no running host; "
-                "run `provision up` first",
-                field="cluster_name",
-            )
-        return found[0].to_host_spec()
+        return cluster_hosts(self.inventory, self.variables, self.options)[0]

@@ -149,9 +149,25 @@ def play(playbook: Path, **kw: Any) -> None:
 
 
 def _run_named(name: str, kw: dict[str, Any]) -> None:
-    from provision.api import PLAYBOOKS
+    from provision.api.project import playbooks_dir
 
-    _run(PLAYBOOKS / name, kw)
+    _run(playbooks_dir() / name, kw)
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Write into a non-empty DIR (same names replaced).")
+def init(directory: Path, force: bool) -> None:
+    """Write a project you own into DIR: playbooks, compose projects, router, inventories.
+
+    Run `provision up` etc. from DIR and its playbooks are used instead of the packaged ones.
+    """
+    from provision.api.project import init_project
+
+    with _bad_input():
+        written = init_project(directory, force=force)
+    click.echo(f"wrote {len(written)} files into {directory}", err=True)
+    click.echo(f"next: cd {directory} && provision up --check", err=True)
 
 
 def _run(playbook: Path, kw: dict[str, Any]) -> None:
@@ -213,6 +229,7 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
         if inventory:
             raise click.UsageError("give either --host or -i, not both")
         inventory = host_inventory(kw["host"], kw.get("key"))
+    inventory = inventory or _inventory_of(kw)
     options = Options(
         check=kw["check"],
         diff=kw["diff"],
@@ -224,6 +241,14 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
         connect_deadline=kw["connect_deadline"],
     )
     return options, inventory
+
+
+def _inventory_of(kw: dict[str, Any]) -> Path | None:
+    """``-i``, else the current project's sandbox inventory (None: the packaged one)."""
+    from provision.api.project import project_inventory
+
+    inventory: Path | None = kw.get("inventory")
+    return inventory or project_inventory()
 
 
 def _events_stream(path: Path | None) -> Any:
@@ -338,7 +363,7 @@ def routes_add(
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
-        ClusterRoutes(kw["inventory"], _cluster_options(kw)).add(
+        ClusterRoutes(_inventory_of(kw), _cluster_options(kw)).add(
             prefix, service, endpoints, allow_local=allow_local
         )
     click.echo(f"{prefix} -> {service} ({', '.join(endpoints)})")
@@ -352,7 +377,7 @@ def routes_rm(prefix: str, **kw: Any) -> None:
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
-        removed = ClusterRoutes(kw["inventory"], _cluster_options(kw)).remove(prefix)
+        removed = ClusterRoutes(_inventory_of(kw), _cluster_options(kw)).remove(prefix)
     click.echo(f"removed {prefix}" if removed else f"no route {prefix}")
 
 
@@ -363,7 +388,7 @@ def routes_ls(**kw: Any) -> None:
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
-        table = ClusterRoutes(kw["inventory"], _cluster_options(kw)).list()
+        table = ClusterRoutes(_inventory_of(kw), _cluster_options(kw)).list()
     if kw["as_json"]:
         click.echo(
             json.dumps(
@@ -386,7 +411,7 @@ def sweep(**kw: Any) -> None:
     from provision.api import sweep as sweep_expired
 
     with _bad_input():
-        removed = sweep_expired(kw["inventory"], _cluster_options(kw))
+        removed = sweep_expired(_inventory_of(kw), _cluster_options(kw))
     if kw["as_json"]:
         click.echo(json.dumps(removed, indent=2))
         return
@@ -403,7 +428,7 @@ def status(**kw: Any) -> None:
     from provision.api import status as cluster_status
 
     with _bad_input():
-        hosts = cluster_status(kw["inventory"], _cluster_options(kw))
+        hosts = cluster_status(_inventory_of(kw), _cluster_options(kw))
     if kw["as_json"]:
         click.echo(json.dumps(hosts, indent=2))
         return
@@ -423,7 +448,7 @@ def unlock(force: bool, **kw: Any) -> None:
     from provision.api import run_lock
 
     with _bad_input():
-        lock = run_lock(kw["inventory"], _cluster_options(kw))
+        lock = run_lock(_inventory_of(kw), _cluster_options(kw))
         held = lock.holder()
     if held is None:
         click.echo(f"cluster {lock.cluster!r} is not locked", err=True)
@@ -474,7 +499,8 @@ def inventory(
     from provision.load.inventory import load_inventory
 
     with _bad_input():
-        loaded = load_inventory(path or SANDBOX_INVENTORY, playbook_dir=playbook_dir)
+        path = path or _inventory_of({}) or SANDBOX_INVENTORY
+        loaded = load_inventory(path, playbook_dir=playbook_dir)
         data = loaded.to_ansible_list() if as_list else dict(loaded.host(str(host)).vars)
     click.echo(json.dumps(data, indent=4, sort_keys=True, default=str))
 
@@ -484,11 +510,11 @@ def inventory(
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def doctor(paths: tuple[Path, ...]) -> None:
     """Find the classic traps in nginx.conf, Lua and compose files (default: the project's)."""
-    from provision.api import PLAYBOOKS
+    from provision.api.project import playbooks_dir
     from provision.doctor import diagnose, format_finding
 
     with _bad_input():
-        findings = diagnose(list(paths) or [PLAYBOOKS / "files"])
+        findings = diagnose(list(paths) or [playbooks_dir() / "files"])
     for finding in findings:
         click.echo(format_finding(finding))
     if findings:

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "provision"
 LAYERS = (
     "provision",  # the public facade (provision/__init__.py)
     "cli",
+    "testing",  # the pytest plugin (on the public API)
     "api",
     "doctor",
     "run",
@@ -45,7 +46,8 @@ LIBRARIES = {
     "jinja2": ("load.templating",),
     "redis": ("cluster.routes",),
     "moto": ("sandbox.moto_server",),
-    "fabric": ("api.fabric",),
+    "fabric": ("connection.fabric",),
+    "pytest": ("testing.plugin",),
     # doctor reads compose files as YAML node trees (every key's position): PyYAML's own API
     # tasks.docker_stack: merges the compose files a host holds into a stack file
     "yaml": ("load.yamlsource", "load.inventory", "doctor._sources", "tasks.docker_stack"),

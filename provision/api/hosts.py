@@ -1,0 +1,38 @@
+"""The hosts of a cluster named by an inventory: the ``cluster`` group's static hosts, or the
+running instances found by their tags where there is a cloud. Used by ``Cluster.hosts``,
+``Cluster.connection`` and ``Cluster.routes``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from provision.errors import ConfigError
+from provision.load.inventory import Inventory, resolve_vars, to_host_spec
+
+if TYPE_CHECKING:
+    from provision.models import HostSpec
+    from provision.run.options import Options
+
+__all__ = ["cluster_hosts"]
+
+
+def cluster_hosts(
+    inventory: Inventory, variables: dict[str, Any], options: Options
+) -> list[HostSpec]:
+    """Every host of the ``cluster`` group (``variables``: the cluster's, ``all``'s)."""
+    from provision import cloud
+
+    static = inventory.select("cluster")
+    if static:
+        return [
+            to_host_spec(h, resolve_vars(inventory, h.name, {}, options.extra_vars)) for h in static
+        ]
+    if variables.get("cloud", "none") == "none":
+        raise ConfigError("the inventory has no host in group 'cluster'", field="-i")
+    found = cloud.find(cloud.Target.from_vars(variables, options.state_dir))
+    if not found:
+        raise ConfigError(
+            f"cluster {variables['cluster_name']!r} has no running host; run `provision up` first",
+            field="cluster_name",
+        )
+    return [i.to_host_spec() for i in found]

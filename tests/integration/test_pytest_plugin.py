@@ -1,0 +1,122 @@
+"""The pytest plugin as a user has it: ``pip install`` the package (the wheel, in a fresh venv,
+so the ``pytest11`` entry point is what loads the plugin), write a test that asks for
+``provision_cluster``, run pytest. The fixture gives a verified sandbox cluster whose new
+route is served; at the end of the session nothing is left (no container, volume, network,
+moto server), also when a test failed; with ``--provision-keep`` the cluster stays up until
+the ``provision down`` the summary names."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+from pathlib import Path
+
+import pytest
+
+from provision.sandbox import cloud, localdocker
+from provision.sandbox.moto_server import stop_server
+from tests.wheel import install_wheel, run_ok
+
+pytestmark = pytest.mark.integration
+
+USER_TESTS = """
+import json, os, urllib.request
+from pathlib import Path
+
+def test_verified_cluster_serves_a_new_route(provision_cluster):
+    report = provision_cluster.report
+    assert not report.failed and report.checks and all(c.passed for c in report.checks)
+    provision_cluster.routes.add("/plug", "plug", ["echo-a:80"])
+    with urllib.request.urlopen(provision_cluster.url + "/plug/1", timeout=10) as reply:
+        assert json.loads(reply.read())["instance"] == "echo-a"
+    server = Path(".provision/_sandbox-cloud/moto/server.json").read_text()
+    Path(os.environ["PLUGIN_RECORD"]).write_text(server)
+    print("PRINTED-BY-THE-TEST")
+
+def test_that_fails(provision_cluster):
+    assert os.environ.get("FAIL_ONE") != "1", "a failing test in the session"
+"""
+
+
+def _alive_moto(pid: int) -> bool:
+    try:
+        return b"provision.sandbox.moto_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _left(name: str) -> list[str]:
+    label = f"{cloud.CLUSTER_LABEL}={name}"
+    networks = localdocker.docker("network", "ls", "-q", "--filter", f"label={label}").stdout
+    return [
+        *localdocker.container_ids(label),
+        *localdocker.volume_names(label),
+        *networks.split(),
+    ]
+
+
+@pytest.fixture
+def user_project(tmp_path, sandbox_images):
+    bindir, env = install_wheel(tmp_path / "wheel")
+    project = tmp_path / "user"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_with_cluster.py").write_text(USER_TESTS)
+    names: list[str] = []
+    yield bindir, env, project, names
+    for name in names:  # whatever happened: the clusters are removed
+        run_ok([str(bindir / "provision"), "down", "-e", f"cluster_name={name}"], project, env,
+               timeout=600)  # fmt: skip
+        cloud.remove_cluster(name)
+    stop_server(cloud.sandbox_dir(project / ".provision"), forget=True)
+
+
+def _pytest(bindir: Path, env: dict[str, str], project: Path, *args: str, **extra: str):
+    import subprocess
+
+    return subprocess.run(
+        [str(bindir / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-rA", *args],
+        cwd=project, env={**env, **extra}, capture_output=True, text=True, timeout=900,
+        check=False,
+    )  # fmt: skip
+
+
+def test_plugin_session_cluster_torn_down_after_a_failure_and_kept_on_request(user_project):
+    bindir, env, project, names = user_project
+    record = project / "record.json"
+
+    # 1. a passing test (verified cluster, served route) and a failing one: exit 1, all gone
+    name = f"plug-{uuid.uuid4().hex[:6]}"
+    names.append(name)
+    done = _pytest(bindir, env, project, "--provision-extra-vars", f"cluster_name={name}",
+                   PLUGIN_RECORD=str(record), FAIL_ONE="1")  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "1 failed, 1 passed" in out, out
+    assert "a failing test in the session" in out
+    assert "cluster up and verified in" in out and "cluster torn down (end of session)" in out
+    # nothing of provision's progress reached stdout outside pytest's report
+    assert "PLAY " not in out and "RECAP" not in out, out
+    moto_pid = int(json.loads(record.read_text())["pid"])
+    assert _left(name) == []
+    assert not _alive_moto(moto_pid), "the moto server outlived the session"
+    assert not (cloud.sandbox_dir(project / ".provision") / "moto" / "server.json").exists()
+
+    # 2. --provision-keep: the cluster stays up; the summary's command removes it
+    name = f"plug-{uuid.uuid4().hex[:6]}"
+    names.append(name)
+    done = _pytest(bindir, env, project, "--provision-keep",
+                   "--provision-extra-vars", f"cluster_name={name}",
+                   PLUGIN_RECORD=str(record))  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "2 passed" in out, out
+    assert _left(name), "--provision-keep left nothing up"
+    hint = out.split("remove it: ", 1)[1].splitlines()[0]
+    assert hint == f"provision down -e cluster_name={name}", hint
+    argv = shlex.split(hint)
+    run_ok([str(bindir / argv[0]), *argv[1:]], project, env, timeout=600)
+    assert _left(name) == []
+    moto_pid = int(json.loads(record.read_text())["pid"])
+    assert not _alive_moto(moto_pid)
