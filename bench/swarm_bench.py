@@ -69,7 +69,9 @@ def provision(state: Path, *args: str) -> tuple[float, dict]:
 
 
 def images_task(report: dict) -> tuple[float, str]:
-    tasks = [t for t in report["tasks"] if t["module"] == "docker_images"]
+    tasks = [
+        t for t in report["tasks"] if t["module"] == "docker_images" and t["status"] != "skipped"
+    ]
     return max(t["elapsed"] for t in tasks), "; ".join(f"{t['host']}: {t['msg']}" for t in tasks)
 
 

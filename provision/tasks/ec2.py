@@ -7,6 +7,7 @@ Thin adapters over ``provision.cloud`` (AWS or the sandbox; they never ask which
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,18 @@ class ClusterArgs(FindArgs):
         return {k: v for k, v in values.items() if v is not None}
 
 
+def _name_key(name: str) -> tuple[str | int, ...]:
+    """``c-2`` before ``c-10``: names in their natural order."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
 def _found(
     instances: Sequence[Instance], target: cloud.Target, changed: bool, msg: str, **data: Any
 ) -> Outcome:
-    entries = [cloud.host_entry(i, target) for i in instances]
+    # In name order, whatever the launch order: ``<cluster>-1`` stays first (the Swarm
+    # manager) when a replacement for a gone host comes from a later RunInstances.
+    entries = sorted((cloud.host_entry(i, target) for i in instances),
+                     key=lambda e: _name_key(str(e["name"])))  # fmt: skip
     urls = sorted({e["url"] for e in entries})
     return Outcome(changed, msg, data={
         "add_hosts": entries, "group": "cluster", "hosts": [e["name"] for e in entries],

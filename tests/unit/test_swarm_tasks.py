@@ -4,6 +4,7 @@ command line, outcome, recorded command or error; re-runs ok; another swarm refu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,23 @@ def test_docker_node_labels_on_the_manager_and_removes_a_gone_node():
     assert "docker node update --label-add io.provision.redis=true n1" in commands
     assert "docker node rm --force n2" in commands
     assert not any("rm --force n4" in c for c in commands)
+
+
+def test_cloud_hosts_come_in_name_order_whatever_the_launch_order(tmp_path: Path) -> None:
+    """A replacement for a gone host comes from a later RunInstances (launch index 0, any
+    instance ID): ``<cluster>-1`` stays first in the group, so it stays the Swarm manager."""
+    from provision.aws.results import Instance
+    from provision.cloud import Target
+    from provision.tasks.ec2 import _found
+
+    def instance(name: str, instance_id: str) -> Instance:
+        return Instance(name, instance_id, None, "10.0.0.1", 22, "admin", None)
+
+    launched = [instance("c-2", "i-0001"), instance("c-10", "i-0002"), instance("c-1", "i-0003")]
+    outcome = _found(launched, Target("aws", "c", "us-east-1", tmp_path), False, "found")
+    assert outcome.data["hosts"] == ["c-1", "c-2", "c-10"]
+    assert [e["vars"]["instance_id"] for e in outcome.data["add_hosts"]] == [
+        "i-0003",
+        "i-0001",
+        "i-0002",
+    ]
