@@ -12,6 +12,7 @@ Everything is loaded and validated before any host or cloud call. Each function 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -104,7 +105,8 @@ def run_playbook(
     """Run a playbook (with no inventory: the local sandbox).
 
     With ``lock_wait`` (seconds), the run holds the cluster's run lock (``run_lock``), waiting
-    up to that long for another run to release it; ``LockHeld`` when it does not."""
+    up to that long for another run to release it (``LockHeld`` when it does not), and each
+    host's run lock before that host's first task (a host held by another run fails)."""
     from provision.run.events import Event
 
     options = options or Options()
@@ -117,6 +119,8 @@ def run_playbook(
         if on_event is not None:
             on_event(Event("wait", data={"msg": msg}))
 
+    # The same wait for each host's own run lock (``provision.run.host_lock``).
+    options = dataclasses.replace(options, lock_wait=lock_wait, lock_command=_command())
     with run_lock(inv, options).acquire(wait=lock_wait, command=_command(), on_wait=waiting):
         return _run_loaded(book, inv, options, on_event, stop)
 

@@ -442,30 +442,21 @@ def status(**kw: Any) -> None:
 @click.option("--force", is_flag=True, help="Break the lock even if its holder still runs.")
 @cluster_options
 def unlock(force: bool, **kw: Any) -> None:
-    """Break the cluster's run lock, left by a run that is gone (names the holder)."""
+    """Break the run locks a gone run left: the controller's and each host's (names the
+    holders). A lock whose holder still runs is kept unless --force."""
     import time
 
-    from provision.api import run_lock
+    from provision.api.unlock import unlock as break_locks
 
     with _bad_input():
-        lock = run_lock(_inventory_of(kw), _cluster_options(kw))
-        held = lock.holder()
-    if held is None:
-        click.echo(f"cluster {lock.cluster!r} is not locked", err=True)
-        return
+        done = break_locks(_inventory_of(kw), _cluster_options(kw), force=force)
     now = time.time()
-    gone = held.gone(now, stale_after=lock.stale_after) or (held.pid == 0 and "no holder record")
-    if not gone and not force:
-        click.echo(
-            f"error: cluster {lock.cluster!r} is locked by {held.describe(now)}, which still "
-            "runs; wait for it, or give --force if you are sure",
-            err=True,
-        )
-        sys.exit(EXIT_FAILED)
-    lock.break_lock()
-    click.echo(
-        f"broke the run lock of cluster {lock.cluster!r}: it was held by {held.describe(now)}"
-    )
+    for lock in done.broken:
+        click.echo(lock.describe(now))
+    for name in done.unreachable:
+        click.echo(f"warning: host {name!r} did not answer; its run lock, if any, stays", err=True)
+    if not done.broken:
+        click.echo(f"cluster {done.cluster!r} is not locked", err=True)
 
 
 # -- inventory ------------------------------------------------------------------------------

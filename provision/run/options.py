@@ -30,12 +30,18 @@ class Options:
     trust_on_first_use: bool = False
     connect_deadline: float = 120.0  # seconds of retrying SSH to a host that is booting
     forks: int = 10  # hosts run in parallel
+    #: seconds to wait for each host's run lock (``provision.run.host_lock``); None: no lock.
+    #: ``up`` and ``down`` set it (``--lock-wait``), check mode never takes it.
+    lock_wait: float | None = None
+    lock_command: str = "provision"  # the command named in the lock's holder record
 
     def __post_init__(self) -> None:
         # nan or inf would retry forever; checked here so that the API refuses them too
         check_seconds(self.connect_deadline, "--connect-deadline")
         if isinstance(self.forks, bool) or not isinstance(self.forks, int) or self.forks < 1:
             raise ConfigError(f"must be a whole number from 1, got {self.forks!r}", field="forks")
+        if self.lock_wait is not None:
+            check_seconds(self.lock_wait, "--lock-wait")
 
     def runtime_vars(self) -> dict[str, Any]:
         """The variables every task sees from these options (``{{ state_dir }}``...)."""

@@ -23,6 +23,7 @@ from provision.load.playbook import Play, Playbook, TaskDef
 from provision.load.templating import evaluate, is_template, render
 from provision.models import HostSpec, Status, TaskResult
 from provision.run.events import Event, EventSink
+from provision.run.host_lock import HostLock
 from provision.run.options import Options
 from provision.run.report import RunReport
 from provision.tasks import ModuleSpec, Outcome, TaskContext, registry
@@ -65,6 +66,7 @@ class Runner:
         self.stop = threading.Event()  # set by the CLI on Ctrl-C: stop after the current step
         self.connections: dict[str, Remote] = {}
         self._hosts: dict[str, _HostState] = {}
+        self._host_locks: dict[str, HostLock] = {}
         self._lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------------------------
@@ -100,6 +102,43 @@ class Runner:
             raise ConfigError(f"no host {name!r} in the inventory", field="peer")
         return self._connection(found[0])
 
+    def _lock_host(self, play: Play, host: InventoryHost, conn: Remote, report: RunReport) -> bool:
+        """Take the host's run lock before its first task of the run (``up``/``down``); a
+        refusal fails the host, naming the holder. False when refused."""
+        wait = self.options.lock_wait
+        if wait is None or self.options.check or host.name == "localhost":
+            return True
+        if host.vars.get("ansible_connection") == "local" or host.name in self._host_locks:
+            return True
+        lock = HostLock(conn, host.name, self.options.lock_command)
+
+        def waiting(msg: str) -> None:
+            self.on_event(Event("wait", host=host.name, data={"msg": msg}))
+
+        started = time.monotonic()
+        try:
+            lock.acquire(wait=wait, on_wait=waiting)
+        except ProvisionError as exc:
+            task = TaskDef(name="Run lock", module="run_lock", args={}, loc=play.loc)
+            result = self._result(task, host, Status.FAILED, str(exc), started)
+            report.add(result)
+            self.on_event(Event("task", host=host.name, task=task.name, data={
+                "module": task.module, "handler": False}))  # fmt: skip
+            self.on_event(Event("result", host=host.name, task=task.name,
+                                data=_event_data(result)))  # fmt: skip
+            return False
+        with self._lock:
+            self._host_locks[host.name] = lock
+        return True
+
+    def _unlock_hosts(self) -> None:
+        for name, lock in list(self._host_locks.items()):
+            if not lock.release():
+                self.on_event(Event("info", host=name, data={"msg": (
+                    f"warning: could not remove this run's lock on host {name!r}; "
+                    "`provision unlock` removes it")}))  # fmt: skip
+        self._host_locks.clear()
+
     def close(self) -> None:
         for conn in self.connections.values():
             close = getattr(conn, "close", None)
@@ -117,6 +156,7 @@ class Runner:
                 if self.stop.is_set():
                     raise Interrupted("interrupted")
         finally:
+            self._unlock_hosts()
             self.close()
         return report
 
@@ -184,6 +224,9 @@ class Runner:
                 progress=self._progress(host),
                 peers=lambda name: self._peer(inventory, name),
             )
+            if not self._lock_host(play, host, conn, report):
+                state.failed = True
+                return added
             notified: list[str] = []
             # Facts once per host per run (later plays see them as tasks left them:
             # docker_engine refreshes them after an install), read in the same round trip as

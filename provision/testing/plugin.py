@@ -83,7 +83,7 @@ def _down_hint(config: pytest.Config) -> str:
 def provision_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster, up and verified, for the whole session; torn down at its end."""
     from provision.api import Cluster, Options
-    from provision.errors import ClusterFailed, ConfigError
+    from provision.errors import ClusterFailed, ConfigError, ProvisionError
     from provision.load.inventory import parse_extra_vars
 
     config = request.config
@@ -101,7 +101,11 @@ def provision_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             notes.append(f"cluster left up (--provision-keep); remove it: {_down_hint(config)}")
             return
         started = time.monotonic()
-        report = cluster.down()
+        try:
+            report = cluster.down()
+        except ProvisionError as exc:  # refused (another run holds the lock), cloud error...
+            notes.append(f"TEARDOWN FAILED ({why}): {exc}; remove it by hand: {_down_hint(config)}")
+            raise
         if report.failed:
             notes.append(f"TEARDOWN FAILED ({why}); remove it by hand: {_down_hint(config)}")
             raise ClusterFailed(report, "provision_cluster: teardown failed")
