@@ -160,7 +160,7 @@ def test_a_failing_teardown_fails_the_session_loudly(venv, project: Path):
     assert "2 passed" in out and "1 error" in out, out
     assert f"TEARDOWN FAILED (end of session): cluster '{name}' is locked by another run" in out
     assert _left(name), "the cluster is gone: the teardown did not fail"
-    hint = out.split("remove it by hand: ", 1)[1].splitlines()[0]
+    hint = out.rsplit("remove it by hand: ", 1)[1].splitlines()[0]  # the summary, last
     assert hint == f"provision down -e cluster_name={name}", hint
     # The holder (that session) is gone now: unlock names it, and the hint's command removes all.
     bindir, env = venv
