@@ -36,6 +36,15 @@ ADDRESS = (
 JOIN = 'read -r token && exec docker swarm join --advertise-addr "$2" --token "$token" "$1"'
 JOIN_WAIT = 120.0  # seconds a worker waits for the manager's swarm
 TOKEN = ["docker", "swarm", "join-token", "-q", "worker"]
+# Exit 0 while something listens on the gossip port, 7946/tcp (0x1F0A), on a host in no swarm.
+# Seen here: after `docker swarm leave`, dockerd keeps its old networkdb agent bound to it,
+# so the next join's agent cannot start ("bind: address already in use") and the overlay's
+# DNS never learns the other nodes' services. A Docker restart frees it.
+GOSSIP_HELD = ["sh", "-c", "grep -Eqi ':1F0A [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6"]
+RESTART = (
+    "systemctl restart docker 2>/dev/null || service docker restart; i=0; "
+    "until docker info >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 60 ] && exit 1; sleep 1; done"
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ def _init(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
             f"managers {', '.join(mine.managers) or '?'}): run `docker swarm leave` there first"
         )
     address = _address(ctx, args)
+    _free_gossip_port(ctx)
     ctx.run(["docker", "swarm", "init", "--advertise-addr", address])
     after = None if ctx.check else parse_swarm(ctx.read(SWARM_INFO).stdout)
     return ctx.changed(f"initialised the swarm on {address}", role="manager", address=address,
@@ -157,8 +167,23 @@ def _join(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
     target = f"{theirs.node_addr}:2377"
     ctx.executed.append(f"docker swarm join --advertise-addr {address} --token *** {target}")
     if not ctx.check:
+        _free_gossip_port(ctx)
         _send_join(ctx, manager, target, address)
     return ctx.changed(f"joined the swarm at {target}", role="worker", address=address)
+
+
+def _free_gossip_port(ctx: TaskContext) -> None:
+    """Restart Docker when a swarm it left still holds the gossip port (see GOSSIP_HELD)."""
+    if ctx.check or not ctx.read(GOSSIP_HELD).ok:
+        return
+    ctx.progress("restarting Docker: port 7946 is still held by the swarm it left", 0, 0)
+    ctx.changing()
+    ctx.run(["sh", "-c", RESTART], timeout=180)
+    if ctx.conn.run(GOSSIP_HELD, sudo=ctx.become, warn=True).ok:
+        raise ProvisionError(
+            f"{ctx.host.name}: port 7946/tcp (Swarm's gossip) is held by another process "
+            "even after a Docker restart: free it, then run again"
+        )
 
 
 def _send_join(ctx: TaskContext, manager: Remote, target: str, address: str) -> None:
@@ -190,7 +215,7 @@ def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
 
 
 def look(args: DockerSwarmArgs, variables: Mapping[str, Any]) -> list[list[str]]:
-    return [SWARM_INFO]
+    return [SWARM_INFO] if args.state == "absent" else [SWARM_INFO, GOSSIP_HELD]
 
 
 SPEC = ModuleSpec("docker_swarm", DockerSwarmArgs, apply, look=look)

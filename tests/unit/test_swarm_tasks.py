@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ProvisionError
-from provision.models import HostSpec
+from provision.models import HostSpec, Result
 from provision.tasks.base import TaskContext
 from provision.tasks.docker_node import DockerNodeArgs, label_changes, parse_nodes
 from provision.tasks.docker_node import apply as node_apply
@@ -26,9 +26,10 @@ def active(node: str, addr: str, manager: bool, managers: tuple[str, ...] = ()) 
                        "RemoteManagers": [{"Addr": m} for m in managers]})  # fmt: skip
 
 
-def host(name: str, swarm: str) -> FakeRemote:
+def host(name: str, swarm: str, gossip_held: bool = False) -> FakeRemote:
     remote = FakeRemote(host=HostSpec(name, "127.0.0.1", user="admin"))
     remote.answer(r"docker info --format", swarm)
+    remote.answer(r":1F0A", code=0 if gossip_held else 1)  # port 7946 listening?
     return remote
 
 
@@ -161,3 +162,34 @@ def test_cloud_hosts_come_in_name_order_whatever_the_launch_order(tmp_path: Path
         "i-0001",
         "i-0002",
     ]
+
+
+def test_a_host_whose_left_swarm_still_holds_the_gossip_port_restarts_docker_first():
+    """After `docker swarm leave`, dockerd can keep its old agent bound to 7946: the next
+    join's agent cannot start and the overlay's DNS stays empty. Docker is restarted first."""
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"join-token -q worker", TOKEN + "\n")
+    worker = host("w", INACTIVE, gossip_held=True)
+    worker.answer(r"python3 -c", "10.0.0.6\n")
+    freed = iter([0, 1])  # held when read, free after the restart
+    worker.answers.insert(0, (r":1F0A", lambda argv: Result("grep", next(freed), "", "")))
+    out = apply(ctx_for(worker, {"m": manager}), DockerSwarmArgs(manager="m"))
+    assert out.changed
+    commands = worker.commands()
+    restart = next(i for i, c in enumerate(commands) if "systemctl restart docker" in c)
+    join = next(i for i, c in enumerate(commands) if "docker swarm join" in c)
+    assert restart < join, commands
+    clear = host("w", INACTIVE)
+    clear.answer(r"python3 -c", "10.0.0.6\n")
+    apply(ctx_for(clear, {"m": manager}), DockerSwarmArgs(manager="m"))
+    assert not any("restart docker" in c for c in clear.commands())
+
+
+def test_a_gossip_port_held_by_something_else_is_an_error_before_the_join():
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"join-token -q worker", TOKEN + "\n")
+    worker = host("w", INACTIVE, gossip_held=True)
+    worker.answer(r"python3 -c", "10.0.0.6\n")
+    with pytest.raises(ProvisionError, match=r"port 7946/tcp .* held by another process"):
+        apply(ctx_for(worker, {"m": manager}), DockerSwarmArgs(manager="m"))
+    assert not any("swarm join" in c for c in worker.commands())
