@@ -70,6 +70,8 @@ ONLY_TOPOLOGY = {
     "swarm-nodes": "swarm", "swarm-routing": "swarm",
     "route-roundtrip": "single", "restart-recovery": "single",
 }  # fmt: skip
+#: in a swarm, run before the others: it waits until the node's tasks run
+SWARM_GATE = ("containers",)
 #: what ``verify`` runs unless told otherwise
 DEFAULT_CHECKS: tuple[str, ...] = (*FIRST_CHECKS, "redis-port-closed")
 #: opt-in: they change the route table for a moment, or restart Redis
@@ -95,11 +97,17 @@ def run_suite(
             f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}", field="checks"
         )
     # The read-only checks run side by side (SSH channels of one connection); the slow ones
-    # change the route table or restart Redis, so they run after, one at a time.
+    # change the route table or restart Redis, so they run after, one at a time. In a swarm,
+    # `stack deploy` returns before the tasks run (a node that just joined may still be
+    # waiting for its images): "containers", which waits for them, goes first, alone.
     quick = [n for n in names if n not in SLOW_CHECKS]
-    with ThreadPoolExecutor(max_workers=max(1, len(quick))) as pool:
-        results = list(pool.map(lambda n: _one(conn, config, n, swarm), quick))
-    return results + [_one(conn, config, n, swarm) for n in names if n in SLOW_CHECKS]
+    gate = [n for n in quick if config.swarm and n in SWARM_GATE]
+    done = {n: _one(conn, config, n, swarm) for n in gate}
+    rest = [n for n in quick if n not in done]
+    with ThreadPoolExecutor(max_workers=max(1, len(rest))) as pool:
+        done.update(zip(rest, pool.map(lambda n: _one(conn, config, n, swarm), rest), strict=True))
+    return [done[n] for n in quick] + [_one(conn, config, n, swarm) for n in names
+                                       if n in SLOW_CHECKS]  # fmt: skip
 
 
 def _one(conn: Remote, config: Layout, name: str, swarm: Swarm | None) -> CheckResult:

@@ -142,3 +142,36 @@ def test_the_suite_per_topology():
     assert not result.passed and "manager" in result.summary
     assert run_suite(FakeRemote(), single, checks=["swarm-nodes", "swarm-routing"]) == []
     assert run_suite(FakeRemote(), CONFIG, checks=["restart-recovery", "route-roundtrip"]) == []
+
+
+def test_in_a_swarm_the_other_checks_start_once_the_tasks_run(monkeypatch):
+    """`stack deploy` returns before the tasks run (CI saw a node that had just joined, its
+    images still on the way: dns and ping had looked before its OpenResty task started). The
+    "containers" check, which waits for them, runs alone first; on a single host the quick
+    checks all run side by side."""
+    import threading
+    import time
+
+    import provision.verify as suite
+    from provision.models import CheckResult
+
+    log: list[str] = []
+    lock = threading.Lock()
+
+    def one(conn, config, name, swarm):
+        with lock:
+            log.append(f"start {name}")
+        time.sleep(0.2 if name == "containers" else 0.05)
+        with lock:
+            log.append(f"end {name}")
+        return CheckResult(name, True, name)
+
+    monkeypatch.setattr(suite, "_one", one)
+    checks = ["swarm-nodes", "containers", "dns", "ping"]
+    results = run_suite(FakeRemote(), CONFIG, checks=checks, swarm=Swarm(FakeRemote(), 3))
+    assert [r.name for r in results] == checks  # reported in the suite's order
+    assert log[:2] == ["start containers", "end containers"]
+    single = Layout(sudo=False, deadline=0)
+    log.clear()
+    run_suite(FakeRemote(), single, checks=["containers", "dns", "ping"])
+    assert log[0].startswith("start") and log[1].startswith("start")  # side by side
