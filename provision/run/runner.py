@@ -21,7 +21,7 @@ from provision.errors import CommandError, ConfigError, ConnectError, Interrupte
 from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
 from provision.load.playbook import Play, Playbook, TaskDef
 from provision.load.templating import evaluate, is_template, render
-from provision.models import HostSpec, Status, TaskResult
+from provision.models import HostSpec, Result, Status, TaskResult
 from provision.run.events import Event, EventSink
 from provision.run.host_lock import HostLock
 from provision.run.options import Options
@@ -102,22 +102,36 @@ class Runner:
             raise ConfigError(f"no host {name!r} in the inventory", field="peer")
         return self._connection(found[0])
 
-    def _lock_host(self, play: Play, host: InventoryHost, conn: Remote, report: RunReport) -> bool:
-        """Take the host's run lock before its first task of the run (``up``/``down``); a
-        refusal fails the host, naming the holder. False when refused."""
-        wait = self.options.lock_wait
-        if wait is None or self.options.check or host.name == "localhost":
-            return True
+    def _host_lock(self, host: InventoryHost, conn: Remote) -> HostLock | None:
+        """The run lock this run must take on the host before its first task (``up``/``down``);
+        None when there is none to take (check mode, the controller, a lock already held)."""
+        if self.options.lock_wait is None or self.options.check or host.name == "localhost":
+            return None
         if host.vars.get("ansible_connection") == "local" or host.name in self._host_locks:
-            return True
-        lock = HostLock(conn, host.name, self.options.lock_command)
+            return None
+        return HostLock(conn, host.name, self.options.lock_command)
+
+    def _take_lock(
+        self,
+        play: Play,
+        host: InventoryHost,
+        lock: HostLock,
+        ctx: TaskContext,
+        report: RunReport,
+        first: Result | None,
+    ) -> bool:
+        """Take the host's lock (``first``: the attempt sent with the play's reads); a refusal
+        fails the host, naming the holder. False when refused. A lock that had to be waited
+        for drops the reads sent with it: the other run may have changed the host since."""
+        wait = self.options.lock_wait
+        assert wait is not None
 
         def waiting(msg: str) -> None:
             self.on_event(Event("wait", host=host.name, data={"msg": msg}))
 
         started = time.monotonic()
         try:
-            lock.acquire(wait=wait, on_wait=waiting)
+            at_once = lock.acquire(wait=wait, on_wait=waiting, first=first)
         except ProvisionError as exc:
             task = TaskDef(name="Run lock", module="run_lock", args={}, loc=play.loc)
             result = self._result(task, host, Status.FAILED, str(exc), started)
@@ -127,6 +141,8 @@ class Runner:
             self.on_event(Event("result", host=host.name, task=task.name,
                                 data=_event_data(result)))  # fmt: skip
             return False
+        if not at_once:
+            ctx.reads.clear()
         with self._lock:
             self._host_locks[host.name] = lock
         return True
@@ -224,19 +240,25 @@ class Runner:
                 progress=self._progress(host),
                 peers=lambda name: self._peer(inventory, name),
             )
-            if not self._lock_host(play, host, conn, report):
-                state.failed = True
-                return added
+            lock = self._host_lock(host, conn)
             notified: list[str] = []
             # Facts once per host per run (later plays see them as tasks left them:
             # docker_engine refreshes them after an install), read in the same round trip as
-            # the play's looks.
+            # the play's looks, and the run lock's first attempt with them.
             gathering = play.gather_facts and "host" not in state.facts
+            first: Result | None = None
             if host.name != "localhost":
+                take = [lock.take_argv()] if lock is not None and ctx.become else []
                 facts = [fact_command(ctx)] if gathering else []
-                self._prefetch(play, ctx, host, inventory, facts)
-                if gathering:
-                    notified += list(gather(ctx).pending_handlers)
+                results = self._prefetch(play, ctx, host, inventory, take + facts)
+                if take:
+                    first = results[0]
+                    ctx.reads.pop((ctx.become, tuple(take[0])), None)
+            if lock is not None and not self._take_lock(play, host, lock, ctx, report, first):
+                state.failed = True
+                return added
+            if gathering and host.name != "localhost":
+                notified += list(gather(ctx).pending_handlers)
             for task in play.tasks:
                 if self.stop.is_set() or not self._selected(task):
                     continue
@@ -277,8 +299,9 @@ class Runner:
         host: InventoryHost,
         inventory: Inventory,
         commands: list[list[str]],
-    ) -> None:
-        """Read ahead, in one round trip, what the play's tasks will look at first.
+    ) -> list[Result]:
+        """Read ahead, in one round trip, what the play's tasks will look at first (after
+        ``commands``, whose results come first in the list returned).
 
         Not a plan: each task still looks, then acts, in turn. The reads only answer its looks
         while the host is as it was — the first change (``ctx.changing``) drops them all; and a
@@ -296,10 +319,12 @@ class Runner:
                 commands += [c for c in spec.look(args, variables) if c not in commands]
             except ProvisionError:
                 continue  # needs what an earlier task registers: read at its turn
-        if commands:
-            results = ctx.conn.run_many(commands, sudo=ctx.become)
-            pairs = zip(commands, results, strict=True)
-            ctx.reads.update({(ctx.become, tuple(c)): r for c, r in pairs})
+        if not commands:
+            return []
+        results = ctx.conn.run_many(commands, sudo=ctx.become)
+        pairs = zip(commands, results, strict=True)
+        ctx.reads.update({(ctx.become, tuple(c)): r for c, r in pairs})
+        return results
 
     def _selected(self, task: TaskDef) -> bool:
         tags = set(task.tags) | {"all"}

@@ -3,6 +3,7 @@ when, register, retries; driven with test modules and a fake connection (no host
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,3 +356,70 @@ def test_reads_are_fetched_ahead_and_dropped_on_the_first_change(tmp_path):
     assert [r.status.value for r in report.results] == ["ok", "ok", "ok"]
     assert hosts.remotes["h1"].commands() == ["cat /f", "cat /g"]  # run_many's own runs
     assert len(hosts.remotes["h1"].batches) == 1
+
+
+def _lock_answers(hosts: Hosts, held_first: int) -> list[str]:
+    """The run lock's take on h1: refused (held by a live run) ``held_first`` times, then
+    taken. Returns the list the takes are recorded in."""
+    import os
+    import socket
+    import time
+
+    from provision.models import Result
+
+    takes: list[str] = []
+    connect = hosts.connect
+
+    def take(argv):
+        takes.append(argv[-1])
+        if len(takes) <= held_first:
+            holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "command": "provision up", "started": time.time()}  # fmt: skip
+            return Result("take", 3, json.dumps(holder))
+        return Result("take", 0, "taken\n")
+
+    def connect_with_lock(spec):
+        remote = connect(spec)
+        remote.answers.insert(0, (r"mkdir -m 700", take))
+        return remote
+
+    hosts.connect = connect_with_lock  # type: ignore[method-assign]
+    return takes
+
+
+BECOME = SAME_FILE_TWICE.replace("gather_facts: false\n", "gather_facts: false\n  become: true\n")
+
+
+def test_the_run_lock_is_taken_in_the_batch_of_the_first_reads(tmp_path):
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "play.yml").write_text(textwrap.dedent(BECOME))
+    book = load_playbook(tmp_path / "play.yml", modules=LOOKING)
+    inv = load_inventory(tmp_path / "inv.yml")
+    hosts = Hosts()
+    takes = _lock_answers(hosts, held_first=0)
+    options = Options(lock_wait=0.0, lock_command="provision up")
+    report = Runner(options, connector=hosts.connect, modules=LOOKING).run(book, inv)
+    assert [r.status.value for r in report.results] == ["changed", "ok", "changed"]
+    (batch,) = hosts.remotes["h1"].batches
+    assert "mkdir -m 700" in batch[0] and batch[1:] == ["cat /f", "cat /g"]
+    assert len(takes) == 1  # no round trip of its own
+    released = [c for c in hosts.remotes["h1"].commands() if "grep -qF" in c]
+    assert len(released) == 1 and json.loads(takes[0])["token"] in released[0]
+
+
+def test_a_run_lock_waited_for_drops_the_reads_sent_with_it(tmp_path):
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "play.yml").write_text(textwrap.dedent(BECOME))
+    book = load_playbook(tmp_path / "play.yml", modules=LOOKING)
+    inv = load_inventory(tmp_path / "inv.yml")
+    hosts = Hosts()
+    hosts.files[("h1", "/f")] = "a"
+    takes = _lock_answers(hosts, held_first=1)
+    options = Options(lock_wait=10.0, lock_command="provision up")
+    report = Runner(options, connector=hosts.connect, modules=LOOKING).run(book, inv)
+    assert len(takes) == 2  # refused in the batch, taken by the next attempt
+    assert [r.status.value for r in report.results] == ["ok", "ok", "changed"]
+    cats = [c for c in hosts.remotes["h1"].commands() if c == "cat /f"]
+    # the batch's read of /f was dropped: both tasks that look at /f read it at their turn
+    # (with the lock free, the batch answers both: one read in all)
+    assert len(cats) == 3
