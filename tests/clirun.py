@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ROOT", "provision_cli", "provision_popen"]
+__all__ = ["ROOT", "failure", "provision_cli", "provision_popen"]
 
 #: the checkout under test; put first on the child's PYTHONPATH so it runs this code
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,3 +40,11 @@ def provision_popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
         text=True,
         env=_env(),
     )
+
+
+def failure(done: subprocess.CompletedProcess[str]) -> str:
+    """An assertion message for a failed run: its unreachable and failed lines first (CI
+    shows only a part of a long message), then all of stderr."""
+    lines = (done.stdout + "\n" + done.stderr).splitlines()
+    key = [ln for ln in lines if ln.lstrip().startswith(("unreachable", "failed", "FAIL"))]
+    return "\n".join([f"exit {done.returncode}", *key, "--- stderr:", done.stderr])

@@ -99,6 +99,12 @@ class Connection(BaseConnection):
         self.keepalive = keepalive
         self.opened = 0  # how many SSH handshakes this object made (benchmarks assert 1)
         self._client: paramiko.SSHClient | None = None
+        # Clients that ``reconnect`` replaced, closed with the connection: a swarm's nodes run
+        # commands on the manager's connection (peers), so when the manager's own play
+        # reconnects (docker_engine, for the docker group), another thread's command may still
+        # be on the old one; closing it there killed that command ("lost connection").
+        self._retired: list[paramiko.SSHClient] = []
+        self._opening = threading.Lock()  # one handshake at a time, shared by the threads
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -119,6 +125,11 @@ class Connection(BaseConnection):
     def open(self) -> None:
         if self.is_open:
             return
+        with self._opening:
+            if not self.is_open:  # another thread may have opened it meanwhile
+                self._open()
+
+    def _open(self) -> None:
         deadline = time.monotonic() + self.retry_deadline
         delay = 0.25
         while True:
@@ -192,14 +203,26 @@ class Connection(BaseConnection):
         return client
 
     def reconnect(self) -> None:
-        """Open a new session, e.g. so that a new group membership (docker) applies."""
-        self.close()
-        self.open()
+        """Open a new session, e.g. so that a new group membership (docker) applies.
+
+        Commands started after it use the new session; those still running on the old one
+        (other threads sharing this connection) finish there: it is closed with ``close``.
+        """
+        with self._opening:
+            old, self._client = self._client, None
+            try:
+                self._open()
+            finally:
+                if old is not None:
+                    self._retired.append(old)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        with self._opening:
+            clients = [*self._retired, *([self._client] if self._client else [])]
             self._client = None
+            self._retired.clear()
+        for client in clients:
+            client.close()
 
     # -- the primitives ----------------------------------------------------------------------
     def _execute(

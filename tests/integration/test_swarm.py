@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from provision.sandbox import cloud, localdocker
+from tests.clirun import failure
 from tests.integration.test_sandbox_e2e import provision
 
 pytestmark = pytest.mark.integration
@@ -92,7 +93,7 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
     cwd, name = swarm
     args = ["-e", f"cluster_name={name}", "-e", "topology=swarm", "-e", f"instance_count={N}"]
     first = provision(cwd, "up", *args, "--json")
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 0, failure(first)
     report = json.loads(first.stdout)
     hosts = [h for h in report["recap"] if h != "localhost"]
     assert report["ok"] and len(hosts) == N
@@ -127,7 +128,7 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
     assert_verified_on_every_node(json.loads(verified.stdout), hosts)
 
     again = provision(cwd, "up", *args, "--json")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0, failure(again)
     recap = json.loads(again.stdout)["recap"]
     assert {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}
 

@@ -26,6 +26,7 @@ import boto3
 import pytest
 
 from provision.sandbox import cloud, hosts, localdocker, moto_server
+from tests.clirun import failure
 from tests.conftest import _AWS_FAKE_ENV, _UNSET
 from tests.integration.test_sandbox_e2e import provision
 from tests.integration.test_swarm import assert_verified_on_every_node, wait_routed
@@ -117,7 +118,7 @@ def swarm(tmp_path_factory, sandbox_images) -> Iterator[Swarm]:
             env.delenv(key, raising=False)
         try:
             first = provision(cwd, "up", *args, "--json")
-            assert first.returncode == 0, first.stderr
+            assert first.returncode == 0, failure(first)
             added = provision(cwd, "routes", "add", ROUTE, "echo", "echo-a:80", "echo-b:80", *args)
             assert added.returncode == 0, added.stderr
             yield Swarm(cwd, name, args)
@@ -217,7 +218,7 @@ def test_a_node_gone_for_good_is_replaced_and_removed_from_the_swarm(swarm: Swar
     swarm.wait_nodes({**before, gone: "Down"}, deadline=90)
 
     again = provision(swarm.cwd, "up", *swarm.args, "--json")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0, failure(again)
     report = json.loads(again.stdout)
     inventory = [h for h in report["recap"] if h != "localhost"]
     assert len(inventory) == N
