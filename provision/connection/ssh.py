@@ -127,16 +127,17 @@ class Connection(BaseConnection):
             return
         with self._opening:
             if not self.is_open:  # another thread may have opened it meanwhile
-                self._open()
+                self._client = self._handshake()
 
-    def _open(self) -> None:
+    def _handshake(self) -> paramiko.SSHClient:
+        """A new client, retried until ``retry_deadline`` (the caller holds ``_opening``)."""
         deadline = time.monotonic() + self.retry_deadline
         delay = 0.25
         while True:
             try:
-                self._client = self._connect_once()
+                client = self._connect_once()
                 self.opened += 1
-                return
+                return client
             except ConnectError:
                 raise
             except (OSError, paramiko.SSHException, EOFError) as exc:
@@ -209,12 +210,10 @@ class Connection(BaseConnection):
         (other threads sharing this connection) finish there: it is closed with ``close``.
         """
         with self._opening:
-            old, self._client = self._client, None
-            try:
-                self._open()
-            finally:
-                if old is not None:
-                    self._retired.append(old)
+            new = self._handshake()  # the old client serves other threads meanwhile
+            old, self._client = self._client, new
+            if old is not None:
+                self._retired.append(old)
 
     def close(self) -> None:
         with self._opening:
@@ -255,9 +254,9 @@ class Connection(BaseConnection):
 
     def _transport(self) -> paramiko.Transport:
         self.open()
-        assert self._client is not None
-        transport = self._client.get_transport()
-        if transport is None:  # pragma: no cover - open() guarantees one
+        client = self._client  # once: another thread may swap it (reconnect) or close it
+        transport = client.get_transport() if client is not None else None
+        if transport is None:  # closed by another thread meanwhile
             raise ConnectError("no SSH transport", host=self.host.target)
         return transport
 
@@ -303,4 +302,22 @@ def _exchange(
         select.select([cast(Any, channel)], [], [], 0.005)
         drain()
     drain()
+    if channel.exit_status == -1 and _transport_dies(channel):
+        # Ended without an exit status, and the transport is going: the session's sshd was
+        # killed, but its side closed the channel (EOF, close) first. paramiko then marks the
+        # channel done, which is not the command's end. Seen as a flaky fault case 1.
+        raise OSError("the SSH connection dropped")
     return b"".join(out), b"".join(err)
+
+
+def _transport_dies(channel: paramiko.Channel, within: float = 1.0) -> bool:
+    """Whether the channel's transport is, or within ``within`` seconds becomes, inactive
+    (a channel closed by a dying sshd is followed by the TCP close a moment later)."""
+    deadline = time.monotonic() + within
+    while True:
+        transport = channel.get_transport()
+        if transport is None or not transport.is_active():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
