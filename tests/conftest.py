@@ -27,20 +27,10 @@ import pytest
 
 from provision.sandbox import hosts, images, localdocker
 from provision.sandbox.hosts import SandboxHost
+from tests.helpers import AWS_FAKE_ENV, UNSET_ENV
 
 TEST_LABEL = "io.provision.test"
 log = logging.getLogger("provision.tests")
-
-_AWS_FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
-_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-          "AWS_ENDPOINT_URL", "SSH_AUTH_SOCK", "SSH_AGENT_PID")  # fmt: skip
 
 
 def _in_ci() -> bool:
@@ -68,9 +58,9 @@ def _hermetic_env(
     """
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
-    for key, value in _AWS_FAKE_ENV.items():
+    for key, value in AWS_FAKE_ENV.items():
         monkeypatch.setenv(key, value)
-    for key in _UNSET:
+    for key in UNSET_ENV:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config-absent"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-absent"))
@@ -83,14 +73,16 @@ def test_session_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def sandbox_labels(test_session_id: str) -> dict[str, str]:
+def sandbox_labels(test_session_id: str, _sweep_test_resources: None) -> dict[str, str]:
     """Labels to put on anything a test creates in the local engine."""
     return {TEST_LABEL: test_session_id}
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def _sweep_test_resources(test_session_id: str) -> Iterator[None]:
-    """At session end, remove every container/volume/network this session labelled."""
+    """At session end, remove every container/volume/network this session labelled.
+
+    Requested by ``docker_engine``, so a run of unit tests alone never calls ``docker``."""
     yield
     if shutil.which("docker") is None:
         return
@@ -102,7 +94,7 @@ def _sweep_test_resources(test_session_id: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> None:
+def docker_engine(_sweep_test_resources: None) -> None:
     """A local Docker engine that answers: skip without one, fail in CI."""
     if localdocker.available():
         return
@@ -249,3 +241,18 @@ def ssh_argv(
         ]  # fmt: skip
 
     return build
+
+
+@pytest.fixture
+def empty_docker_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For unit tests of commands that ask the local engine what exists: a ``docker`` first
+    on PATH that answers every call with success and nothing listed (an engine with no
+    sandbox in it), and records each call's arguments in the returned file."""
+    folder = tmp_path / "empty-docker"
+    folder.mkdir()
+    calls = folder / "calls"
+    stub = folder / "docker"
+    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {shlex.quote(str(calls))}\nexit 0\n')
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return calls

@@ -16,7 +16,7 @@ import pytest
 
 from provision.sandbox import localdocker
 from tests.clirun import provision_cli, provision_popen
-from tests.integration.test_pipeline import state_for
+from tests.helpers import state_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from provision import Cluster, Options
 from provision.api import host_inventory
 from provision.sandbox import hosts, localdocker
-from tests.integration.test_pipeline import state_for
+from tests.helpers import state_for
 
 pytestmark = pytest.mark.integration
 

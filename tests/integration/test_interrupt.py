@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.test_pipeline import ssh, state_for
+from tests.helpers import ssh, state_for
 
 pytestmark = pytest.mark.integration
 

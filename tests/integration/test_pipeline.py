@@ -7,51 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from provision.api import PLAYBOOKS, Options, host_inventory, run_playbook
+from provision.api import PLAYBOOKS
 from provision.models import Status
-from provision.sandbox import hosts
-from provision.sandbox.hosts import SandboxHost
+from tests.helpers import container_id, ssh, state_for, up
 
 pytestmark = pytest.mark.integration
-
-
-def state_for(host: SandboxHost, folder: Path) -> Path:
-    """A state folder whose known_hosts pins the host's key (read from the container)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "known_hosts").write_text(hosts.known_hosts_line(host) + "\n")
-    return folder
-
-
-def up(host: SandboxHost, key: Path, state: Path, playbook: Path = PLAYBOOKS / "up.yml", **options):
-    inventory = host_inventory(f"admin@127.0.0.1:{host.port}", key)
-    return run_playbook(playbook, inventory, Options(state_dir=state, **options))
-
-
-def ssh(host: SandboxHost, key: Path, state: Path, *argv: str) -> str:
-    from provision.connection.ssh import Connection
-
-    with Connection(host.host_spec(key), known_hosts=state / "known_hosts") as conn:
-        return conn.run(list(argv), sudo=True).stdout
-
-
-def container_id(host, key, state, project: str, service: str) -> str:
-    return ssh(
-        host,
-        key,
-        state,
-        "docker",
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        f"label=com.docker.compose.project={project}",
-        "--filter",
-        f"label=com.docker.compose.service={service}",
-    ).strip()
 
 
 @pytest.fixture(scope="module")

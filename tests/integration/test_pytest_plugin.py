@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from provision.sandbox import cloud, localdocker
+from provision.sandbox import cloud
 from provision.sandbox.moto_server import stop_server
+from tests.helpers import alive_moto, left_behind
 from tests.wheel import install_wheel, run_ok
 
 pytestmark = pytest.mark.integration
@@ -37,23 +38,6 @@ def test_verified_cluster_serves_a_new_route(provision_cluster):
 def test_that_fails(provision_cluster):
     assert os.environ.get("FAIL_ONE") != "1", "a failing test in the session"
 """
-
-
-def _alive_moto(pid: int) -> bool:
-    try:
-        return b"provision.sandbox.moto_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _left(name: str) -> list[str]:
-    label = f"{cloud.CLUSTER_LABEL}={name}"
-    networks = localdocker.docker("network", "ls", "-q", "--filter", f"label={label}").stdout
-    return [
-        *localdocker.container_ids(label),
-        *localdocker.volume_names(label),
-        *networks.split(),
-    ]
 
 
 @pytest.fixture
@@ -99,8 +83,8 @@ def test_plugin_session_cluster_torn_down_after_a_failure_and_kept_on_request(us
     # nothing of provision's progress reached stdout outside pytest's report
     assert "PLAY " not in out and "RECAP" not in out, out
     moto_pid = int(json.loads(record.read_text())["pid"])
-    assert _left(name) == []
-    assert not _alive_moto(moto_pid), "the moto server outlived the session"
+    assert left_behind(name) == []
+    assert not alive_moto(moto_pid), "the moto server outlived the session"
     assert not (cloud.sandbox_dir(project / ".provision") / "moto" / "server.json").exists()
 
     # 2. --provision-keep: the cluster stays up; the summary's command removes it
@@ -112,11 +96,11 @@ def test_plugin_session_cluster_torn_down_after_a_failure_and_kept_on_request(us
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "2 passed" in out, out
-    assert _left(name), "--provision-keep left nothing up"
+    assert left_behind(name), "--provision-keep left nothing up"
     hint = out.split("remove it: ", 1)[1].splitlines()[0]
     assert hint == f"provision down -e cluster_name={name}", hint
     argv = shlex.split(hint)
     run_ok([str(bindir / argv[0]), *argv[1:]], project, env, timeout=600)
-    assert _left(name) == []
+    assert left_behind(name) == []
     moto_pid = int(json.loads(record.read_text())["pid"])
-    assert not _alive_moto(moto_pid)
+    assert not alive_moto(moto_pid)

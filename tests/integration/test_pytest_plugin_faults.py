@@ -21,7 +21,7 @@ import pytest
 
 from provision.sandbox import cloud
 from provision.sandbox.moto_server import stop_server
-from tests.integration.test_pytest_plugin import _alive_moto, _left
+from tests.helpers import alive_moto, left_behind
 from tests.wheel import install_wheel, run_ok
 
 pytestmark = pytest.mark.integration
@@ -93,11 +93,11 @@ def _pytest(venv, project: Path, mode: str, name: str, *args: str):
                           timeout=900, check=False)  # fmt: skip
 
 
-def _nothing_left(project: Path, name: str) -> None:
-    assert _left(name) == []
+def _nothingleft_behind(project: Path, name: str) -> None:
+    assert left_behind(name) == []
     record = project / "rec"
     if record.exists():  # the moto server the session started is gone with it
-        assert not _alive_moto(int(json.loads(record.read_text())["pid"]))
+        assert not alive_moto(int(json.loads(record.read_text())["pid"]))
     assert not (cloud.sandbox_dir(project / ".provision") / "moto" / "server.json").exists()
 
 
@@ -113,7 +113,7 @@ def test_pytest_x_stops_at_the_first_failure_and_tears_down(venv, project: Path)
     assert "1 failed" in out and "the first test fails" in out and "passed" not in out, out
     assert not (project / "second-ran").exists(), "-x ran on after the failure"
     assert "cluster up and verified in" in out and "cluster torn down (end of session)" in out
-    _nothing_left(project, name)
+    _nothingleft_behind(project, name)
 
 
 def test_ctrl_c_in_a_test_tears_down(venv, project: Path):
@@ -136,7 +136,7 @@ def test_ctrl_c_in_a_test_tears_down(venv, project: Path):
     assert "KeyboardInterrupt" in out, out
     assert "cluster torn down (end of session)" in out, out
     assert not (project / "second-ran").exists()
-    _nothing_left(project, name)
+    _nothingleft_behind(project, name)
 
 
 def test_an_up_that_fails_halfway_is_torn_down_and_errors_the_tests(venv, project: Path):
@@ -149,7 +149,7 @@ def test_an_up_that_fails_halfway_is_torn_down_and_errors_the_tests(venv, projec
     assert "2 errors" in out and "provision_cluster: up failed" in out, out
     assert "cluster torn down (setup failed)" in out, out
     assert not (project / "second-ran").exists()
-    _nothing_left(project, name)
+    _nothingleft_behind(project, name)
 
 
 def test_a_failing_teardown_fails_the_session_loudly(venv, project: Path):
@@ -159,7 +159,7 @@ def test_a_failing_teardown_fails_the_session_loudly(venv, project: Path):
     assert done.returncode == 1, out + done.stderr  # the tests passed; the teardown did not
     assert "2 passed" in out and "1 error" in out, out
     assert f"TEARDOWN FAILED (end of session): cluster '{name}' is locked by another run" in out
-    assert _left(name), "the cluster is gone: the teardown did not fail"
+    assert left_behind(name), "the cluster is gone: the teardown did not fail"
     hint = out.rsplit("remove it by hand: ", 1)[1].splitlines()[0]  # the summary, last
     assert hint == f"provision down -e cluster_name={name}", hint
     # The holder (that session) is gone now: unlock names it, and the hint's command removes all.
@@ -169,4 +169,4 @@ def test_a_failing_teardown_fails_the_session_loudly(venv, project: Path):
     assert "broke the run lock of cluster" in unlocked.stdout, unlocked.stdout
     argv = shlex.split(hint)
     run_ok([str(bindir / argv[0]), *argv[1:]], project, env, timeout=600)
-    _nothing_left(project, name)
+    _nothingleft_behind(project, name)

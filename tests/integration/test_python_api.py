@@ -7,7 +7,7 @@ import pytest
 
 from provision import Cluster, Event, Options
 from provision.api import host_inventory
-from tests.integration.test_pipeline import ssh, state_for
+from tests.helpers import ssh, state_for
 
 pytestmark = pytest.mark.integration
 

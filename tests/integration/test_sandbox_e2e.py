@@ -5,7 +5,6 @@ verifies it; again changes nothing; `provision down` removes all of it; again: o
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
@@ -14,19 +13,11 @@ import jsonschema
 import pytest
 
 from provision.sandbox import cloud, localdocker
-from tests.clirun import provision_cli
+from tests.helpers import moto_running, provision
 
 pytestmark = pytest.mark.integration
 
 SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "run" / "report.schema.json"
-
-
-def provision(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return provision_cli(*args, cwd=cwd, timeout=900)
-
-
-def moto_running(state: Path) -> bool:
-    return (cloud.sandbox_dir(state) / "moto" / "server.json").exists()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from provision.connection.ssh import Connection
-from tests.integration.test_pipeline import state_for
+from tests.helpers import state_for
 
 pytestmark = pytest.mark.integration
 

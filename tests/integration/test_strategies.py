@@ -8,7 +8,7 @@ import pytest
 
 from provision.api import PLAYBOOKS, Options, host_inventory, run_playbook
 from provision.api.routes import ClusterRoutes
-from tests.integration.test_pipeline import ssh, state_for
+from tests.helpers import ssh, state_for
 
 pytestmark = pytest.mark.integration
 

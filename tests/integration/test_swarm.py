@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -17,7 +15,7 @@ import pytest
 
 from provision.sandbox import cloud, localdocker
 from tests.clirun import failure
-from tests.integration.test_sandbox_e2e import provision
+from tests.helpers import assert_verified_on_every_node, docker_ls, provision, wait_routed
 
 pytestmark = pytest.mark.integration
 
@@ -36,59 +34,7 @@ def swarm(tmp_path, sandbox_images):
     stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
 
 
-def _docker_ls(kind: str, flt: str) -> list[str]:
-    argv = ["docker", kind, "ls", "-q", "--filter", flt]
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
-
-
 #: what `up` verifies on every node of a swarm (provision/verify/swarm.py)
-NODE_CHECKS = {"swarm-nodes", "containers", "dns", "ping", "negative-control", "swarm-routing"}
-
-
-def assert_verified_on_every_node(report: dict, hosts: list[str]) -> None:
-    """Each node passed each check, with its own evidence: `redis` resolved inside ITS
-    OpenResty task to Redis's task, PONG by name, 127.0.0.1:6379 refused there, every node
-    Ready, a route through ITS port 80 answered by both echo replicas."""
-    by_host: dict[str, dict[str, dict]] = {}
-    for check in report["checks"]:
-        by_host.setdefault(check["host"], {})[check["name"]] = check
-    assert sorted(by_host) == sorted(hosts)
-    nodes, remote = set(), 0
-    for host, checks in by_host.items():
-        assert set(checks) >= NODE_CHECKS, (host, sorted(checks))
-        failed = {n: c["summary"] for n, c in checks.items() if not c["passed"]}
-        assert not failed, (host, failed)
-        dns = checks["dns"]["evidence"]
-        assert dns["resolved"] and set(dns["resolved"]) <= set(dns["expected"]), dns
-        assert checks["ping"]["evidence"]["body"] == "PONG"
-        assert checks["negative-control"]["evidence"]["exit_code"] == 7  # refused
-        listed = checks["swarm-nodes"]["evidence"]["nodes"]
-        assert len(listed) == N and all(" Ready Active " in row for row in listed), listed
-        routing = checks["swarm-routing"]["evidence"]
-        assert routing["answered"] == ["echo-a", "echo-b"], routing
-        assert routing["after_removal"][0] == 404
-        nodes.add(routing["node"])
-        remote += bool(routing["from_other_nodes"])
-    assert len(nodes) == N  # each host's checks ran on its own node
-    # Two echo replicas on N=3 nodes: at least N-1 nodes reached one running elsewhere.
-    assert remote >= N - 1, by_host
-
-
-def wait_routed(url: str, deadline: float = 30.0) -> None:
-    """A new route reaches each node's router within its refresh (bounded: ``deadline`` s);
-    until then the path is unknown there (404)."""
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                if reply.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404 or time.monotonic() > end:
-                raise
-        time.sleep(0.5)
-
-
 def test_swarm_up_routed_through_every_node_again_down(swarm):
     cwd, name = swarm
     args = ["-e", f"cluster_name={name}", "-e", "topology=swarm", "-e", f"instance_count={N}"]
@@ -136,5 +82,5 @@ def test_swarm_up_routed_through_every_node_again_down(swarm):
     assert down.returncode == 0, down.stderr
     assert not localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
     label = f"label={cloud.CLUSTER_LABEL}={name}"
-    assert _docker_ls("network", label) == [] and _docker_ls("volume", label) == []
-    assert _docker_ls("network", f"name=provision-sandbox-{name}") == []
+    assert docker_ls("network", label) == [] and docker_ls("volume", label) == []
+    assert docker_ls("network", f"name=provision-sandbox-{name}") == []

@@ -27,9 +27,13 @@ import pytest
 
 from provision.sandbox import cloud, hosts, localdocker, moto_server
 from tests.clirun import failure
-from tests.conftest import _AWS_FAKE_ENV, _UNSET
-from tests.integration.test_sandbox_e2e import provision
-from tests.integration.test_swarm import assert_verified_on_every_node, wait_routed
+from tests.helpers import (
+    AWS_FAKE_ENV,
+    UNSET_ENV,
+    assert_verified_on_every_node,
+    provision,
+    wait_routed,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -112,9 +116,9 @@ def swarm(tmp_path_factory, sandbox_images) -> Iterator[Swarm]:
     # The hermetic environment of tests/conftest.py, for the whole module.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-        for key, value in _AWS_FAKE_ENV.items():
+        for key, value in AWS_FAKE_ENV.items():
             env.setenv(key, value)
-        for key in _UNSET:
+        for key in UNSET_ENV:
             env.delenv(key, raising=False)
         try:
             first = provision(cwd, "up", *args, "--json")

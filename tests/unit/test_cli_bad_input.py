@@ -89,7 +89,7 @@ def test_routes_with_an_unknown_strategy_is_bad_input_not_a_traceback(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_sweep_json_prints_json_only(tmp_path):
+def test_sweep_json_prints_json_only(empty_docker_engine, tmp_path):
     done = cli("sweep", "--json", "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {}  # the sandbox has no cluster: nothing swept

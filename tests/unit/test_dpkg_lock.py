@@ -10,9 +10,7 @@ from provision.models import Result
 from provision.tasks.base import TaskContext
 from provision.tasks.dpkg_lock import DpkgState, parse_probe, settle, wait_for_lock
 from provision.tasks.facts import parse_host_facts
-from tests.unit.fakes import FakeRemote
-from tests.unit.test_facts import DEBIAN12_BARE, DEBIAN13_DOCKER
-from tests.unit.test_modules import run
+from tests.unit.fakes import DEBIAN12_BARE, DEBIAN13_DOCKER, FakeRemote, run
 
 HELD = "holder=812 /usr/bin/python3 /usr/bin/unattended-upgrade\n"
 

@@ -7,29 +7,7 @@ import json
 import pytest
 
 from provision.tasks.facts import parse_containers, parse_host_facts, parse_manifest, parse_network
-
-DEBIAN12_BARE = """os_id=debian
-os_like=
-os_version=12
-os_codename=bookworm
-arch=x86_64
-user=admin
-user_groups=admin sudo
-systemd=1
-"""
-DEBIAN13_DOCKER = """os_id=debian
-os_version=13
-arch=aarch64
-user=admin
-user_groups=admin sudo docker
-docker_cli=Docker version 26.1.5+dfsg1, build a72d7cd
-docker_server=26.1.5+dfsg1
-compose_v2=2.26.1
-pending=restart openresty
-pending=restart openresty
-"""
-UBUNTU = "os_id=ubuntu\nos_like=debian\nos_version=24.04\ncompose_v2=v2.27.0\ncompose_v1=\n"
-AL2023 = "os_id=amzn\nos_like=fedora\nos_version=2023\ncloud_init=1\n"
+from tests.unit.fakes import AL2023, DEBIAN12_BARE, DEBIAN13_DOCKER, UBUNTU
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,9 @@ def test_cli_lock_wait_is_checked_as_input(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
-def test_cli_unlock_breaks_a_stale_lock_and_refuses_a_live_one(tmp_path: Path) -> None:
+def test_cli_unlock_breaks_a_stale_lock_and_refuses_a_live_one(
+    empty_docker_engine, tmp_path: Path
+) -> None:
     path = tmp_path / "state" / "sandbox" / "run.lock"
     pid = _dead_pid()
     _plant(path, Holder(pid, socket.gethostname(), "provision up", time.time()))

@@ -12,16 +12,9 @@ from provision.tasks.base import TaskContext, build_args
 from provision.tasks.compose import parse_project_state
 from provision.tasks.copy import Entry, parse_remote, plan
 from provision.tasks.facts import parse_host_facts
-from tests.unit.fakes import FakeRemote
-from tests.unit.test_facts import AL2023, DEBIAN12_BARE, DEBIAN13_DOCKER
+from tests.unit.fakes import AL2023, DEBIAN12_BARE, DEBIAN13_DOCKER, FakeRemote, run
 
 MODULES = registry()
-
-
-def run(module: str, args: dict, remote: FakeRemote, *, check: bool = False, facts=None):
-    spec = MODULES[module]
-    ctx = TaskContext(remote, check=check, become=True, facts={"host": facts} if facts else {})
-    return spec.apply(ctx, build_args(spec, args)), ctx
 
 
 def changing(remote: FakeRemote) -> list[str]:

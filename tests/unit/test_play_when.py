@@ -7,7 +7,9 @@ import pytest
 
 from provision.errors import ConfigError
 from provision.tasks.base import TaskContext
-from tests.unit.test_runner import Hosts, load, run
+from tests.unit.fakes import Hosts
+from tests.unit.fakes import load_play as load
+from tests.unit.fakes import run_play as run
 
 PLAY = """
 - name: only on h2

@@ -3,6 +3,8 @@ commands it makes (facts in, commands out), the slot owner parser, the template.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -15,9 +17,10 @@ from provision.tasks.base import TaskContext, build_args
 from provision.tasks.redis_cluster import NodeInfo, decide, parse_infos
 from provision.verify.cluster import parse_slot_owner
 from tests.unit.fakes import FakeRemote
-from tests.unit.test_layers import PACKAGE
 
 NODES = tuple(f"redis-{i}" for i in range(1, 7))
+
+PACKAGE = Path(__file__).resolve().parents[2] / "provision"
 
 
 def info(state: str, slots: int, known: int) -> str:

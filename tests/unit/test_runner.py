@@ -5,120 +5,18 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from provision.load.inventory import load_inventory
 from provision.load.playbook import load_playbook
-from provision.load.validate import validate
 from provision.run.options import Options
 from provision.run.runner import Runner
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec
 from provision.tasks.facts import PENDING_HANDLERS_FILE
-from tests.unit.fakes import FakeRemote
-
-
-@dataclass(frozen=True)
-class FileArgs:
-    path: str
-    content: str = "x"
-
-
-def ensure_file(ctx: TaskContext, args: FileArgs) -> Outcome:
-    """A toy module: look (cat), then act (write)."""
-    if ctx.read(["cat", args.path]).stdout == args.content:
-        return ctx.ok("same")
-    ctx.run(["write", args.path, args.content])
-    return ctx.changed("written")
-
-
-@dataclass(frozen=True)
-class FailArgs:
-    msg: str = "boom"
-
-
-def fail(ctx: TaskContext, args: FailArgs) -> Outcome:
-    ctx.run(["false"])
-    return ctx.changed("unreachable")
-
-
-@dataclass(frozen=True)
-class CountArgs:
-    key: str
-
-
-def count(ctx: TaskContext, args: CountArgs) -> Outcome:
-    n = ctx.facts.get(args.key, 0) + 1
-    ctx.facts[args.key] = n
-    return Outcome(False, f"n={n}", data={"n": n})
-
-
-MODULES = {
-    "ensure_file": ModuleSpec("ensure_file", FileArgs, ensure_file),
-    "fail": ModuleSpec("fail", FailArgs, fail),
-    "count": ModuleSpec("count", CountArgs, count),
-}
-
-INVENTORY = """
-all:
-  vars:
-    greeting: hello
-  children:
-    cluster:
-      hosts:
-        h1: {ansible_host: 127.0.0.1}
-        h2: {ansible_host: 127.0.0.2}
-"""
-
-
-class Hosts:
-    """A fake remote per host; a file written by 'write' is then read back by 'cat'."""
-
-    def __init__(self) -> None:
-        self.remotes: dict[str, FakeRemote] = {}
-        self.files: dict[tuple[str, str], str] = {}
-
-    def connect(self, spec):
-        remote = FakeRemote(host=spec)
-        name = spec.name
-
-        def cat(argv):
-            from provision.models import Result
-
-            content = self.files.get((name, argv[1]))
-            return Result("cat", 0 if content is not None else 1, content or "")
-
-        def write(argv):
-            from provision.models import Result
-
-            self.files[(name, argv[1])] = argv[2]
-            return Result("write", 0)
-
-        def false(argv):
-            from provision.models import Result
-
-            return Result("false", 1, "", "it went wrong\nreally wrong")
-
-        remote.answers += [(r"^cat ", cat), (r"^write ", write), (r"^false$", false)]
-        self.remotes[name] = remote
-        return remote
-
-
-def load(tmp_path: Path, playbook: str, extra_vars=None):
-    (tmp_path / "inv.yml").write_text(INVENTORY)
-    (tmp_path / "play.yml").write_text(textwrap.dedent(playbook))
-    book = load_playbook(tmp_path / "play.yml", modules=MODULES)
-    inv = load_inventory(tmp_path / "inv.yml")
-    validate(book, inv, extra_vars or {}, modules=MODULES)
-    return book, inv
-
-
-def run(book, inv, hosts: Hosts, **options):
-    runner = Runner(Options(**options), connector=hosts.connect, modules=MODULES)
-    return runner.run(book, inv)
-
+from tests.unit.fakes import INVENTORY, MODULES, FakeRemote, FileArgs, Hosts, ensure_file
+from tests.unit.fakes import load_play as load
+from tests.unit.fakes import run_play as run
 
 PLAY = """
 - name: files

@@ -1,0 +1,17 @@
+"""Every bound the tests wait on, in one place, with why it is that long.
+
+A test never sleeps a fixed time and hopes: it waits on a condition, at most one of these.
+They are sized for a loaded 2-core machine (CI runs the suite while other work shares it),
+at several times what an idle machine needs; a bound is a failure's deadline, not a delay.
+"""
+
+from __future__ import annotations
+
+#: One ``provision`` CLI run that brings a sandbox cluster up or down: a cold ``up`` on a
+#: bare host (apt install of Docker, ~60 s idle) plus image transfer (~20 s) and verify,
+#: with headroom for a loaded machine and a swarm of three.
+CLI_RUN = 900.0
+#: A sandbox host container booting systemd until sshd sends its banner (~2 s idle).
+SSH_BANNER = 90.0
+#: A route written to Redis reaching every router (the routers refresh each second).
+ROUTE_PROPAGATION = 30.0
