@@ -17,6 +17,7 @@ from typing import Any
 
 from provision.cluster.layout import layout_from_vars
 from provision.connection.base import Remote
+from provision.connection.local import LocalConnection
 from provision.errors import CommandError, ConfigError, ConnectError, Interrupted, ProvisionError
 from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
 from provision.load.playbook import Play, Playbook, TaskDef
@@ -84,9 +85,7 @@ class Runner:
         with self._lock:
             conn = self.connections.get(host.name)
             if conn is None:
-                if host.name == "localhost" or host.vars.get("ansible_connection") == "local":
-                    from provision.connection.local import LocalConnection
-
+                if _on_controller(host):
                     conn = LocalConnection(to_host_spec(host))
                 else:
                     conn = self.connector(to_host_spec(host))
@@ -98,16 +97,16 @@ class Runner:
     def _peer(self, inventory: Inventory, name: str) -> Remote:
         """Another host's connection (opened once, shared with its own play)."""
         found = [h for h in inventory.select(name) if h.name == name]
-        if not found or name == "localhost":
+        if not found or _on_controller(found[0]):
             raise ConfigError(f"no host {name!r} in the inventory", field="peer")
         return self._connection(found[0])
 
     def _host_lock(self, host: InventoryHost, conn: Remote) -> HostLock | None:
         """The run lock this run must take on the host before its first task (``up``/``down``);
         None when there is none to take (check mode, the controller, a lock already held)."""
-        if self.options.lock_wait is None or self.options.check or host.name == "localhost":
+        if self.options.lock_wait is None or self.options.check or _on_controller(host):
             return None
-        if host.vars.get("ansible_connection") == "local" or host.name in self._host_locks:
+        if host.name in self._host_locks:
             return None
         return HostLock(conn, host.name, self.options.lock_command)
 
@@ -247,7 +246,7 @@ class Runner:
             # the play's looks, and the run lock's first attempt with them.
             gathering = play.gather_facts and "host" not in state.facts
             first: Result | None = None
-            if host.name != "localhost":
+            if not _on_controller(host):
                 take = [lock.take_argv()] if lock is not None and ctx.become else []
                 facts = [fact_command(ctx)] if gathering else []
                 results = self._prefetch(play, ctx, host, inventory, take + facts)
@@ -257,7 +256,7 @@ class Runner:
             if lock is not None and not self._take_lock(play, host, lock, ctx, report, first):
                 state.failed = True
                 return added
-            if gathering and host.name != "localhost":
+            if gathering and not _on_controller(host):
                 notified += list(gather(ctx).pending_handlers)
             for task in play.tasks:
                 if self.stop.is_set() or not self._selected(task):
@@ -348,7 +347,7 @@ class Runner:
         if not new:
             return
         notified.extend(new)
-        if not self.options.check and ctx.host.name != "localhost":
+        if not self.options.check and not isinstance(ctx.conn, LocalConnection):
             data = "".join(f"{n}\n" for n in notified).encode()
             ctx.conn.put_bytes(data, PENDING_HANDLERS_FILE, mode=0o600, sudo=True)
 
@@ -370,7 +369,7 @@ class Runner:
                 if result.status is Status.FAILED and not handler.ignore_errors:
                     self._state(host.name).failed = True
                     return  # still pending on the host: the next run restarts
-        if not self.options.check and ctx.host.name != "localhost":
+        if not self.options.check and not isinstance(ctx.conn, LocalConnection):
             ctx.conn.run(["rm", "-f", PENDING_HANDLERS_FILE], sudo=True)
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -523,3 +522,11 @@ def _event_data(result: TaskResult) -> dict[str, Any]:
     if result.checks:
         data["checks"] = [replace(c, evidence={}).__dict__ for c in result.checks]
     return data
+
+
+def _on_controller(host: InventoryHost) -> bool:
+    """The host is this machine: Ansible's implicit ``localhost``, or any host with
+    ``ansible_connection: local``. An inventory entry *named* ``localhost`` is a host like
+    any other (SSH to its ``ansible_host``), as in Ansible: the name alone never runs
+    anything on the controller."""
+    return host.vars.get("ansible_connection") == "local"
