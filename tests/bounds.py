@@ -15,3 +15,6 @@ CLI_RUN = 900.0
 SSH_BANNER = 90.0
 #: A route written to Redis reaching every router (the routers refresh each second).
 ROUTE_PROPAGATION = 30.0
+#: A command the test started over SSH showing up in the host's process list (~1 s idle:
+#: Python start, SSH handshake, the run's first reads).
+STEP_STARTS = 60.0

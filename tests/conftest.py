@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
 import shlex
@@ -25,9 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from provision.sandbox import hosts, images, localdocker
+from provision.sandbox import cloud, hosts, images, localdocker
+from provision.sandbox.cloud import DOCKER_READY_ENV
 from provision.sandbox.hosts import SandboxHost
+from provision.sandbox.moto_server import stop_server
+from tests import bounds
+from tests.clirun import failure, provision_cli
 from tests.helpers import AWS_FAKE_ENV, UNSET_ENV
+from tests.wheel import install_wheel, user_env
 
 TEST_LABEL = "io.provision.test"
 log = logging.getLogger("provision.tests")
@@ -38,10 +44,23 @@ def _in_ci() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Everything under tests/integration is an integration test, marked or not.
+    # Everything under tests/integration is an integration test, marked or not; every
+    # integration test is slow (a Docker engine, hosts, clusters): `-m "not slow"` leaves
+    # the unit, moto and packaging tests, the quick loop.
     for item in items:
         if "integration" in item.path.parts and item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.slow)
+        # Under pytest-xdist (`--dist loadgroup`): a module's tests stay on one worker, so a
+        # module-scoped host or cluster is made once; the tests of the session's shared
+        # cluster stay together, so it is made once too.
+        group = (
+            "shared-cluster"
+            if "shared_cluster" in item.fixturenames
+            else item.nodeid.split("::")[0]
+        )
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 # ---------------------------------------------------------------- hermetic
@@ -56,7 +75,10 @@ def _hermetic_env(
     Note: the `ssh` binary reads ~/.ssh/config from the passwd entry, not HOME;
     build ssh commands with ``ssh_argv`` (it passes ``-F none``).
     """
-    home = tmp_path_factory.mktemp("home")
+    _hermetic(monkeypatch, tmp_path_factory.mktemp("home"))
+
+
+def _hermetic(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("HOME", str(home))
     for key, value in AWS_FAKE_ENV.items():
         monkeypatch.setenv(key, value)
@@ -64,6 +86,9 @@ def _hermetic_env(
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config-absent"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-absent"))
+    # Sandbox clusters start Docker-ready hosts: only the tests of the install path (which
+    # delete this) start bare ones and install Docker over SSH.
+    monkeypatch.setenv(DOCKER_READY_ENV, "1")
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +137,24 @@ def _integration_needs_docker(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def sandbox_images(docker_engine: None) -> None:
-    """SSH host images for bookworm and trixie, and the redis/openresty stand-ins."""
-    images.ensure_images(("bookworm", "trixie"), progress=log.info)
+    """SSH host images for bookworm and trixie, bare and Docker-ready, and the
+    redis/openresty stand-ins."""
+    images.ensure_images(("bookworm", "trixie"), docker_ready=True, progress=log.info)
+
+
+@pytest.fixture(scope="session")
+def _wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bindir, _ = install_wheel(tmp_path_factory.mktemp("wheel"))
+    return bindir
+
+
+@pytest.fixture
+def installed_package(_wheel_venv: Path) -> tuple[Path, dict[str, str]]:
+    """The package as a user installs it: the wheel built from this checkout, installed into a
+    fresh venv (``tests/wheel.py``), made once per session and only used, never changed, by
+    the tests: the venv's bin/ folder, and this test's (hermetic) environment without the
+    checkout on PYTHONPATH."""
+    return _wheel_venv, user_env()
 
 
 # ---------------------------------------------------------------- keys
@@ -161,15 +202,26 @@ class HostFactory:
         self.started: list[SandboxHost] = []
 
     def __call__(
-        self, name: str | None = None, *, distro: str = "bookworm", wait: bool = True
+        self,
+        name: str | None = None,
+        *,
+        distro: str = "bookworm",
+        wait: bool = True,
+        bare: bool = False,
     ) -> SandboxHost:
+        """A host with Docker and Compose installed (the Docker-ready image), or with
+        ``bare`` one without: only the tests of the install path need a bare host."""
         name = f"{self._prefix}-{name or 'host'}-{next(_host_numbers)}"
         host = hosts.start_host(
-            name, distro=distro, public_key=self._keypair.public_key, labels=self._labels
+            name,
+            distro=distro,
+            public_key=self._keypair.public_key,
+            labels=self._labels,
+            docker_ready=not bare,
         )
         self.started.append(host)
         if wait:
-            hosts.wait_for_ssh(host, timeout=90)
+            hosts.wait_for_ssh(host, timeout=bounds.SSH_BANNER)
         return host
 
     def close(self) -> None:
@@ -212,8 +264,14 @@ def module_ssh_host_factory(
 
 @pytest.fixture
 def ssh_host(ssh_host_factory: HostFactory) -> SandboxHost:
-    """One fresh bookworm host, answering SSH."""
+    """One fresh Docker-ready bookworm host, answering SSH."""
     return ssh_host_factory()
+
+
+@pytest.fixture
+def bare_ssh_host(ssh_host_factory: HostFactory) -> SandboxHost:
+    """One fresh bare bookworm host (no Docker), answering SSH."""
+    return ssh_host_factory(bare=True)
 
 
 @pytest.fixture
@@ -256,3 +314,77 @@ def empty_docker_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     stub.chmod(0o755)
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     return calls
+
+
+# ---------------------------------------------------------------- a shared sandbox cluster
+
+
+@dataclass
+class SharedCluster:
+    """A sandbox cluster made once per session (per xdist worker) by ``provision up``, for the
+    tests that only read it or restore what they change: ``cwd`` holds its state, ``name`` is
+    its ``cluster_name``, ``url`` its OpenResty, ``container`` its host's container id."""
+
+    cwd: Path
+    name: str
+    url: str
+    container: str
+    broken_by: str = ""
+
+    @property
+    def var(self) -> str:
+        return f"cluster_name={self.name}"
+
+    def health(self) -> str:
+        """ "" when ``provision verify`` passes every check; else what failed."""
+        done = provision_cli("verify", "-e", self.var, "--json", cwd=self.cwd,
+                             timeout=bounds.CLI_RUN)  # fmt: skip
+        if done.returncode != 0:
+            return failure(done)
+        failed = [c["summary"] for c in json.loads(done.stdout)["checks"] if not c["passed"]]
+        return "; ".join(failed)
+
+
+@pytest.fixture(scope="session")
+def _shared_cluster(
+    sandbox_images: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedCluster]:
+    cwd = tmp_path_factory.mktemp("shared-cluster")
+    name = f"shared-{uuid.uuid4().hex[:6]}"
+    with pytest.MonkeyPatch.context() as monkeypatch:  # made before any test's own env
+        _hermetic(monkeypatch, tmp_path_factory.mktemp("home"))
+        try:
+            done = provision_cli("up", "-e", f"cluster_name={name}", "--json", cwd=cwd,
+                                 timeout=bounds.CLI_RUN)  # fmt: skip
+            assert done.returncode == 0, failure(done)
+            url = json.loads(done.stdout)["resources"]["url"]
+            (container,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+            yield SharedCluster(cwd, name, url, container)
+        finally:
+            provision_cli("unlock", "--force", "-e", f"cluster_name={name}", cwd=cwd)
+            provision_cli("down", "-e", f"cluster_name={name}", cwd=cwd, timeout=bounds.CLI_RUN)
+            cloud.remove_cluster(name)
+            stop_server(cloud.sandbox_dir(cwd / ".provision"), forget=True)
+
+
+@pytest.fixture
+def shared_cluster(
+    _shared_cluster: SharedCluster, request: pytest.FixtureRequest
+) -> Iterator[SharedCluster]:
+    """The session's shared sandbox cluster, verified healthy around each test that uses it.
+
+    A test must leave it as it found it (or restore it): after the test, ``provision verify``
+    runs, and a test that leaves it failing errors at teardown, naming itself; the later tests
+    that ask for it then fail at once, naming that test, instead of failing for its reasons.
+    Tests that must own a cluster (they break it for good or tear it down) make their own and
+    carry the ``own_cluster`` marker."""
+    shared = _shared_cluster
+    if shared.broken_by:
+        pytest.fail(f"the shared cluster {shared.name} was left broken by {shared.broken_by}")
+    yield shared
+    problem = shared.health()
+    if problem:
+        shared.broken_by = request.node.nodeid
+        pytest.fail(
+            f"{request.node.nodeid} left the shared cluster {shared.name} broken: {problem}"
+        )

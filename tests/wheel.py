@@ -16,7 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-__all__ = ["ROOT", "install_wheel", "run_ok"]
+__all__ = ["ROOT", "install_wheel", "run_ok", "user_env"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _SKIP = shutil.ignore_patterns(
@@ -45,11 +45,18 @@ def run_ok(
     return done
 
 
+def user_env() -> dict[str, str]:
+    """This process's environment as a user's shell has it: without the checkout on
+    ``PYTHONPATH`` (nor a virtual environment of ours)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
 def install_wheel(top: Path) -> tuple[Path, dict[str, str]]:
     """Build the wheel and install it into ``top/venv``: the venv's bin/ folder, and an
     environment without the checkout on ``PYTHONPATH``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env = user_env()
     src = top / "src"
     shutil.copytree(ROOT, src, symlinks=True, ignore=_SKIP)
     run_ok([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",

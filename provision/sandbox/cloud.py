@@ -8,6 +8,7 @@ the container, as the real cloud's console output would give it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLUSTER_LABEL",
+    "DOCKER_READY_ENV",
     "endpoint_for",
     "host_for_instance",
     "host_key_scanner",
@@ -29,6 +31,10 @@ __all__ = [
 ]
 
 CLUSTER_LABEL = "io.provision.sandbox.cluster"
+#: Set to 1, the sandbox's hosts start with Docker and Compose installed (the stand-in for
+#: an AMI that ships Docker) instead of bare: for runs that are not about installing Docker,
+#: such as most of the test suite. Read once, when a run's endpoint mapping is made.
+DOCKER_READY_ENV = "PROVISION_SANDBOX_DOCKER_READY"
 
 
 def sandbox_dir(state_dir: Path) -> Path:
@@ -65,20 +71,24 @@ def endpoint_for(
 ) -> Callable[[Instance], tuple[str, int]]:
     """For ``provision.aws.up``: an instance → the loopback address and port of its host
     container, started (with the cluster's public key) on first sight. With
-    ``shared_network`` (a Swarm cluster) the hosts join one network: ``cluster_network``."""
+    ``shared_network`` (a Swarm cluster) the hosts join one network: ``cluster_network``.
+    The hosts start bare, or Docker-ready when ``DOCKER_READY_ENV`` is 1."""
+    docker_ready = os.environ.get(DOCKER_READY_ENV, "") == "1"
 
     def endpoint(instance: Instance) -> tuple[str, int]:
         host = host_for_instance(cluster, instance.instance_id)
         if host is None:
             if instance.key_file is None:
                 raise ProvisionError(f"{instance.instance_id} has no key file")
-            images.ensure_images((distro,), progress=progress)  # the first time: ~2 min
+            # the first time: ~2 min
+            images.ensure_images((distro,), docker_ready=docker_ready, progress=progress)
             host = hosts.start_host(
                 _host_name(cluster, instance.instance_id),
                 distro=distro,
                 public_key=ensure_key_file(instance.key_file),
                 labels={CLUSTER_LABEL: cluster},
                 network=cluster_network(cluster) if shared_network else None,
+                docker_ready=docker_ready,
             )
         return host.address, host.port
 

@@ -110,16 +110,18 @@ def start_host(
     public_key: str,
     labels: Mapping[str, str] | None = None,
     network: str | None = None,
+    docker_ready: bool = False,
 ) -> SandboxHost:
     """Start a sandbox host whose user ``admin`` accepts ``public_key``.
 
     The image must exist (see ``images.ensure_images``). ``labels`` go on the
     container and its volume, so ``remove_all`` finds both. ``network``: a user-defined
     network of the local engine to join instead of the default bridge (the hosts of one
-    cluster reach each other there, as instances do in a VPC). Does not wait for
-    SSH: call ``wait_for_ssh``.
+    cluster reach each other there, as instances do in a VPC). ``docker_ready``: the host
+    starts with Docker and Compose installed (``images.docker_ready_image``), as from an
+    AMI that ships them; otherwise it is bare. Does not wait for SSH: call ``wait_for_ssh``.
     """
-    image = images.sshhost_image(distro)
+    image = images.docker_ready_image(distro) if docker_ready else images.sshhost_image(distro)
     _checked_name(name)
     if not public_key.strip().startswith(("ssh-", "ecdsa-", "sk-")):
         raise ConfigError("public_key must be an OpenSSH public key line", field="public_key")

@@ -33,6 +33,7 @@ __all__ = [
     "REDIS_IMAGE",
     "SUPPORTED_DISTROS",
     "base_image",
+    "docker_ready_image",
     "ensure_images",
     "sshhost_image",
 ]
@@ -69,6 +70,11 @@ def sshhost_image(distro: str) -> str:
     return f"provision/sshhost:{_checked(distro)}"
 
 
+def docker_ready_image(distro: str) -> str:
+    """The host image with Docker and Compose installed (a Docker-ready AMI's stand-in)."""
+    return f"provision/sshhost-docker:{_checked(distro)}"
+
+
 def _checked(distro: str) -> str:
     if distro not in SUPPORTED_DISTROS:
         raise ConfigError(
@@ -81,9 +87,11 @@ def _checked(distro: str) -> str:
 def ensure_images(
     distros: Sequence[str] = ("bookworm",),
     *,
+    docker_ready: bool = False,
     progress: Progress | None = None,
 ) -> None:
-    """Make sure the SSH host images for ``distros`` and both service images exist.
+    """Make sure the SSH host images for ``distros`` and both service images exist, and with
+    ``docker_ready`` the Docker-ready host images for ``distros`` too.
 
     Each image is built only if missing; raises EngineUnavailable when there is
     no local engine, CommandError when a build fails.
@@ -94,6 +102,8 @@ def ensure_images(
         _ensure_service(service, say)
     for distro in wanted:
         _ensure_sshhost(distro, say)
+        if docker_ready:
+            _ensure_docker_ready(distro, say)
 
 
 def _ensure_service(service: _Service, say: Progress) -> None:
@@ -113,6 +123,13 @@ def _ensure_sshhost(distro: str, say: Progress) -> None:
         return
     _ensure_base(distro, say)
     _timed(say, f"building {ref}", lambda: _build(ref, "sshhost.Dockerfile", distro))
+
+
+def _ensure_docker_ready(distro: str, say: Progress) -> None:
+    ref = docker_ready_image(distro)
+    if localdocker.image_exists(ref):
+        return
+    _timed(say, f"building {ref}", lambda: _build(ref, "sshhost-docker.Dockerfile", distro))
 
 
 def _build(ref: str, dockerfile: str, suite: str = SERVICE_SUITE) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.clirun import provision_cli, provision_popen
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 
 def test_two_ups_at_once_one_converges_the_other_is_refused_naming_the_holder(cluster):

@@ -16,7 +16,7 @@ import pytest
 from provision.sandbox import cloud, localdocker
 from tests.clirun import provision_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 ROOT = "/opt/provision"  # the layout's project_root
 TARGET = f"{ROOT}/openresty/lua/router.lua"

@@ -32,8 +32,9 @@ def _sh(host: str, script: str) -> str:
 
 
 def test_the_install_waits_for_the_dpkg_lock_and_fails_clearly_at_the_deadline(
-    ssh_host, ssh_keypair, tmp_path
+    bare_ssh_host, ssh_keypair, tmp_path
 ):
+    ssh_host = bare_ssh_host
     state = state_for(ssh_host, tmp_path / "state")
     args = ("up", "--host", f"admin@127.0.0.1:{ssh_host.port}",
             "--key", str(ssh_keypair.private_key), "--state-dir", str(state),

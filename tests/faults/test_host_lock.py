@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from provision.sandbox import cloud, localdocker
+from provision.sandbox import localdocker
 from tests.clirun import provision_cli, provision_popen
 
 pytestmark = pytest.mark.integration
@@ -36,13 +36,13 @@ def _locked(cid: str) -> bool:
     return _on_host(cid, f"[ -d {LOCK} ] && echo yes || echo no") == "yes"
 
 
-def test_a_host_held_by_another_controller_is_refused_waited_for_and_unlocked(cluster):
-    cwd, name = cluster
-    var = f"cluster_name={name}"
+def test_a_host_held_by_another_controller_is_refused_waited_for_and_unlocked(shared_cluster):
+    """On the session's shared cluster; every lock the test plants is gone at its end."""
+    cwd, name, var = shared_cluster.cwd, shared_cluster.name, shared_cluster.var
     up = provision_cli("up", "-e", var, "--json", cwd=cwd, timeout=900)
     assert up.returncode == 0, up.stderr
     (host,) = [h for h in json.loads(up.stdout)["recap"] if h != "localhost"]
-    (cid,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+    cid = shared_cluster.container
     assert not _locked(cid), "up left its lock on the host"
 
     # 1. Held by a live run of another controller: refused at once, naming it; nothing done.
@@ -62,10 +62,20 @@ def test_a_host_held_by_another_controller_is_refused_waited_for_and_unlocked(cl
 
     # 2. With --lock-wait: waits, says why, converges when the other run ends (changed=0).
     waiter = provision_popen("up", "-e", var, "--json", "--lock-wait", "300", cwd=cwd)
-    time.sleep(8)
-    assert waiter.poll() is None, waiter.communicate()
-    _on_host(cid, f"rm -rf {LOCK}")  # the other controller's run ends
-    out, err = waiter.communicate(timeout=600)
+    try:
+        assert waiter.stderr is not None
+        seen = ""
+        for line in waiter.stderr:  # the wait is announced before anything else is done
+            seen += line
+            if "waiting up to 300 s for the run lock" in line:
+                break
+        assert waiter.poll() is None, seen  # still waiting
+        _on_host(cid, f"rm -rf {LOCK}")  # the other controller's run ends
+        out, rest = waiter.communicate(timeout=600)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+    err = seen + rest
     assert waiter.returncode == 0, err
     assert f"waiting up to 300 s for the run lock: host '{host}' is locked by another run" in err
     recap = json.loads(out)["recap"]

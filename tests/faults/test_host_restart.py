@@ -9,19 +9,16 @@ import json
 
 import pytest
 
-from provision.sandbox import cloud, localdocker
+from provision.sandbox import localdocker
 from tests.clirun import provision_cli
 
 pytestmark = pytest.mark.integration
 
 
-def test_after_a_host_restart_verify_passes_and_up_changes_nothing(cluster):
-    cwd, name = cluster
-    var = f"cluster_name={name}"
-    up = provision_cli("up", "-e", var, cwd=cwd, timeout=900)
-    assert up.returncode == 0, up.stderr
-    (host,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
-    localdocker.docker("restart", "--time", "5", host)
+def test_after_a_host_restart_verify_passes_and_up_changes_nothing(shared_cluster):
+    """On the session's shared cluster (up and verified): a restart restores itself."""
+    cwd, var = shared_cluster.cwd, shared_cluster.var
+    localdocker.docker("restart", "--time", "5", shared_cluster.container)
 
     verify = provision_cli("verify", "-e", var, "--json", cwd=cwd, timeout=600)
     assert verify.returncode == 0, verify.stderr

@@ -22,7 +22,7 @@ import pytest
 from provision.sandbox import cloud, localdocker
 from tests.clirun import provision_cli, provision_popen
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 
 def _left(kind: str, selector: str) -> list[str]:

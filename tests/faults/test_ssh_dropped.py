@@ -49,8 +49,9 @@ def _wait_for(host: str, script: str, seconds: float) -> None:
 
 
 def test_a_dropped_ssh_session_fails_naming_host_and_task_and_the_rerun_heals(
-    ssh_host, ssh_keypair, tmp_path
+    bare_ssh_host, ssh_keypair, tmp_path
 ):
+    ssh_host = bare_ssh_host
     state = state_for(ssh_host, tmp_path / "state")
     book = tmp_path / "long.yml"
     book.write_text(PLAYBOOK)

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from provision.sandbox import localdocker
+from tests import bounds
 from tests.helpers import ssh, state_for
 
 pytestmark = pytest.mark.integration
@@ -20,7 +22,7 @@ PLAYBOOK = """
   gather_facts: false
   tasks:
     - name: a slow step
-      command: {argv: [sleep, "4"]}
+      command: {argv: [sleep, "6"]}
     - name: the next step
       command: {argv: [touch, /tmp/next-step-ran]}
 """
@@ -48,7 +50,13 @@ def test_ctrl_c_stops_after_the_current_step(ssh_host, ssh_keypair, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.5)  # inside `sleep 4`
+    # Inside `sleep 6`: wait (bounded) until the step runs on the host, then interrupt.
+    deadline = time.monotonic() + bounds.STEP_STARTS
+    while not localdocker.docker("exec", ssh_host.container_id, "pgrep", "-x", "sleep",
+                                 check=False).ok:  # fmt: skip
+        assert time.monotonic() < deadline, "the slow step never started on the host"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

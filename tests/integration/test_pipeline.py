@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def converged(module_ssh_host_factory, ssh_keypair, tmp_path_factory):
     """One bare bookworm host, converged once by `up` (the first test's subject)."""
-    host = module_ssh_host_factory("pipeline")
+    host = module_ssh_host_factory("pipeline", bare=True)
     state = state_for(host, tmp_path_factory.mktemp("state"))
     report = up(host, ssh_keypair.private_key, state)
     return host, state, report
@@ -135,7 +135,7 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_mode_on_a_bare_host_changes_nothing(ssh_host_factory, ssh_keypair, tmp_path):
-    host = ssh_host_factory("check")
+    host = ssh_host_factory("check", bare=True)
     state = state_for(host, tmp_path / "state")
     report = up(host, ssh_keypair.private_key, state, check=True)
     assert not report.failed, report.errors
@@ -242,7 +242,7 @@ def test_unknown_task_is_rejected_before_any_connection(tmp_path, ssh_keypair):
 
 
 def test_debian_13_host_with_compose_v2(ssh_host_factory, ssh_keypair, tmp_path):
-    host = ssh_host_factory("trixie", distro="trixie")
+    host = ssh_host_factory("trixie", distro="trixie", bare=True)
     state = state_for(host, tmp_path / "state")
     report = up(host, ssh_keypair.private_key, state)
     assert not report.failed, report.errors

@@ -17,9 +17,9 @@ import pytest
 from provision.sandbox import cloud
 from provision.sandbox.moto_server import stop_server
 from tests.helpers import alive_moto, left_behind
-from tests.wheel import install_wheel, run_ok
+from tests.wheel import run_ok
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 USER_TESTS = """
 import json, os, urllib.request
@@ -41,8 +41,8 @@ def test_that_fails(provision_cluster):
 
 
 @pytest.fixture
-def user_project(tmp_path, sandbox_images):
-    bindir, env = install_wheel(tmp_path / "wheel")
+def user_project(tmp_path, sandbox_images, installed_package):
+    bindir, env = installed_package
     project = tmp_path / "user"
     project.mkdir()
     (project / "pytest.ini").write_text("[pytest]\n")

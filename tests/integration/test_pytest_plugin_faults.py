@@ -22,9 +22,9 @@ import pytest
 from provision.sandbox import cloud
 from provision.sandbox.moto_server import stop_server
 from tests.helpers import alive_moto, left_behind
-from tests.wheel import install_wheel, run_ok
+from tests.wheel import run_ok
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 USER_TESTS = """
 import json, os, time
@@ -54,9 +54,9 @@ def test_second(provision_cluster):
 """
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory, sandbox_images: object):
-    return install_wheel(tmp_path_factory.mktemp("wheel"))
+@pytest.fixture
+def venv(installed_package: tuple[Path, dict[str, str]], sandbox_images: object):
+    return installed_package
 
 
 @pytest.fixture

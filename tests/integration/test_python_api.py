@@ -9,7 +9,7 @@ from provision import Cluster, Event, Options
 from provision.api import host_inventory
 from tests.helpers import ssh, state_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 
 def test_cluster_context_manager_up_routes_down(ssh_host_factory, ssh_keypair, tmp_path):

@@ -22,7 +22,7 @@ import pytest
 
 from provision.sandbox import cloud, localdocker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 CLUSTER = ["-e", "redis_mode=cluster"]
 

@@ -62,14 +62,14 @@ def test_host_answers_ssh_and_sudo(
 
 
 def test_host_is_bare_and_booted_by_systemd(
-    ssh_host: SandboxHost, ssh_argv: Callable[..., list[str]]
+    bare_ssh_host: SandboxHost, ssh_argv: Callable[..., list[str]]
 ) -> None:
     script = (
         "cat /proc/1/comm; systemctl is-active ssh.service; "
         "command -v docker || echo no-docker; . /etc/os-release; echo $VERSION_CODENAME"
     )
     done = subprocess.run(
-        ssh_argv(ssh_host, "sh", "-c", script),
+        ssh_argv(bare_ssh_host, "sh", "-c", script),
         capture_output=True,
         text=True,
         timeout=60,
@@ -78,6 +78,30 @@ def test_host_is_bare_and_booted_by_systemd(
     lines = done.stdout.split()
     assert lines[0] == "systemd"
     assert lines[1:] == ["active", "no-docker", "bookworm"]
+
+
+@pytest.mark.parametrize("distro", ["bookworm", "trixie"])
+def test_docker_ready_host_runs_docker_and_compose_for_admin(
+    distro: str,
+    ssh_host_factory: Callable[..., SandboxHost],
+    ssh_argv: Callable[..., list[str]],
+) -> None:
+    """The Docker-ready image: the engine runs under systemd, `admin` reaches it without sudo
+    (the docker group), and the release's Compose answers: what `docker_engine` looks for."""
+    host = ssh_host_factory(f"ready-{distro}", distro=distro)
+    script = (
+        "systemctl is-active docker; id -nG | tr ' ' '\\n' | grep -x docker; "
+        "docker info --format '{{.Driver}}'; "
+        "docker compose version --short 2>/dev/null || docker-compose version --short"
+    )
+    done = subprocess.run(
+        ssh_argv(host, "sh", "-c", script),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    active, group, driver, compose = done.stdout.split()
+    assert (active, group, driver) == ("active", "docker", "overlay2")
+    assert compose.lstrip("v")[0] == ("1" if distro == "bookworm" else "2"), compose
 
 
 def test_host_key_matches_what_the_server_presents(ssh_host: SandboxHost) -> None:

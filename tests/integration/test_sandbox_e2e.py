@@ -13,16 +13,19 @@ import jsonschema
 import pytest
 
 from provision.sandbox import cloud, localdocker
+from provision.sandbox.cloud import DOCKER_READY_ENV
 from tests.helpers import moto_running, provision
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "provision" / "run" / "report.schema.json"
 
 
 @pytest.fixture
-def sandbox(tmp_path, sandbox_images):
-    """A uniquely named sandbox cluster; removed at the end even when the test fails."""
+def sandbox(tmp_path, sandbox_images, monkeypatch):
+    """A uniquely named sandbox cluster; removed at the end even when the test fails. Its
+    hosts start bare, as the README's first command makes them: Docker is installed over SSH."""
+    monkeypatch.delenv(DOCKER_READY_ENV)
     name = f"e2e-{uuid.uuid4().hex[:6]}"
     yield tmp_path, name
     provision(tmp_path, "down", "-e", f"cluster_name={name}")

@@ -17,7 +17,7 @@ from provision.sandbox import cloud, localdocker
 from tests.clirun import failure
 from tests.helpers import assert_verified_on_every_node, docker_ls, provision, wait_routed
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 N = 3
 

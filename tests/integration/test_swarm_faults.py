@@ -35,7 +35,7 @@ from tests.helpers import (
     wait_routed,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
 N = 3
 ROUTE = "/api/echo"

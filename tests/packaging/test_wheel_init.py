@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.wheel import install_wheel, run_ok
+from tests.wheel import run_ok
+
+pytestmark = pytest.mark.slow  # builds the wheel and a venv
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+@pytest.fixture
+def installed(installed_package: tuple[Path, dict[str, str]]) -> tuple[Path, dict[str, str]]:
     """A venv with the wheel installed: its bin/ folder, and an env without the checkout."""
-    return install_wheel(tmp_path_factory.mktemp("wheel"))
+    return installed_package
 
 
 def test_init_then_up_check_from_the_installed_package(
