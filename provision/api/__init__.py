@@ -149,13 +149,38 @@ def run_lock(inventory: str | Path | Inventory | None, options: Options) -> RunL
     return RunLock(options.state_dir.resolve() / cluster / "run.lock", cluster)
 
 
-def _command() -> str:
+def _command(argv: list[str] | None = None) -> str:
     """This run's command line, for the lock's holder record (``python -m provision.cli``
-    and the ``provision`` script both read ``provision ...``)."""
-    name = Path(sys.argv[0]).name
+    and the ``provision`` script both read ``provision ...``), with the values of its extra
+    variables masked: the record is kept on disk and on each host, and shown to the next run,
+    so a secret given with ``-e`` must not be in it (``-e redis_password=x`` reads
+    ``-e redis_password=…``; a JSON or YAML ``-e`` reads ``-e …``; ``-e @FILE`` is kept)."""
+    argv = list(sys.argv if argv is None else argv)
+    name = Path(argv[0]).name if argv else ""
     if name in ("", "__main__.py", "-c"):
         name = "provision"
-    return " ".join([name, *sys.argv[1:]])[:300]
+    words, masking = [name], False
+    for arg in argv[1:]:
+        if masking:
+            words.append(_masked_vars(arg))
+        elif arg.startswith("--extra-vars="):
+            words.append("--extra-vars=" + _masked_vars(arg.partition("=")[2]))
+        elif arg.startswith("-e") and not arg.startswith("--") and len(arg) > 2:
+            words.append("-e" + _masked_vars(arg[2:]))
+        else:
+            words.append(arg)
+        masking = not masking and arg in ("-e", "--extra-vars")
+    return " ".join(words)[:300]
+
+
+def _masked_vars(value: str) -> str:
+    """An ``-e`` value with its values replaced by ``…``: ``a=1 b=2`` -> ``a=… b=…``."""
+    text = value.strip()
+    if text.startswith("@"):
+        return value  # a file's name, not its content
+    if text.startswith(("{", "[")) or "=" not in text:
+        return "…"
+    return " ".join(f"{word.partition('=')[0]}=…" for word in text.split())
 
 
 def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:

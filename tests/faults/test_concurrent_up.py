@@ -34,7 +34,7 @@ def test_two_ups_at_once_one_converges_the_other_is_refused_naming_the_holder(cl
     assert winner.poll() is None, "the winner should still be converging"
     assert loser_err.startswith(
         f"error: cluster '{name}' is locked by another run: pid {winner.pid} on "
-        f"{socket.gethostname()} (`provision up -e {var} --json`, since "
+        f"{socket.gethostname()} (`provision up -e cluster_name=… --json`, since "
     ), loser_err
     assert "PLAY" not in loser_err
 

@@ -211,3 +211,39 @@ def test_cli_unlock_breaks_a_stale_lock_and_refuses_a_live_one(
         assert path.exists()
         forced = _cli("unlock", "--force", "--state-dir", "state", cwd=tmp_path)
         assert forced.returncode == 0 and not path.exists()
+
+
+def test_extra_vars_values_stay_out_of_the_lock_record_and_the_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#26 hole 3: a secret given with -e was written to the lock's record (holder.json, and
+    each host's run.lock) and printed by the next run's refusal. The run's own task copies
+    the record while the lock is held; the second run is refused with the holder named."""
+    from provision.api import Options, run_playbook
+
+    state = tmp_path / "state"
+    seen = tmp_path / "seen.json"
+    refusal = tmp_path / "refusal.txt"
+    lock = state / "sandbox" / "run.lock"
+    book = tmp_path / "play.yml"
+    book.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        f"    - command: {{argv: [cp, '{lock}/holder.json', '{seen}']}}\n"
+        f"    - command: {{argv: [sh, -c, 'cd {tmp_path} && {sys.executable} -m provision.cli"
+        f" up --state-dir state > /dev/null 2> {refusal} || true']}}\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    argv = ["provision", "play", str(book), "-e", "redis_password=hunter2 cluster_name=sandbox",
+            '--extra-vars={"token": "s3cr3t"}', "-eapi_key=abc123", "-e", "@vars.yml"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    report = run_playbook(book, None, Options(state_dir=state), lock_wait=0)
+    assert not report.failed, report.errors
+    record = json.loads(seen.read_text())["command"]
+    assert record == (
+        f"provision play {book} -e redis_password=… cluster_name=… --extra-vars=… "
+        "-eapi_key=… -e @vars.yml"
+    )
+    told = refusal.read_text()
+    assert "is locked by another run" in told and "redis_password=…" in told, told
+    for secret in ("hunter2", "s3cr3t", "abc123"):
+        assert secret not in record and secret not in told
