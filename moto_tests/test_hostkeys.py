@@ -16,6 +16,7 @@ from moto_tests.conftest import (
     REGION,
     BannerServer,
     console_response,
+    ec2_error,
     make_spec,
     operator,
 )
@@ -226,3 +227,54 @@ def test_cloud_init_hook_runs_last_for_each_host(
     )
     assert seen == list(result.instances)
     assert seen[0].host_key == ED25519
+
+
+@pytest.fixture
+def buffered_console(session):
+    """Real EC2's console (GetConsoleOutput's API reference): the buffered output is empty for
+    minutes after a boot, the latest (``Latest=True``) shows cloud-init's key block at once.
+    Records each request's Latest flag."""
+    latest: list[bool] = []
+
+    def answer(request, **_):
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        asked = "Latest=true" in body
+        latest.append(asked)
+        request.url = "https://injected.invalid/"
+        return console_response("i-0", CONSOLE if asked else "")
+
+    session.events.register_first("before-send.ec2.GetConsoleOutput", answer)
+    return latest
+
+
+@pytest.mark.usefixtures("aws")
+def test_realism_console_output_is_buffered_unless_latest(
+    session, state_dir, banner_server, buffered_console
+):
+    """The console is read with Latest=True: the key is pinned from the console at once (on
+    the old code, asked without it, the output stayed empty: "no host key to pin")."""
+    result = stand_up(session, state_dir, banner_server, lambda address, port: ED25519)
+    assert result.instances[0].host_key == ED25519
+    saved = json.loads((state_dir / "alpha" / "state.json").read_text())
+    assert saved["instances"][0]["host_key_source"] == "console"
+    assert buffered_console and all(buffered_console), buffered_console
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_instance_type_refusing_latest_is_read_buffered(session, state_dir, banner_server):
+    """Where Latest is refused (UnsupportedOperation), the console is asked again without it,
+    and the key block found there is pinned."""
+    asked: list[bool] = []
+
+    def answer(request, **_):
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        asked.append("Latest=true" in body)
+        request.url = "https://injected.invalid/"
+        if asked[-1]:
+            return ec2_error(400, "UnsupportedOperation", "Latest is not supported")
+        return console_response("i-0", CONSOLE)
+
+    session.events.register_first("before-send.ec2.GetConsoleOutput", answer)
+    result = stand_up(session, state_dir, banner_server, lambda address, port: ED25519)
+    assert result.instances[0].host_key == ED25519
+    assert asked[:2] == [True, False] and not any(asked[1:]), asked

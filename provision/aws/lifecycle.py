@@ -343,11 +343,28 @@ def _pin(run: _Run, reach: _Reach, record: statefile.InstanceRecord, host: Insta
     return pinned.preferred
 
 
+#: what EC2 answers when an instance type cannot give its latest console output
+_NO_LATEST = {"UnsupportedOperation", "InvalidParameterValue", "InvalidParameterCombination"}
+
+
 def _console_keys(run: _Run, instance_id: str, timeout: float) -> tuple[str, ...]:
-    """Host keys from the console output; () if none appear within ``timeout``."""
+    """Host keys from the console output; () if none appear within ``timeout``.
+
+    Asked with ``Latest=True``: without it EC2 answers the buffered output, which stays empty
+    for minutes after a boot (GetConsoleOutput's API reference). An instance type that refuses
+    ``Latest`` is asked again without it, and from then on."""
+    params: dict[str, Any] = {"InstanceId": instance_id, "Latest": True}
 
     def check() -> tuple[str, ...] | None:
-        answer = call(run.clients.ec2, "get_console_output", {"InstanceId": instance_id})
+        try:
+            answer = call(run.clients.ec2, "get_console_output", params)
+        except CloudError as exc:
+            if exc.code not in _NO_LATEST or "Latest" not in params:
+                raise
+            del params["Latest"]
+            run.emit("console output: latest refused, buffered output read",
+                     {"instance": instance_id, "code": exc.code})  # fmt: skip
+            answer = call(run.clients.ec2, "get_console_output", params)
         return hostkeys.parse_console_host_keys(str(answer.get("Output") or "")) or None
 
     try:

@@ -27,8 +27,10 @@ class Timeouts:
     running: float = 300.0
     status_ok: float = 600.0
     ssh: float = 300.0
-    # By the time status checks pass, AWS usually shows cloud-init's key block already.
-    console: float = 60.0
+    # cloud-init prints the key block some seconds into the boot, and GetConsoleOutput with
+    # Latest=True shows it at once; without Latest the buffered output can stay empty for
+    # minutes (up to 20 have been reported), so this bound is sized for a slow real boot.
+    console: float = 240.0
     terminated: float = 600.0
     delete: float = 300.0
     poll: float = 5.0
