@@ -8,6 +8,7 @@ values: ``AWS_FAKE_ENV``, ``UNSET_ENV``. Every bound a test waits on: ``bounds``
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import urllib.error
@@ -32,6 +33,7 @@ __all__ = [
     "left_behind",
     "moto_running",
     "provision",
+    "sigint_default",
     "ssh",
     "state_for",
     "up",
@@ -169,3 +171,11 @@ def wait_routed(url: str, deadline: float = bounds.ROUTE_PROPAGATION) -> None:
             if exc.code != 404 or time.monotonic() > end:
                 raise
         time.sleep(0.5)
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C as a user's terminal sends it: SIGINT
+    back to its default. A shell that starts a job in the background (``cmd &``, no job
+    control) makes it ignore SIGINT, the ignore is inherited across exec, and Python then
+    installs no KeyboardInterrupt handler: the child would sleep through the test's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

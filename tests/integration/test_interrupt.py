@@ -12,7 +12,7 @@ import pytest
 
 from provision.sandbox import localdocker
 from tests import bounds
-from tests.helpers import ssh, state_for
+from tests.helpers import sigint_default, ssh, state_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,7 @@ def test_ctrl_c_stops_after_the_current_step(ssh_host, ssh_keypair, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_default,
     )
     # Inside `sleep 6`: wait (bounded) until the step runs on the host, then interrupt.
     deadline = time.monotonic() + bounds.STEP_STARTS

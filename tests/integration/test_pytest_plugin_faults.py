@@ -21,7 +21,7 @@ import pytest
 
 from provision.sandbox import cloud
 from provision.sandbox.moto_server import stop_server
-from tests.helpers import alive_moto, left_behind
+from tests.helpers import alive_moto, left_behind, sigint_default
 from tests.wheel import run_ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
@@ -120,7 +120,8 @@ def test_ctrl_c_in_a_test_tears_down(venv, project: Path):
     name = _name()
     env = _env(venv, project, "interrupt", name)
     run = subprocess.Popen(_argv(venv, name), cwd=project, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=sigint_default)  # fmt: skip
     try:
         deadline = time.monotonic() + 600
         while not (project / "ready").exists() and run.poll() is None:
