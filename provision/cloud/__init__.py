@@ -169,7 +169,8 @@ def up(
         # The host key is read from the container itself (out of band, as a console output
         # would give it); moto's console output never carries one, so do not wait for it.
         extra = {"endpoint_for": cloud.endpoint_for(target.cluster, progress=say,
-                                                    shared_network=spec.swarm),
+                                                    shared_network=spec.swarm,
+                                                    cloud_dir=cloud.sandbox_dir(target.state_dir)),
                  "host_key_scanner": cloud.host_key_scanner(target.cluster),
                  "trust_on_first_use": True,
                  "timeouts": aws.Timeouts(console=0, poll=0.5)}  # fmt: skip
@@ -237,7 +238,9 @@ def _sandbox_exists(target: Target, *, any_cluster: bool = False) -> bool:
     moto = cloud.sandbox_dir(target.state_dir) / "moto"
     if (moto / "server.json").exists() or (moto / "recording.jsonl").exists():
         return True
-    return cloud.any_cluster_left() if any_cluster else bool(cloud.host_containers(target.cluster))
+    if any_cluster:
+        return cloud.any_cluster_left(cloud.sandbox_dir(target.state_dir))
+    return bool(cloud.host_containers(target.cluster))
 
 
 def _remove_sandbox(target: Target) -> list[str]:
@@ -247,7 +250,7 @@ def _remove_sandbox(target: Target) -> list[str]:
     from provision.sandbox.moto_server import stop_server
 
     removed = [f"container {c}" for c in cloud.remove_cluster(target.cluster)]
-    if not cloud.any_cluster_left() and stop_server(
+    if not cloud.any_cluster_left(cloud.sandbox_dir(target.state_dir)) and stop_server(
         cloud.sandbox_dir(target.state_dir), forget=True
     ):
         removed.append("moto server")

@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 CLUSTER_LABEL = "io.provision.sandbox.cluster"
+#: On each host container: the sandbox cloud (its folder, ``sandbox_dir``) that launched it,
+#: so that one cloud's moto server is stopped when *its* last cluster is gone, whatever other
+#: sandbox clouds (other state folders) still run on the same engine.
+CLOUD_LABEL = "io.provision.sandbox.cloud"
 #: Set to 1, the sandbox's hosts start with Docker and Compose installed (the stand-in for
 #: an AMI that ships Docker) instead of bare: for runs that are not about installing Docker,
 #: such as most of the test suite. Read once, when a run's endpoint mapping is made.
@@ -68,6 +72,7 @@ def endpoint_for(
     distro: str = "bookworm",
     progress: Callable[[str], None] | None = None,
     shared_network: bool = False,
+    cloud_dir: Path | None = None,
 ) -> Callable[[Instance], tuple[str, int]]:
     """For ``provision.aws.up``: an instance → the loopback address and port of its host
     container, started (with the cluster's public key) on first sight. With
@@ -86,7 +91,10 @@ def endpoint_for(
                 _host_name(cluster, instance.instance_id),
                 distro=distro,
                 public_key=ensure_key_file(instance.key_file),
-                labels={CLUSTER_LABEL: cluster},
+                labels={
+                    CLUSTER_LABEL: cluster,
+                    **({CLOUD_LABEL: str(cloud_dir)} if cloud_dir else {}),
+                },
                 network=cluster_network(cluster) if shared_network else None,
                 docker_ready=docker_ready,
             )
@@ -135,5 +143,8 @@ def host_containers(cluster: str) -> list[str]:
     return localdocker.container_ids(f"{CLUSTER_LABEL}={cluster}")
 
 
-def any_cluster_left() -> bool:
-    return bool(localdocker.container_ids(CLUSTER_LABEL))
+def any_cluster_left(cloud_dir: Path | None = None) -> bool:
+    """A host container of any sandbox cluster is left (of the cloud in ``cloud_dir`` only,
+    when given)."""
+    return bool(localdocker.container_ids(f"{CLOUD_LABEL}={cloud_dir}" if cloud_dir
+                                          else CLUSTER_LABEL))  # fmt: skip

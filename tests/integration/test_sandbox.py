@@ -6,15 +6,18 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import paramiko
 import pytest
 
 from provision.errors import ConfigError
-from provision.sandbox import hosts, images, localdocker
+from provision.sandbox import cloud, hosts, images, localdocker
 from provision.sandbox.hosts import SandboxHost
+from provision.sandbox.moto_server import stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -271,3 +274,32 @@ def _retry_curl(container: str, url: str) -> str:
         last = done.stderr
         time.sleep(0.25)
     raise AssertionError(f"{url} never answered: {last}")
+
+
+def test_a_sandbox_cloud_stops_its_moto_server_whatever_other_clouds_still_run(
+    sandbox_images: None, sandbox_labels: dict[str, str], tmp_path: Path
+) -> None:
+    """Two sandbox clouds (two state folders) on one engine: the `down` of one cloud's last
+    cluster stops that cloud's moto server, though another cloud's host is still running (on
+    the old code any host of any cloud kept every server alive: a user's pytest session,
+    torn down while another one ran, left its server behind)."""
+    from provision.cloud import Target, _remove_sandbox
+    from provision.sandbox.moto_server import ensure_server, running_server
+
+    other = f"provision-test-other-cloud-{uuid.uuid4().hex[:6]}"
+    label_args = [a for k, v in {**sandbox_labels, cloud.CLUSTER_LABEL: "other",
+                                 "io.provision.sandbox.cloud": str(tmp_path / "elsewhere")}.items()
+                  for a in ("--label", f"{k}={v}")]  # fmt: skip
+    localdocker.run(images.REDIS_IMAGE, name=other, options=label_args)
+    state = (tmp_path / "state").resolve()
+    folder = cloud.sandbox_dir(state)
+    try:
+        ensure_server(folder)
+        assert running_server(folder)
+        removed = _remove_sandbox(Target("sandbox", "mine", "us-east-1", state))
+        assert removed == ["moto server"], removed
+        assert running_server(folder) is None
+        assert cloud.any_cluster_left(tmp_path / "elsewhere") and cloud.any_cluster_left()
+    finally:
+        stop_server(folder, forget=True)
+        localdocker.remove_container(other)
