@@ -27,12 +27,11 @@ from pathlib import Path
 import pytest
 
 from provision.sandbox import cloud, hosts, images, localdocker
-from provision.sandbox.cloud import DOCKER_READY_ENV
 from provision.sandbox.hosts import SandboxHost
 from provision.sandbox.moto_server import stop_server
 from tests import bounds
 from tests.clirun import failure, provision_cli
-from tests.helpers import AWS_FAKE_ENV, UNSET_ENV
+from tests.helpers import hermetic_env
 from tests.wheel import install_wheel, user_env
 
 TEST_LABEL = "io.provision.test"
@@ -75,20 +74,7 @@ def _hermetic_env(
     Note: the `ssh` binary reads ~/.ssh/config from the passwd entry, not HOME;
     build ssh commands with ``ssh_argv`` (it passes ``-F none``).
     """
-    _hermetic(monkeypatch, tmp_path_factory.mktemp("home"))
-
-
-def _hermetic(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
-    monkeypatch.setenv("HOME", str(home))
-    for key, value in AWS_FAKE_ENV.items():
-        monkeypatch.setenv(key, value)
-    for key in UNSET_ENV:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config-absent"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-absent"))
-    # Sandbox clusters start Docker-ready hosts: only the tests of the install path (which
-    # delete this) start bare ones and install Docker over SSH.
-    monkeypatch.setenv(DOCKER_READY_ENV, "1")
+    hermetic_env(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="session")
@@ -352,7 +338,7 @@ def _shared_cluster(
     cwd = tmp_path_factory.mktemp("shared-cluster")
     name = f"shared-{uuid.uuid4().hex[:6]}"
     with pytest.MonkeyPatch.context() as monkeypatch:  # made before any test's own env
-        _hermetic(monkeypatch, tmp_path_factory.mktemp("home"))
+        hermetic_env(monkeypatch, tmp_path_factory.mktemp("home"))
         try:
             done = provision_cli("up", "-e", f"cluster_name={name}", "--json", cwd=cwd,
                                  timeout=bounds.CLI_RUN)  # fmt: skip

@@ -30,6 +30,7 @@ __all__ = [
     "assert_verified_on_every_node",
     "container_id",
     "docker_ls",
+    "hermetic_env",
     "left_behind",
     "moto_running",
     "provision",
@@ -50,6 +51,20 @@ AWS_FAKE_ENV = {
 }
 UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
              "AWS_ENDPOINT_URL", "SSH_AUTH_SOCK", "SSH_AGENT_PID")  # fmt: skip
+
+
+def hermetic_env(monkeypatch: Any, home: Path) -> None:
+    """The tests' environment: fake AWS credentials, no AWS/SSH config or agent of the user's,
+    a scratch HOME, and Docker-ready sandbox hosts (only the tests of the install path, which
+    delete ``PROVISION_SANDBOX_DOCKER_READY``, start bare ones and install Docker over SSH)."""
+    monkeypatch.setenv("HOME", str(home))
+    for key, value in AWS_FAKE_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in UNSET_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config-absent"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-absent"))
+    monkeypatch.setenv(cloud.DOCKER_READY_ENV, "1")
 
 
 # ---------------------------------------------------------------- one host, through the API

@@ -92,7 +92,9 @@ def test_docker_ready_host_runs_docker_and_compose_for_admin(
     """The Docker-ready image: the engine runs under systemd, `admin` reaches it without sudo
     (the docker group), and the release's Compose answers: what `docker_engine` looks for."""
     host = ssh_host_factory(f"ready-{distro}", distro=distro)
+    # The engine may still be starting (systemd: "activating") just after sshd answers.
     script = (
+        "timeout 60 sh -c 'until systemctl is-active -q docker; do sleep 0.2; done'; "
         "systemctl is-active docker; id -nG | tr ' ' '\\n' | grep -x docker; "
         "docker info --format '{{.Driver}}'; "
         "docker compose version --short 2>/dev/null || docker-compose version --short"
