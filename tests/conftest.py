@@ -51,15 +51,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if item.get_closest_marker("integration") is not None:
             item.add_marker(pytest.mark.slow)
-        # Under pytest-xdist (`--dist loadgroup`): a module's tests stay on one worker, so a
-        # module-scoped host or cluster is made once; the tests of the session's shared
-        # cluster stay together, so it is made once too.
-        group = (
-            "shared-cluster"
-            if "shared_cluster" in item.fixturenames
-            else item.nodeid.split("::")[0]
-        )
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 # ---------------------------------------------------------------- hermetic
@@ -307,7 +298,7 @@ def empty_docker_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 @dataclass
 class SharedCluster:
-    """A sandbox cluster made once per session (per xdist worker) by ``provision up``, for the
+    """A sandbox cluster made once per session by ``provision up``, for the
     tests that only read it or restore what they change: ``cwd`` holds its state, ``name`` is
     its ``cluster_name``, ``url`` its OpenResty, ``container`` its host's container id."""
 

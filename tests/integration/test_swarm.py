@@ -13,8 +13,8 @@ module (each `up` of three hosts costs a minute):
   verifies on all three nodes; the old node is no longer in `docker node ls`;
 - `down` leaves no container, network or volume of the cluster (the last test).
 
-The tests run in this order (pytest keeps a module's order; under xdist the module stays on
-one worker); each leaves the cluster with three Ready nodes, until the last removes it.
+The tests run in this order (pytest keeps a module's order); each leaves the cluster with
+three Ready nodes, until the last removes it.
 """
 
 from __future__ import annotations
