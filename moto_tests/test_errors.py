@@ -207,3 +207,35 @@ def test_describe_images_fallback_picks_the_newest(session, state_dir):
         timeouts=FAST,
     )
     assert result.ami_id == DEBIAN_AMI  # the 2025 image, not the 2024 one
+
+
+def test_realism_run_instances_right_after_the_creates_waits_out_not_found(session, state_dir, ec2):
+    """EC2's eventual consistency at launch: RunInstances right after CreateSecurityGroup and
+    ImportKeyPair may answer that they do not exist yet. RunInstances is asked again (its
+    ClientToken makes that safe) and one set of instances is launched (on the old code it was
+    called once: the first NotFound failed the `up`, after the group and key pair existed)."""
+    seen = inject(
+        session,
+        "RunInstances",
+        [
+            ec2_error(400, "InvalidGroup.NotFound", "The security group does not exist"),
+            ec2_error(400, "InvalidKeyPair.NotFound", "The key pair does not exist"),
+        ],
+    )
+    result = up(
+        make_spec(),
+        state_dir=state_dir,
+        session=session,
+        wait_ssh=False,
+        my_address=operator,
+        timeouts=FAST,
+    )
+    assert seen[0] == 3  # two "not yet" answers, then moto's launch
+    assert len(result.instances) == 1
+    running = [
+        i
+        for r in ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] != "terminated"
+    ]
+    assert len(running) == 1

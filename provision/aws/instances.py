@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from provision.aws import waits
 from provision.aws.calls import Clients, call, pages
 from provision.aws.tags import CLUSTER, USER, cluster_filters, tag_dict, tag_specifications
 
@@ -54,8 +55,25 @@ class LaunchRequest:
     user: str
 
 
-def launch(clients: Clients, request: LaunchRequest, tags: Mapping[str, str]) -> list[str]:
-    """RunInstances: IMDSv2 only (hop limit 1), an encrypted root volume, tagged at creation."""
+#: RunInstances' answers while a key pair or security group made a moment ago is not yet
+#: visible to it (EC2's eventual consistency): "not yet", not a failure.
+LAUNCH_NOT_YET = frozenset({"InvalidGroup.NotFound", "InvalidKeyPair.NotFound"})
+
+
+def launch(
+    clients: Clients,
+    request: LaunchRequest,
+    tags: Mapping[str, str],
+    *,
+    timeout: float = 60.0,
+    interval: float = 2.0,
+) -> list[str]:
+    """RunInstances: IMDSv2 only (hop limit 1), an encrypted root volume, tagged at creation.
+
+    Right after ``CreateSecurityGroup`` or ``ImportKeyPair`` EC2 may answer that the group or
+    key pair does not exist (eventual consistency): the call is repeated for up to
+    ``timeout`` seconds. The ClientToken makes that safe: a repeat of a launch that did
+    happen returns the same instances, never a second set."""
     instance_tags = {**tags, USER: request.user, "Name": request.cluster}
     params: dict[str, Any] = {
         "ImageId": request.ami_id,
@@ -88,5 +106,12 @@ def launch(clients: Clients, request: LaunchRequest, tags: Mapping[str, str]) ->
     }
     if request.subnet_id:
         params["SubnetId"] = request.subnet_id
-    answer = call(clients.ec2, "run_instances", params)
+    answer = waits.poll(
+        lambda: call(clients.ec2, "run_instances", params),
+        what=f"RunInstances to see key pair {request.key_name} and security group "
+        f"{request.security_group_id}",
+        timeout=timeout,
+        interval=interval,
+        retry_codes=LAUNCH_NOT_YET,
+    )
     return [str(i["InstanceId"]) for i in answer["Instances"]]

@@ -266,7 +266,7 @@ def _launch(
         user=spec.login_user,
     )
     run.emit("launching instances", {"count": count, "type": spec.instance_type, "ami": ami})
-    ids = instances.launch(run.clients, request, tags)
+    ids = instances.launch(run.clients, request, tags, interval=max(run.timeouts.poll, 0.01))
     held = {r.name for r in run.state.instances if r.instance_id in existing}
     free = (n for n in range(1, 1000) if f"{spec.cluster}-{n}" not in held)
     for number, instance_id in zip(free, ids, strict=False):
