@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from moto_tests.conftest import (
@@ -239,3 +241,28 @@ def test_realism_run_instances_right_after_the_creates_waits_out_not_found(sessi
         if i["State"]["Name"] != "terminated"
     ]
     assert len(running) == 1
+
+
+def test_realism_an_instance_that_dies_at_launch_fails_at_once_with_aws_reason(
+    session, state_dir, ec2
+):
+    """An instance that goes from pending to terminated (a KMS key it may not use, no
+    capacity) fails `up` at once with AWS's StateReason and says how to undo; on the old code
+    the wait polled on to its deadline and dropped the reason."""
+
+    def die(parsed, **_):
+        ids = [i["InstanceId"] for i in parsed.get("Instances", [])]
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+
+    session.events.register("after-call.ec2.RunInstances", die)
+    slow = Timeouts(running=30, status_ok=5, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
+    started = time.monotonic()
+    with pytest.raises(CloudError) as caught:
+        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
+           my_address=operator, timeouts=slow)  # fmt: skip
+    assert time.monotonic() - started < 10  # at once, not at the 30 s deadline
+    assert caught.value.code == "InstanceDiedAtLaunch"
+    message = str(caught.value)
+    assert "died at launch" in message and "is terminated (Client." in message, message
+    assert "provision down" in message

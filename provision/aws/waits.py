@@ -68,15 +68,40 @@ def describe(clients: Clients, instance_ids: Sequence[str]) -> list[dict[str, An
 def wait_state(
     clients: Clients, instance_ids: Sequence[str], state: str, *, timeout: float, interval: float
 ) -> list[dict[str, Any]]:
-    """Wait until every instance is in ``state`` (running, terminated)."""
+    """Wait until every instance is in ``state`` (running, terminated).
+
+    Waiting for ``running``, an instance that is shutting down or terminated instead (it died
+    at launch: a KMS key it may not use, no capacity, a bad image) fails the wait at once,
+    with AWS's ``StateReason``, rather than at the deadline."""
 
     def check() -> list[dict[str, Any]] | None:
         found = describe(clients, instance_ids)
+        if state == "running":
+            _raise_if_died(found)
         ready = len(found) == len(instance_ids) and all(i["State"]["Name"] == state for i in found)
         return found if ready else None
 
     what = f"instance(s) {', '.join(instance_ids)} to be {state}"
     return poll(check, what=what, timeout=timeout, interval=interval)
+
+
+def _raise_if_died(found: Sequence[dict[str, Any]]) -> None:
+    dead = [i for i in found if i["State"]["Name"] in ("shutting-down", "terminated")]
+    if not dead:
+        return
+    reasons = []
+    for instance in dead:
+        reason = instance.get("StateReason") or {}
+        why = reason.get("Message") or instance.get("StateTransitionReason") or "no reason given"
+        code = f"{reason['Code']}: " if reason.get("Code") else ""
+        reasons.append(f"{instance['InstanceId']} is {instance['State']['Name']} ({code}{why})")
+    raise CloudError(
+        "an instance died at launch instead of running: "
+        + "; ".join(reasons)
+        + ". Run `provision down` to remove what this run made, fix the cause, then `up` again",
+        code="InstanceDiedAtLaunch",
+        operation="DescribeInstances",
+    )
 
 
 def wait_status_ok(
