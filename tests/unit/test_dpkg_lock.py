@@ -102,3 +102,30 @@ def test_engine_install_finishes_an_interrupted_dpkg_before_apt():
     configure = cmds.index("env DEBIAN_FRONTEND=noninteractive dpkg --configure -a")
     update = next(i for i, c in enumerate(cmds) if c.endswith("DPkg::Lock::Timeout=20 update"))
     assert configure < update and outcome.changed
+
+
+def test_the_apt_lists_lock_is_waited_for_too_and_named():
+    """apt-daily's `apt-get update` at first boot holds /var/lib/apt/lists/lock, for which
+    apt itself does not wait (`apt-get update` fails at once): the wait covers it, naming it
+    (#21, defect 4; on the old code only the dpkg lock was probed: no wait)."""
+    remote, said, clock = FakeRemote(), [], Clock()
+    lists = "lock=/var/lib/apt/lists/lock\nholder=901 /usr/bin/apt-get -qq update\n"
+    polls = {"n": 0}
+
+    def answer(argv: list[str]) -> Result:
+        polls["n"] += 1
+        return Result("probe", 0, lists if polls["n"] <= 2 else "")
+
+    remote.answers.insert(0, ("/var/lib/apt/lists/lock", answer))
+    wait_for_lock(_ctx(remote, said), 300, monotonic=clock.monotonic, sleep=clock.sleep)
+    assert said == [
+        "waiting for the apt lists lock (up to 300 s), held by pid 901 (/usr/bin/apt-get -qq "
+        "update)",
+        "the apt lists lock was released",
+    ]
+    assert clock.now == 4
+    remote.answers.insert(0, ("/var/cache/apt/archives/lock", Result("probe", 0,
+        "lock=/var/cache/apt/archives/lock\nholder=902 apt-get install x\n")))  # fmt: skip
+    held = r"the apt archives lock \(/var/cache/apt/archives/lock\) is still held by pid 902"
+    with pytest.raises(ProvisionError, match=held + r" \(apt-get install x\) after 5 s"):
+        wait_for_lock(_ctx(remote, said), 5, monotonic=clock.monotonic, sleep=clock.sleep)
