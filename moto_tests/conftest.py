@@ -145,7 +145,9 @@ def aws() -> Iterator[None]:
         yield
 
 
-def add_public_image(ami_id: str, owner: str, name: str, root: str, year: int) -> None:
+def add_public_image(
+    ami_id: str, owner: str, name: str, root: str, year: int, architecture: str = "x86_64"
+) -> None:
     """Register an image as its publisher would (RegisterImage would make us the owner)."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
@@ -157,7 +159,7 @@ def add_public_image(ami_id: str, owner: str, name: str, root: str, year: int) -
         ami_id=ami_id,
         owner_id=owner,
         name=name,
-        architecture="x86_64",
+        architecture=architecture,
         root_device_name=root,
         root_device_type="ebs",
         virtualization_type="hvm",

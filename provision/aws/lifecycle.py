@@ -124,11 +124,13 @@ def _up(
 ) -> ClusterResult:
     spec, clients = run.spec, run.clients
     ssh_cidrs = network.ssh_cidrs(spec.ssh_cidrs, my_address)
-    _check_instance_type(clients, spec.instance_type)
+    arch = _check_instance_type(clients, spec.instance_type)
     existing = instances.find_instances(clients, spec.cluster)
-    ami = _choose_ami(run, existing)
+    ami = _choose_ami(run, existing, arch)
     missing = spec.count - len(existing)  # a host gone for good is replaced
-    root_device = root_device_name(clients, ami) if missing > 0 else ""
+    # A custom AMI must match the type's architecture (an alias is resolved for it).
+    checked = arch if spec.image.startswith("ami-") else None
+    root_device = root_device_name(clients, ami, arch=checked) if missing > 0 else ""
     vpc = network.vpc_id(clients, spec.subnet_id)
     tags = _tags(run, now, created_by)
     key = _ensure_key(run, tags)
@@ -194,10 +196,11 @@ def _ssh_wait(wait_ssh: bool | SshWait, timeouts: Timeouts) -> SshWait | None:
     return wait_ssh
 
 
-def _check_instance_type(clients: Clients, instance_type: str) -> None:
-    """Ask AWS (read-only) whether the type exists in this region."""
+def _check_instance_type(clients: Clients, instance_type: str) -> str:
+    """Ask AWS (read-only) whether the type exists in this region; its CPU architecture
+    (``arm64`` for t4g, m7g, c7g...; else ``x86_64``)."""
     try:
-        call(clients.ec2, "describe_instance_types", {"InstanceTypes": [instance_type]})
+        answer = call(clients.ec2, "describe_instance_types", {"InstanceTypes": [instance_type]})
     except CloudError as exc:
         if exc.code != "InvalidInstanceType":
             raise
@@ -205,13 +208,16 @@ def _check_instance_type(clients: Clients, instance_type: str) -> None:
             f"instance type {instance_type!r} is not offered in {clients.region}",
             field="instance_type",
         ) from exc
+    types = answer.get("InstanceTypes") or [{}]
+    supported = types[0].get("ProcessorInfo", {}).get("SupportedArchitectures") or ["x86_64"]
+    return "x86_64" if "x86_64" in supported else str(supported[0])
 
 
-def _choose_ami(run: _Run, existing: list[dict[str, Any]]) -> str:
+def _choose_ami(run: _Run, existing: list[dict[str, Any]], arch: str = "x86_64") -> str:
     """The running image, else the recorded one, else today's: a re-run never changes image."""
     ami = existing[0]["ImageId"] if existing else run.state.ami_id
     if not ami:
-        ami = resolve_ami(run.clients, run.spec.image, on_event=run.emit)
+        ami = resolve_ami(run.clients, run.spec.image, on_event=run.emit, arch=arch)
     run.state.ami_id = str(ami)
     return str(ami)
 

@@ -197,7 +197,7 @@ def _publish_stand_in_parameters() -> None:
     models: Any = importlib.import_module("moto.ssm.models")
 
     amazon = IMAGES["al2023"].ssm_parameter
-    others = [f.ssm_parameter for f in IMAGES.values() if f.alias != "al2023"]
+    others = [n for f in IMAGES.values() for n in f.parameters if n != amazon]
     original = models.ParameterDict._check_loading_status
 
     def check_loading_status(self: Any, key: str) -> None:
