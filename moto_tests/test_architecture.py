@@ -55,3 +55,22 @@ def test_a_custom_x86_64_ami_with_an_arm64_type_is_refused_before_any_create(
         caught.value
     )
     assert calls.creates() == []
+
+
+def test_realism_a_subnet_without_public_ips_still_gives_the_instance_one(
+    session, state_dir, calls, ec2
+):
+    """A chosen subnet that does not map public IPs on launch (the default outside a default
+    VPC): the instance asks for one on its interface, so it is reachable (on the old code it
+    launched without one and `up` failed after launch with NoPublicIp)."""
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]
+    assert not subnet["MapPublicIpOnLaunch"]
+    result = up(make_spec(subnet=subnet["SubnetId"]), state_dir=state_dir, session=session,
+                wait_ssh=False, my_address=operator, timeouts=FAST)  # fmt: skip
+    (host,) = result.instances
+    assert host.public_ip, host
+    (launch,) = [c.params for c in calls.calls if c.operation == "RunInstances"]
+    (interface,) = launch["NetworkInterfaces"]
+    assert interface["SubnetId"] == subnet["SubnetId"] and interface["AssociatePublicIpAddress"]
+    assert interface["Groups"] == [result.security_group_id]

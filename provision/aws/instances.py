@@ -105,7 +105,19 @@ def launch(
         ],
     }
     if request.subnet_id:
-        params["SubnetId"] = request.subnet_id
+        # A chosen subnet may not map public IPs on launch (MapPublicIpOnLaunch false: the
+        # default of a subnet that is not a default VPC's): ask for one on the interface, or
+        # the instance comes up unreachable from here (found out only after launch).
+        del params["SecurityGroupIds"]
+        params["NetworkInterfaces"] = [
+            {
+                "DeviceIndex": 0,
+                "SubnetId": request.subnet_id,
+                "Groups": [request.security_group_id],
+                "AssociatePublicIpAddress": True,
+                "DeleteOnTermination": True,
+            }
+        ]
     answer = waits.poll(
         lambda: call(clients.ec2, "run_instances", params),
         what=f"RunInstances to see key pair {request.key_name} and security group "
