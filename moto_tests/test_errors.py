@@ -266,3 +266,23 @@ def test_realism_an_instance_that_dies_at_launch_fails_at_once_with_aws_reason(
     message = str(caught.value)
     assert "died at launch" in message and "is terminated (Client." in message, message
     assert "provision down" in message
+
+
+def test_idempotent_parameter_mismatch_is_explained(session, state_dir):
+    """RunInstances refusing the run's ClientToken because an earlier, unfinished launch used
+    it with other parameters: the error says what this launch asks and how to start over (on
+    the old code: AWS's bare message)."""
+    inject(session, "RunInstances", [ec2_error(400, "IdempotentParameterMismatch",
+                                               "Arguments on this idempotent request are "
+                                               "inconsistent with arguments used in previous "
+                                               "request(s).")])  # fmt: skip
+    with pytest.raises(CloudError) as caught:
+        up(make_spec(instance_type="t3.small"), state_dir=state_dir, session=session,
+           wait_ssh=False, my_address=operator, timeouts=FAST)  # fmt: skip
+    message = str(caught.value)
+    assert caught.value.code == "IdempotentParameterMismatch"
+    assert "an earlier, unfinished `up` of cluster alpha launched with this run's ClientToken" in (
+        message
+    )
+    assert "this one asks for 1 x t3.small from ami-" in message
+    assert "`provision down` to remove it and then `up`" in message

@@ -10,6 +10,7 @@ from typing import Any
 from provision.aws import waits
 from provision.aws.calls import Clients, call, pages
 from provision.aws.tags import CLUSTER, USER, cluster_filters, tag_dict, tag_specifications
+from provision.errors import CloudError
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -119,7 +120,7 @@ def launch(
             }
         ]
     answer = waits.poll(
-        lambda: call(clients.ec2, "run_instances", params),
+        lambda: _run_instances(clients, params, request),
         what=f"RunInstances to see key pair {request.key_name} and security group "
         f"{request.security_group_id}",
         timeout=timeout,
@@ -127,3 +128,23 @@ def launch(
         retry_codes=LAUNCH_NOT_YET,
     )
     return [str(i["InstanceId"]) for i in answer["Instances"]]
+
+
+def _run_instances(
+    clients: Clients, params: dict[str, Any], request: LaunchRequest
+) -> dict[str, Any]:
+    try:
+        return call(clients.ec2, "run_instances", params)
+    except CloudError as exc:
+        if exc.code != "IdempotentParameterMismatch":
+            raise
+        subnet = f" in subnet {request.subnet_id}" if request.subnet_id else ""
+        raise CloudError(
+            f"an earlier, unfinished `up` of cluster {request.cluster} launched with this run's "
+            f"ClientToken but other parameters; this one asks for {request.count} x "
+            f"{request.instance_type} from {request.ami_id}{subnet}. Run `up` again with the "
+            "earlier values to finish that launch, or `provision down` to remove it and then "
+            "`up` (a new run, a new token)",
+            code=exc.code,
+            operation=exc.operation,
+        ) from exc
