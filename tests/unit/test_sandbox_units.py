@@ -154,3 +154,15 @@ def test_every_file_the_dockerfiles_copy_is_shipped() -> None:
                 source = line.split()[1]
                 for suite in images.SUPPORTED_DISTROS:
                     assert (images.FILES / source.replace("${SUITE}", suite)).is_file(), line
+
+
+def test_the_docker_ready_image_installs_what_docker_engine_would_pick():
+    """The Docker-ready host image installs the packages `docker_engine` picks, with the very
+    same script (copied into its Dockerfile): the two cannot drift apart unseen."""
+    from provision.sandbox.images import FILES
+    from provision.tasks.docker_engine import PICK_PACKAGES
+
+    dockerfile = (FILES / "sshhost-docker.Dockerfile").read_text()
+    assert f"packages=$({PICK_PACKAGES})" in dockerfile
+    assert "install -y --no-install-recommends docker.io $packages" in dockerfile
+    assert "usermod -aG docker admin" in dockerfile
