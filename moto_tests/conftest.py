@@ -250,6 +250,14 @@ def operator() -> str:
     return OPERATOR_IP
 
 
+def quick_up(session: boto3.Session, state_dir: Path, timeouts: Any = None, **spec: Any) -> Any:
+    """``provision.aws.up`` of ``make_spec(**spec)`` with no SSH wait and the fast timeouts."""
+    from provision.aws import up
+
+    return up(make_spec(**spec), state_dir=state_dir, session=session, wait_ssh=False,
+              my_address=operator, timeouts=timeouts or FAST)  # fmt: skip
+
+
 def fake_response(status: int, xml: str) -> AWSResponse:
     """A raw HTTP answer for a ``before-send`` hook: botocore parses (and retries) it."""
 

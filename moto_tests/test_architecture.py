@@ -10,13 +10,10 @@ import pytest
 
 from moto_tests.conftest import (
     DEBIAN_AMI,
-    FAST,
     add_public_image,
-    make_spec,
-    operator,
     publish_public_parameter,
+    quick_up,
 )
-from provision.aws import up
 from provision.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -28,8 +25,7 @@ def test_realism_an_arm64_instance_type_picks_the_arm64_image(session, state_dir
     add_public_image(DEBIAN_ARM_AMI, "136693071363", "debian-12-arm64-20250101-2000",
                      "/dev/xvda", 2025, architecture="arm64")  # fmt: skip
     publish_public_parameter("/aws/service/debian/release/12/latest/arm64", DEBIAN_ARM_AMI)
-    result = up(make_spec(instance_type="t4g.small"), state_dir=state_dir, session=session,
-                wait_ssh=False, my_address=operator, timeouts=FAST)  # fmt: skip
+    result = quick_up(session, state_dir, instance_type="t4g.small")
     assert result.ami_id == DEBIAN_ARM_AMI
     asked = [c.params["Name"] for c in calls.calls if c.operation == "GetParameter"]
     assert asked == ["/aws/service/debian/release/12/latest/arm64"]
@@ -38,18 +34,15 @@ def test_realism_an_arm64_instance_type_picks_the_arm64_image(session, state_dir
 
 
 def test_an_x86_64_instance_type_keeps_the_x86_64_image(session, state_dir, calls):
-    result = up(make_spec(instance_type="t3.small"), state_dir=state_dir, session=session,
-                wait_ssh=False, my_address=operator, timeouts=FAST)  # fmt: skip
+    result = quick_up(session, state_dir, instance_type="t3.small")
     assert result.ami_id == DEBIAN_AMI
 
 
 def test_a_custom_x86_64_ami_with_an_arm64_type_is_refused_before_any_create(
     session, state_dir, calls
 ):
-    spec = make_spec(instance_type="t4g.small", image=DEBIAN_AMI, ssh_user="admin")
     with pytest.raises(ConfigError) as caught:
-        up(spec, state_dir=state_dir, session=session, wait_ssh=False, my_address=operator,
-           timeouts=FAST)  # fmt: skip
+        quick_up(session, state_dir, instance_type="t4g.small", image=DEBIAN_AMI, ssh_user="admin")
     assert caught.value.field == "image"
     assert f"AMI {DEBIAN_AMI} is built for x86_64, but the instance type runs arm64" in str(
         caught.value
@@ -66,8 +59,7 @@ def test_realism_a_subnet_without_public_ips_still_gives_the_instance_one(
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]
     assert not subnet["MapPublicIpOnLaunch"]
-    result = up(make_spec(subnet=subnet["SubnetId"]), state_dir=state_dir, session=session,
-                wait_ssh=False, my_address=operator, timeouts=FAST)  # fmt: skip
+    result = quick_up(session, state_dir, subnet=subnet["SubnetId"])
     (host,) = result.instances
     assert host.public_ip, host
     (launch,) = [c.params for c in calls.calls if c.operation == "RunInstances"]

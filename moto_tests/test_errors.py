@@ -16,6 +16,7 @@ from moto_tests.conftest import (
     inject,
     make_spec,
     operator,
+    quick_up,
     unpublish_public_parameter,
 )
 from provision.aws import down, up
@@ -224,14 +225,7 @@ def test_realism_run_instances_right_after_the_creates_waits_out_not_found(sessi
             ec2_error(400, "InvalidKeyPair.NotFound", "The key pair does not exist"),
         ],
     )
-    result = up(
-        make_spec(),
-        state_dir=state_dir,
-        session=session,
-        wait_ssh=False,
-        my_address=operator,
-        timeouts=FAST,
-    )
+    result = quick_up(session, state_dir)
     assert seen[0] == 3  # two "not yet" answers, then moto's launch
     assert len(result.instances) == 1
     running = [
@@ -259,8 +253,7 @@ def test_realism_an_instance_that_dies_at_launch_fails_at_once_with_aws_reason(
     slow = Timeouts(running=30, status_ok=5, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
     started = time.monotonic()
     with pytest.raises(CloudError) as caught:
-        up(make_spec(), state_dir=state_dir, session=session, wait_ssh=False,
-           my_address=operator, timeouts=slow)  # fmt: skip
+        quick_up(session, state_dir, slow)
     assert time.monotonic() - started < 10  # at once, not at the 30 s deadline
     assert caught.value.code == "InstanceDiedAtLaunch"
     message = str(caught.value)
@@ -277,8 +270,7 @@ def test_idempotent_parameter_mismatch_is_explained(session, state_dir):
                                                "inconsistent with arguments used in previous "
                                                "request(s).")])  # fmt: skip
     with pytest.raises(CloudError) as caught:
-        up(make_spec(instance_type="t3.small"), state_dir=state_dir, session=session,
-           wait_ssh=False, my_address=operator, timeouts=FAST)  # fmt: skip
+        quick_up(session, state_dir, instance_type="t3.small")
     message = str(caught.value)
     assert caught.value.code == "IdempotentParameterMismatch"
     assert "an earlier, unfinished `up` of cluster alpha launched with this run's ClientToken" in (
