@@ -18,3 +18,6 @@ ROUTE_PROPAGATION = 30.0
 #: A command the test started over SSH showing up in the host's process list (~1 s idle:
 #: Python start, SSH handshake, the run's first reads).
 STEP_STARTS = 60.0
+#: A restarted host's services answering again (systemd, dockerd, the containers by their
+#: restart policy: ~5 s idle).
+SERVICE_BACK = 60.0
