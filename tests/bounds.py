@@ -21,3 +21,6 @@ STEP_STARTS = 60.0
 #: A restarted host's services answering again (systemd, dockerd, the containers by their
 #: restart policy: ~5 s idle).
 SERVICE_BACK = 60.0
+#: A sandbox host's own Docker engine answering after sshd does (systemd starts both; ~1 s
+#: idle).
+ENGINE_ANSWERS = 60.0

@@ -185,9 +185,12 @@ class HostFactory:
         distro: str = "bookworm",
         wait: bool = True,
         bare: bool = False,
+        preloaded: bool = True,
     ) -> SandboxHost:
-        """A host with Docker and Compose installed (the Docker-ready image), or with
-        ``bare`` one without: only the tests of the install path need a bare host."""
+        """A host with Docker and Compose installed (the Docker-ready image) whose engine
+        holds the service images, or without them (``preloaded=False``: for the tests of
+        sending images), or with ``bare`` neither: only the tests of the install path need
+        a bare host."""
         name = f"{self._prefix}-{name or 'host'}-{next(_host_numbers)}"
         host = hosts.start_host(
             name,
@@ -195,6 +198,7 @@ class HostFactory:
             public_key=self._keypair.public_key,
             labels=self._labels,
             docker_ready=not bare,
+            preloaded=preloaded and not bare,
         )
         self.started.append(host)
         if wait:

@@ -55,8 +55,10 @@ UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDEN
 
 def hermetic_env(monkeypatch: Any, home: Path) -> None:
     """The tests' environment: fake AWS credentials, no AWS/SSH config or agent of the user's,
-    a scratch HOME, and Docker-ready sandbox hosts (only the tests of the install path, which
-    delete ``PROVISION_SANDBOX_DOCKER_READY``, start bare ones and install Docker over SSH)."""
+    a scratch HOME, and Docker-ready sandbox hosts whose engines hold the service images (only
+    the tests of the install path, which delete ``PROVISION_SANDBOX_DOCKER_READY``, start bare
+    ones and install Docker over SSH; only the tests of sending images delete
+    ``PROVISION_SANDBOX_PRELOADED``)."""
     monkeypatch.setenv("HOME", str(home))
     for key, value in AWS_FAKE_ENV.items():
         monkeypatch.setenv(key, value)
@@ -65,6 +67,7 @@ def hermetic_env(monkeypatch: Any, home: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config-absent"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials-absent"))
     monkeypatch.setenv(cloud.DOCKER_READY_ENV, "1")
+    monkeypatch.setenv(cloud.PRELOADED_ENV, "1")
 
 
 # ---------------------------------------------------------------- one host, through the API

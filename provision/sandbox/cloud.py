@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLUSTER_LABEL",
     "DOCKER_READY_ENV",
+    "PRELOADED_ENV",
     "endpoint_for",
     "host_for_instance",
     "host_key_scanner",
@@ -39,6 +40,9 @@ CLOUD_LABEL = "io.provision.sandbox.cloud"
 #: an AMI that ships Docker) instead of bare: for runs that are not about installing Docker,
 #: such as most of the test suite. Read once, when a run's endpoint mapping is made.
 DOCKER_READY_ENV = "PROVISION_SANDBOX_DOCKER_READY"
+#: Set to 1 as well, the Docker-ready hosts' engines also start with the service images
+#: loaded (``seed``: an AMI baked with them), so ``up`` sends none. Ignored for bare hosts.
+PRELOADED_ENV = "PROVISION_SANDBOX_PRELOADED"
 
 
 def sandbox_dir(state_dir: Path) -> Path:
@@ -77,8 +81,10 @@ def endpoint_for(
     """For ``provision.aws.up``: an instance → the loopback address and port of its host
     container, started (with the cluster's public key) on first sight. With
     ``shared_network`` (a Swarm cluster) the hosts join one network: ``cluster_network``.
-    The hosts start bare, or Docker-ready when ``DOCKER_READY_ENV`` is 1."""
+    The hosts start bare, or Docker-ready when ``DOCKER_READY_ENV`` is 1 (and then with the
+    service images loaded when ``PRELOADED_ENV`` is 1 too)."""
     docker_ready = os.environ.get(DOCKER_READY_ENV, "") == "1"
+    preloaded = docker_ready and os.environ.get(PRELOADED_ENV, "") == "1"
 
     def endpoint(instance: Instance) -> tuple[str, int]:
         host = host_for_instance(cluster, instance.instance_id)
@@ -97,6 +103,7 @@ def endpoint_for(
                 },
                 network=cluster_network(cluster) if shared_network else None,
                 docker_ready=docker_ready,
+                preloaded=preloaded,
             )
         return host.address, host.port
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from provision.errors import CommandError, ConfigError, ConnectError
 from provision.models import HostSpec
-from provision.sandbox import images, localdocker
+from provision.sandbox import images, localdocker, seed
 
 __all__ = [
     "CONTAINER_PREFIX",
@@ -48,17 +48,6 @@ _KEYDIR_LABEL = "io.provision.sandbox.keydir"
 _KEYDIR_PREFIX = "provision-sandbox-keys-"
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?")
 
-# systemd as PID 1 and a nested Docker engine need these; `--privileged` fails
-# on machines whose bounding set lacks CAP_SYS_RESOURCE ("unable to apply caps").
-_SYSTEMD_FLAGS = (
-    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-    "--security-opt", "seccomp=unconfined",
-    "--security-opt", "apparmor=unconfined",
-    "--security-opt", "systempaths=unconfined",
-    "--cgroupns", "host",
-    "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -111,6 +100,7 @@ def start_host(
     labels: Mapping[str, str] | None = None,
     network: str | None = None,
     docker_ready: bool = False,
+    preloaded: bool = False,
 ) -> SandboxHost:
     """Start a sandbox host whose user ``admin`` accepts ``public_key``.
 
@@ -119,8 +109,12 @@ def start_host(
     network of the local engine to join instead of the default bridge (the hosts of one
     cluster reach each other there, as instances do in a VPC). ``docker_ready``: the host
     starts with Docker and Compose installed (``images.docker_ready_image``), as from an
-    AMI that ships them; otherwise it is bare. Does not wait for SSH: call ``wait_for_ssh``.
+    AMI that ships them; otherwise it is bare. ``preloaded`` (with ``docker_ready``): its
+    engine also holds the service images (``seed.fill``), as from an AMI baked with them.
+    Does not wait for SSH: call ``wait_for_ssh``.
     """
+    if preloaded and not docker_ready:
+        raise ConfigError("a preloaded host must be Docker-ready", field="preloaded")
     image = images.docker_ready_image(distro) if docker_ready else images.sshhost_image(distro)
     _checked_name(name)
     if not public_key.strip().startswith(("ssh-", "ecdsa-", "sk-")):
@@ -137,9 +131,11 @@ def start_host(
     try:
         localdocker.docker("volume", "create", "--label", localdocker.SANDBOX_LABEL,
                            *label_args, volume)  # fmt: skip
+        if preloaded:
+            seed.fill(volume, distro)
         container_id = _run_on_fixed_ports(image, name, [
             "--hostname", name, "--label", localdocker.SANDBOX_LABEL, *label_args,
-            *_SYSTEMD_FLAGS,
+            *images.HOST_RUN_FLAGS,
             "--volume", f"{volume}:/var/lib/docker",
             "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
             *(["--network", network] if network else []),

@@ -29,6 +29,7 @@ from provision.sandbox import localdocker
 
 __all__ = [
     "FILES",
+    "HOST_RUN_FLAGS",
     "OPENRESTY_IMAGE",
     "REDIS_IMAGE",
     "SUPPORTED_DISTROS",
@@ -46,6 +47,19 @@ REDIS_IMAGE = "redis:latest"
 OPENRESTY_IMAGE = "openresty/openresty:latest"
 #: The suite the two service stand-ins are built from.
 SERVICE_SUITE = "bookworm"
+
+# systemd as PID 1 and a nested Docker engine need these; `--privileged` fails
+# on machines whose bounding set lacks CAP_SYS_RESOURCE ("unable to apply caps").
+#: ``docker run`` options every host image needs.
+HOST_RUN_FLAGS = (
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined",
+    "--security-opt", "apparmor=unconfined",
+    "--security-opt", "systempaths=unconfined",
+    "--cgroupns", "host",
+    "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+)  # fmt: skip
 
 Progress = Callable[[str], None]
 

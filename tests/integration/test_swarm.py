@@ -125,6 +125,9 @@ def swarm(tmp_path_factory, sandbox_images) -> Iterator[Swarm]:
     # The hermetic environment of tests/conftest.py, for the whole module.
     with pytest.MonkeyPatch.context() as env:
         hermetic_env(env, tmp_path_factory.mktemp("home"))
+        # The nodes start without the service images: the module proves they reach every
+        # node over the cluster's network, relayed by the manager.
+        env.delenv(cloud.PRELOADED_ENV)
         try:
             first = provision(cwd, "up", *args, "--json")
             assert first.returncode == 0, failure(first)
