@@ -49,7 +49,6 @@ _KEYDIR_PREFIX = "provision-sandbox-keys-"
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?")
 
 
-
 @dataclass(frozen=True)
 class SandboxHost:
     """A running sandbox host, reachable at ``user@address:port``."""
