@@ -156,7 +156,10 @@ def _make(name: str, distro: str) -> None:
 
 def _wait_engine(container: str) -> None:
     deadline = time.monotonic() + ENGINE_WAIT
-    while not localdocker.docker("exec", container, "docker", "info", check=False).ok:
+    # Through sh, silenced: the inner client's "Cannot connect to the Docker daemon" while
+    # the host's engine starts must not read as the local engine being down.
+    probe = ("exec", container, "sh", "-c", "docker info >/dev/null 2>&1")
+    while not localdocker.docker(*probe, check=False).ok:
         if time.monotonic() > deadline:
             raise ProvisionError(f"the seeding host's Docker engine did not answer in "
                                  f"{ENGINE_WAIT:.0f} s")  # fmt: skip

@@ -117,6 +117,13 @@ def on(container: str, *argv: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.fixture(autouse=True)
+def _images_travel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every host of this module, a replacement too, starts without the service images: the
+    module proves they reach each node over the cluster's network, relayed by the manager."""
+    monkeypatch.delenv(cloud.PRELOADED_ENV, raising=False)
+
+
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory, sandbox_images) -> Iterator[Swarm]:
     cwd = tmp_path_factory.mktemp("swarm-faults")
