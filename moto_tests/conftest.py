@@ -35,7 +35,7 @@ UBUNTU_PARAMETER = (
 )
 OPERATOR_IP = "198.51.100.7"
 # Short deadlines: moto answers at once, and a failing wait should fail fast.
-FAST = Timeouts(running=5, status_ok=5, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
+FAST = Timeouts(running=5, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
 CREATE_OPERATIONS = {
     "RunInstances",
     "CreateSecurityGroup",
@@ -347,3 +347,44 @@ def banner_server() -> Iterator[BannerServer]:
 
 
 Endpoint = Callable[[Any], tuple[str, int]]
+
+
+# ---------------------------------------------------------------- the realism layer
+
+
+class FakeClock:
+    """The realism layer's clock, advanced by the waits of ``provision.aws.waits``: minutes of
+    EC2 pass in milliseconds, and ``now`` says how long a run waited."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
+@dataclass
+class Realism:
+    layer: Any
+    clock: FakeClock
+
+
+@pytest.fixture
+def realism(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Realism]:
+    """moto behaving as real EC2 (``provision.sandbox.realism``, ``REAL`` timings) on a fake
+    clock; a test changes ``realism.layer.scenario`` for the situations it needs."""
+    import types
+
+    from provision.aws import waits
+    from provision.sandbox import realism as layer_module
+
+    clock = FakeClock()
+    layer = layer_module.install(layer_module.Layer(layer_module.REAL, clock=clock))
+    monkeypatch.setattr(waits, "time", types.SimpleNamespace(monotonic=clock, sleep=clock.sleep))
+    try:
+        yield Realism(layer, clock)
+    finally:
+        layer_module.uninstall()

@@ -124,7 +124,7 @@ def test_eventual_consistency_that_never_settles_hits_the_deadline(session, stat
     inject(
         session, "DescribeInstances", [None] + [ec2_error(400, "InvalidInstanceID.NotFound")] * 1000
     )
-    short = Timeouts(running=0.2, status_ok=1, ssh=1, console=0, terminated=1, delete=1, poll=0.01)
+    short = Timeouts(running=0.2, ssh=1, console=0, terminated=1, delete=1, poll=0.01)
     with pytest.raises(CloudError) as caught:
         up(
             make_spec(),
@@ -250,7 +250,7 @@ def test_realism_an_instance_that_dies_at_launch_fails_at_once_with_aws_reason(
             ec2.terminate_instances(InstanceIds=ids)
 
     session.events.register("after-call.ec2.RunInstances", die)
-    slow = Timeouts(running=30, status_ok=5, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
+    slow = Timeouts(running=30, ssh=3, console=0, terminated=5, delete=5, poll=0.01)
     started = time.monotonic()
     with pytest.raises(CloudError) as caught:
         quick_up(session, state_dir, slow)

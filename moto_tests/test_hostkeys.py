@@ -143,7 +143,7 @@ def stand_up(session, state_dir, server: BannerServer, scanner, **options):
         state_dir=state_dir,
         session=session,
         my_address=operator,
-        timeouts=Timeouts(running=5, status_ok=5, ssh=2, console=0.05, poll=0.01),
+        timeouts=Timeouts(running=5, ssh=2, console=0.05, poll=0.01),
         endpoint_for=lambda instance: ("127.0.0.1", server.port),
         host_key_scanner=scanner,
         **options,
@@ -212,7 +212,7 @@ def test_ssh_banner_wait_gives_up_with_a_message(session, state_dir):
             state_dir=state_dir,
             session=session,
             my_address=operator,
-            timeouts=Timeouts(running=5, status_ok=5, ssh=0.3, console=0, poll=0.05),
+            timeouts=Timeouts(running=5, ssh=0.3, console=0, poll=0.05),
             endpoint_for=lambda instance: ("127.0.0.1", port),
         )
 

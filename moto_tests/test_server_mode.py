@@ -167,3 +167,41 @@ def test_the_sandbox_cloud_survives_a_server_restart(
         [result.instances[0].instance_id, result.security_group_id, result.key_name]
     )
     assert down_in_a_fresh_process("keep", restarted, tmp_path)
+
+
+def _launch_and_describe(endpoint: str) -> str:
+    ec2 = new_session().client("ec2", REGION, endpoint_url=endpoint)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    (instance,) = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"]
+    try:
+        (reservation,) = ec2.describe_instances(
+            Filters=[{"Name": "instance-id", "Values": [instance["InstanceId"]]}]
+        )["Reservations"]
+        return str(reservation["Instances"][0]["State"]["Name"])
+    finally:
+        from provision.aws import waits
+        from provision.aws.calls import call
+
+        waits.poll(  # a new instance answers NotFound a moment under the realism layer
+            lambda: call(ec2, "terminate_instances", {"InstanceIds": [instance["InstanceId"]]}),
+            what="terminate", timeout=30, interval=0.2,
+        )  # fmt: skip
+
+
+def test_the_sandbox_server_runs_the_realism_layer_unless_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from provision.sandbox.realism import REALISM_ENV
+
+    monkeypatch.delenv(REALISM_ENV, raising=False)
+    on = tmp_path / "on"
+    try:
+        assert _launch_and_describe(ensure_server(on)) == "pending"  # as EC2 has it at first
+    finally:
+        stop_server(on, forget=True)
+    monkeypatch.setenv(REALISM_ENV, "0")
+    off = tmp_path / "off"
+    try:
+        assert _launch_and_describe(ensure_server(off)) == "running"  # moto's own: at once
+    finally:
+        stop_server(off, forget=True)

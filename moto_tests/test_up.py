@@ -227,5 +227,4 @@ def test_events_report_progress(session, state_dir):
         on_event=lambda message, data: seen.append(message),
     )
     assert "waiting for instance running" in seen
-    assert "waiting for status checks ok" in seen
     assert seen.index("launching instances") < seen.index("waiting for instance running")

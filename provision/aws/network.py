@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from provision.aws.calls import Clients, call
+from provision.aws.calls import Clients, call, pages
 from provision.aws.tags import cluster_filters, tag_specifications
 from provision.aws.waits import poll
-from provision.errors import CloudError
+from provision.errors import CloudError, ConfigError
 
 AddressFinder = Callable[[], str]
 CHECKIP_URL = "https://checkip.amazonaws.com"
@@ -59,6 +59,45 @@ def vpc_id(clients: Clients, subnet_id: str | None) -> str:
             code="NoDefaultVpc",
         )
     return str(vpcs[0]["VpcId"])
+
+
+def launch_subnet(
+    clients: Clients, instance_type: str, subnet_id: str | None, vpc: str
+) -> str | None:
+    """The subnet to launch into, checked before anything is created: an instance type is not
+    offered in every zone (RunInstances answers ``Unsupported`` after the key pair and the
+    security group exist). A chosen subnet in a zone without the type is refused; without
+    one, EC2 picks the zone unless some zone lacks the type, and then a default subnet of
+    ``vpc`` in a zone that has it is taken. AWS's offerings unknown (empty): no check."""
+    params = {"LocationType": "availability-zone",
+              "Filters": [{"Name": "instance-type", "Values": [instance_type]}]}  # fmt: skip
+    offers = pages(clients.ec2, "describe_instance_type_offerings", params, "InstanceTypeOfferings")
+    offered = {str(o["Location"]) for o in offers}
+    if not offered:
+        return subnet_id
+    if subnet_id:
+        subnet = call(clients.ec2, "describe_subnets", {"SubnetIds": [subnet_id]})["Subnets"][0]
+        zone = str(subnet["AvailabilityZone"])
+        if zone not in offered:
+            raise ConfigError(
+                f"subnet {subnet_id} is in {zone}, which does not offer {instance_type}; "
+                f"choose a subnet in {', '.join(sorted(offered))}",
+                field="subnet",
+            )
+        return subnet_id
+    filters = [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}]
+    subnets = pages(clients.ec2, "describe_subnets", {"Filters": filters}, "Subnets")
+    zones = {str(s["AvailabilityZone"]): str(s["SubnetId"]) for s in subnets}
+    if set(zones) <= offered:
+        return None
+    usable = sorted(z for z in zones if z in offered)
+    if not usable:
+        raise ConfigError(
+            f"no default subnet of {vpc} is in a zone that offers {instance_type} "
+            f"({', '.join(sorted(offered))}); set `subnet` to one that is",
+            field="subnet",
+        )
+    return zones[usable[0]]
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,14 @@ def _terminate(clients: Clients, cluster: str, timeouts: Timeouts, emit: OnEvent
     if not ids:
         return []
     emit("terminating instances", {"instances": ids})
-    call(clients.ec2, "terminate_instances", {"InstanceIds": ids})
+    # An instance launched a moment ago may be listed by its tags yet unknown to
+    # TerminateInstances (EC2's eventual consistency): "not yet", asked again.
+    waits.poll(
+        partial(call, clients.ec2, "terminate_instances", {"InstanceIds": ids}),
+        what=f"TerminateInstances to see {', '.join(ids)}",
+        timeout=timeouts.terminated,
+        interval=timeouts.poll,
+    )
     emit("waiting for instances terminated", {"instances": ids})
     waits.wait_state(
         clients, ids, "terminated", timeout=timeouts.terminated, interval=timeouts.poll

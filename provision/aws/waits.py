@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-from provision.aws.calls import Clients, call, pages
+from provision.aws.calls import Clients, pages
 from provision.errors import CloudError, ConnectError, ProvisionError
 
 T = TypeVar("T")
@@ -102,24 +102,6 @@ def _raise_if_died(found: Sequence[dict[str, Any]]) -> None:
         code="InstanceDiedAtLaunch",
         operation="DescribeInstances",
     )
-
-
-def wait_status_ok(
-    clients: Clients, instance_ids: Sequence[str], *, timeout: float, interval: float
-) -> None:
-    """Wait until EC2's instance and system status checks both pass."""
-
-    def check() -> bool | None:
-        params = {"InstanceIds": list(instance_ids), "IncludeAllInstances": True}
-        statuses = call(clients.ec2, "describe_instance_status", params)["InstanceStatuses"]
-        ok = len(statuses) == len(instance_ids) and all(
-            s["InstanceStatus"]["Status"] == "ok" and s["SystemStatus"]["Status"] == "ok"
-            for s in statuses
-        )
-        return True if ok else None
-
-    what = f"status checks of {', '.join(instance_ids)} to be ok"
-    poll(check, what=what, timeout=timeout, interval=interval)
 
 
 def read_ssh_banner(address: str, port: int, *, timeout: float = 5.0) -> str | None:

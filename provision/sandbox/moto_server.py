@@ -33,8 +33,11 @@ from typing import Any
 
 from provision.connection.keys import make_private_dir
 from provision.errors import CloudError
+from provision.sandbox import realism
 
 _SEED = 20240601  # moto's ids are random: the same seed makes a replay give the same ids
+#: The realism layer's refusals, beside the recording: a replay refuses the same requests.
+JOURNAL = "realism-refusals.jsonl"
 
 
 def _folder(state_dir: Path) -> Path:
@@ -180,6 +183,7 @@ def stop_server(state_dir: Path, *, forget: bool = False, timeout: float = 10.0)
     info_file.unlink(missing_ok=True)
     if forget:
         (folder / "recording.jsonl").unlink(missing_ok=True)
+        (folder / JOURNAL).unlink(missing_ok=True)
     return stopped
 
 
@@ -232,6 +236,12 @@ def main(argv: list[str] | None = None) -> None:
 
     port = (argv if argv is not None else sys.argv[1:])[0]
     _publish_stand_in_parameters()
+    if os.environ.get(realism.REALISM_ENV, "1") != "0":
+        # EC2's documented behaviours (pending, eventual consistency, buffered console,
+        # teardown order), on real seconds scaled down: ``realism.SANDBOX``.
+        recording = os.environ.get("MOTO_RECORDER_FILEPATH")
+        journal = Path(recording).with_name(JOURNAL) if recording else None
+        realism.install(realism.Layer(realism.SANDBOX, journal=journal))
     moto_main(["-H", "127.0.0.1", "-p", str(int(port))])
 
 
