@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from provision.aws import waits
+from provision.aws import userdata, waits
 from provision.aws.calls import Clients, call, pages
 from provision.aws.tags import CLUSTER, USER, cluster_filters, tag_dict, tag_specifications
 from provision.errors import CloudError
@@ -54,6 +54,7 @@ class LaunchRequest:
     security_group_id: str
     subnet_id: str | None
     user: str
+    expires_at: str = ""  # the cluster's expiry (UTC): the instance powers itself off then
 
 
 #: RunInstances' answers while a key pair or security group made a moment ago is not yet
@@ -84,6 +85,9 @@ def launch(
         "KeyName": request.key_name,
         "SecurityGroupIds": [request.security_group_id],
         "ClientToken": client_token(request.cluster, request.run_id),
+        # An OS shutdown terminates the instance (an EBS-backed one would only stop, and its
+        # volume keep costing); the user-data schedules one at the cluster's expiry.
+        "InstanceInitiatedShutdownBehavior": "terminate",
         "MetadataOptions": {
             "HttpTokens": "required",
             "HttpPutResponseHopLimit": 1,
@@ -105,6 +109,8 @@ def launch(
             *tag_specifications(["volume", "network-interface"], tags),
         ],
     }
+    if request.expires_at:
+        params["UserData"] = userdata.ttl_script(request.expires_at)
     if request.subnet_id:
         # A chosen subnet may not map public IPs on launch (MapPublicIpOnLaunch false: the
         # default of a subnet that is not a default VPC's): ask for one on the interface, or

@@ -273,6 +273,7 @@ def _launch(
         security_group_id=run.state.security_group_id,
         subnet_id=subnet,
         user=spec.login_user,
+        expires_at=run.state.expires_at,
     )
     run.emit("launching instances", {"count": count, "type": spec.instance_type, "ami": ami})
     ids = instances.launch(run.clients, request, tags, interval=max(run.timeouts.poll, 0.01))

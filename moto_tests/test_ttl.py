@@ -1,0 +1,69 @@
+"""``ttl``: the instances end themselves at the cluster's expiry, whether or not anyone runs
+``provision sweep``: launched with ``InstanceInitiatedShutdownBehavior=terminate`` and a
+user-data that schedules the power-off at every boot (a cloud-init per-boot script)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from moto_tests.conftest import quick_up
+from provision.aws import userdata
+from provision.aws.tags import EXPIRES_AT
+
+
+def test_instances_terminate_on_shutdown_and_schedule_it_at_the_expiry(ec2, session, state_dir):
+    result = quick_up(session, state_dir, ttl="2h")
+    (host,) = result.instances
+    behaviour = ec2.describe_instance_attribute(
+        InstanceId=host.instance_id, Attribute="instanceInitiatedShutdownBehavior"
+    )["InstanceInitiatedShutdownBehavior"]["Value"]
+    assert behaviour == "terminate"
+    raw = ec2.describe_instance_attribute(InstanceId=host.instance_id, Attribute="userData")
+    script = base64.b64decode(raw["UserData"]["Value"]).decode()
+    (reservation,) = ec2.describe_instances(InstanceIds=[host.instance_id])["Reservations"]
+    tags = {t["Key"]: t["Value"] for t in reservation["Instances"][0]["Tags"]}
+    expires = dt.datetime.strptime(tags[EXPIRES_AT], "%Y-%m-%dT%H:%M:%SZ")
+    assert expires.strftime("%Y-%m-%d %H:%M:%S UTC") in script  # the tag's time, not another
+    assert userdata.PER_BOOT in script and len(script.encode()) < userdata.MAX_BYTES
+
+
+def _schedule(expires_at: str) -> str:
+    script = userdata.ttl_script(expires_at)
+    found = re.search(r"<<'PROVISION_TTL'\n(.*)PROVISION_TTL\n", script, re.S)
+    assert found, script
+    return found.group(1)
+
+
+def _run_schedule(tmp_path: Path, expires: dt.datetime) -> str:
+    """The per-boot schedule run by a real sh and GNU date, with ``shutdown`` recording its
+    arguments instead of powering anything off."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "shutdown"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/called\n')
+    fake.chmod(0o755)
+    schedule = tmp_path / "provision-ttl"
+    schedule.write_text(_schedule(expires.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    subprocess.run(["sh", str(schedule)], check=True, env=env, timeout=10)
+    return (tmp_path / "called").read_text().strip()
+
+
+def test_the_schedule_counts_the_minutes_left_and_powers_off_at_once_when_past(tmp_path: Path):
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    later = _run_schedule(tmp_path, now + dt.timedelta(minutes=90, seconds=30))
+    assert later.startswith("-P +") and 89 <= int(later.split()[1][1:]) <= 90, later
+    past = _run_schedule(tmp_path, now - dt.timedelta(minutes=5))
+    assert past.startswith("-P now"), past
+
+
+def test_a_malformed_expiry_is_refused():
+    with pytest.raises(ValueError):
+        userdata.ttl_script("tomorrow; rm -rf /")
