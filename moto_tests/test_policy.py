@@ -161,3 +161,27 @@ def test_the_policy_never_allows_destruction_without_the_cluster_tag():
         assert "ec2:CreateAction" in statement["Condition"]["StringEquals"]
     assert not statements_for("ec2:CreateKeyPair")
     assert not any(a == "*" or a == "ec2:*" for s in ALLOWS for a in as_list(s["Action"]))
+
+
+#: What EC2 itself does with the account's EBS key when it encrypts a root volume with a
+#: customer-managed key (the EBS encryption docs): never called by this code, only allowed
+#: through EC2 (``kms:ViaService``).
+KMS_THROUGH_EC2 = {"kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey",
+                   "kms:GenerateDataKeyWithoutPlainText", "kms:ReEncrypt*"}  # fmt: skip
+
+
+def test_the_policy_allows_nothing_the_code_does_not_call():
+    session = new_session()
+    clients = {"ec2": session.client("ec2", REGION), "ssm": session.client("ssm", REGION)}
+    source = "\n".join(p.read_text() for p in (ROOT / "provision").rglob("*.py"))
+    called = {
+        f"{service}:{client.meta.method_to_api_mapping[method]}"
+        for service, client in clients.items()
+        for method in client.meta.method_to_api_mapping
+        if f'"{method}"' in source
+    }
+    allowed = {a for s in ALLOWS for a in as_list(s["Action"])}
+    assert allowed - called == KMS_THROUGH_EC2, sorted(allowed - called)
+    for action in KMS_THROUGH_EC2:
+        for statement in statements_for(action):
+            assert statement["Condition"]["StringLike"]["kms:ViaService"] == "ec2.*.amazonaws.com"
