@@ -13,6 +13,7 @@ dpkg run that was killed half-way (``dpkg --configure -a``); see ``dpkg_lock``.
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 
 from provision.errors import ProvisionError
@@ -49,6 +50,15 @@ COMPOSE_PLUGIN_URL = (
     "https://github.com/docker/compose/releases/download/v{version}/docker-compose-linux-{arch}"
 )
 
+PLUGIN_DIR = "/usr/local/lib/docker/cli-plugins"
+DOWNLOADS = "/var/tmp/provision-compose"
+
+
+def verify_command(folder: str, name: str) -> str:
+    """The shell command that checks ``folder/name`` against ``folder/name.sha256`` (Docker's
+    release format, ``HASH *NAME``); it fails on a mismatch or a missing checksum."""
+    return f"cd {shlex.quote(folder)} && sha256sum --check --strict {shlex.quote(name + '.sha256')}"
+
 
 @dataclass(frozen=True)
 class DockerEngineArgs:
@@ -76,12 +86,16 @@ def install_commands(
     if facts.os_id == "amzn":
         arch = "aarch64" if facts.arch in ("aarch64", "arm64") else "x86_64"
         url = COMPOSE_PLUGIN_URL.format(version=args.compose_plugin_version, arch=arch)
-        plugin = "/usr/local/lib/docker/cli-plugins/docker-compose"
+        name = url.rsplit("/", 1)[1]
         return [
             ["dnf", "install", "-y", "docker"],
-            ["mkdir", "-p", "/usr/local/lib/docker/cli-plugins"],
-            ["curl", "-fsSL", "--retry", "5", "-o", plugin, url],
-            ["chmod", "0755", plugin],
+            ["mkdir", "-p", PLUGIN_DIR, DOWNLOADS],
+            ["curl", "-fsSL", "--retry", "5", "-o", f"{DOWNLOADS}/{name}", url],
+            ["curl", "-fsSL", "--retry", "5", "-o", f"{DOWNLOADS}/{name}.sha256", f"{url}.sha256"],
+            # Docker publishes the checksum beside each binary: nothing unchecked is installed.
+            ["sh", "-c", verify_command(DOWNLOADS, name)],
+            ["install", "-m", "0755", f"{DOWNLOADS}/{name}", f"{PLUGIN_DIR}/docker-compose"],
+            ["rm", "-rf", DOWNLOADS],
             ["systemctl", "enable", "--now", "docker"],
         ]
     raise ProvisionError(f"docker_engine: unsupported distribution {facts.os_id!r}")

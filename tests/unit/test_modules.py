@@ -81,14 +81,18 @@ def test_engine_amazon_linux_command_sequence():
     cmds = remote.commands()
     assert cmds[0] == "cloud-init status --wait"
     assert "dnf install -y docker" in cmds
-    assert any(
-        c.startswith(
-            "curl -fsSL --retry 5 -o /usr/local/lib/docker/cli-plugins/docker-compose "
-            "https://github.com/docker/compose/releases/download/v2.29.7/"
-            "docker-compose-linux-x86_64"
-        )
-        for c in cmds
+    release = "https://github.com/docker/compose/releases/download/v2.29.7/"
+    binary = "/var/tmp/provision-compose/docker-compose-linux-x86_64"
+    fetch = f"curl -fsSL --retry 5 -o {binary} {release}docker-compose-linux-x86_64"
+    checksum = (
+        f"curl -fsSL --retry 5 -o {binary}.sha256 {release}docker-compose-linux-x86_64.sha256"
     )
+    check = next(i for i, c in enumerate(cmds) if "sha256sum --check" in c)
+    installed = cmds.index(
+        f"install -m 0755 {binary} /usr/local/lib/docker/cli-plugins/docker-compose"
+    )
+    # downloaded with its published checksum, checked, and only then installed
+    assert cmds.index(fetch) < check and cmds.index(checksum) < check < installed
     assert "usermod -aG docker ec2-user" in cmds
     assert outcome.changed
 
@@ -367,3 +371,21 @@ def test_images_sends_only_missing_or_different(monkeypatch):
         "x:1": "sha256:a",
         "y:2": "sha256:a",
     }
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_the_compose_download_is_installed_only_when_its_checksum_matches(tmp_path, tampered):
+    import hashlib
+    import subprocess
+
+    from provision.tasks.docker_engine import verify_command
+
+    name = "docker-compose-linux-x86_64"
+    (tmp_path / name).write_bytes(b"the release binary")
+    digest = hashlib.sha256(b"the release binary").hexdigest()
+    (tmp_path / f"{name}.sha256").write_text(f"{digest} *{name}\n")  # Docker's format
+    if tampered:
+        (tmp_path / name).write_bytes(b"something else")
+    done = subprocess.run(["sh", "-c", verify_command(str(tmp_path), name)],
+                          capture_output=True, check=False, timeout=10)  # fmt: skip
+    assert (done.returncode != 0) is tampered
