@@ -9,7 +9,15 @@ from typing import Any
 import boto3
 import pytest
 
-from moto_tests.conftest import DEBIAN_AMI, FAST, REGION, CallLog, make_spec, operator
+from moto_tests.conftest import (
+    DEBIAN_AMI,
+    FAST,
+    REGION,
+    CallLog,
+    make_spec,
+    new_session,
+    operator,
+)
 from provision.aws import ClusterResult, down, sweep, up
 from provision.aws.calls import make_clients
 from provision.aws.tags import CLUSTER
@@ -155,3 +163,44 @@ def test_down_refuses_a_cluster_name_that_is_not_one(cluster, session, calls):
     with pytest.raises(ConfigError):
         down(cluster, region=REGION, session=session)
     assert calls.calls == []
+
+
+def test_enabled_regions_are_the_accounts():
+    from provision.aws import enabled_regions
+
+    regions = enabled_regions(REGION)
+    assert {REGION, "ap-southeast-2", "us-east-1"} <= set(regions) and regions == sorted(regions)
+
+
+def test_sweep_all_regions_removes_the_expired_clusters_of_every_region(ec2, tmp_path, monkeypatch):
+    import provision.aws
+    from provision.api import Options
+    from provision.api import sweep as api_sweep
+    from provision.aws.tags import EXPIRES_AT, tag_specifications
+
+    def group(region: str, cluster: str, expires: str) -> str:
+        client = new_session().client("ec2", region)
+        tags = {CLUSTER: cluster, EXPIRES_AT: expires}
+        return client.create_security_group(
+            GroupName=f"provision-{cluster}", Description="x",
+            TagSpecifications=tag_specifications(["security-group"], tags),
+        )["GroupId"]  # fmt: skip
+
+    # Three of moto's thirty-odd regions enabled (each region swept costs ~1 s of clients).
+    three = [REGION, "ap-southeast-2", "us-east-1"]
+    monkeypatch.setattr(provision.aws, "enabled_regions", lambda region, **_: three)
+    past, future = "2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
+    here = group(REGION, "here", past)
+    there = group("ap-southeast-2", "there", past)
+    group("ap-southeast-2", "later", future)
+    inventory = tmp_path / "aws.yml"
+    inventory.write_text(f"all:\n  vars:\n    cloud: aws\n    region: {REGION}\n")
+    options = Options(state_dir=tmp_path / "state")
+    assert api_sweep(inventory, options) == {"here": [here]}  # the inventory's region only
+    group(REGION, "here", past)
+    swept = api_sweep(inventory, options, all_regions=True)
+    assert set(swept) == {f"here@{REGION}", "there@ap-southeast-2"}
+    assert swept["there@ap-southeast-2"] == [there]
+    left = new_session().client("ec2", "ap-southeast-2").describe_security_groups(
+        Filters=[{"Name": f"tag:{CLUSTER}", "Values": ["later"]}])["SecurityGroups"]  # fmt: skip
+    assert len(left) == 1  # not expired: kept

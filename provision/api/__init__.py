@@ -243,16 +243,20 @@ def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> 
 
 
 def sweep(
-    inventory: str | Path | Inventory | None = None, options: Options | None = None
+    inventory: str | Path | Inventory | None = None,
+    options: Options | None = None,
+    *,
+    all_regions: bool = False,
 ) -> dict[str, list[str]]:
-    """Remove every cluster of the inventory's cloud and region past its expires-at tag."""
+    """Remove every cluster of the inventory's cloud and region past its expires-at tag (with
+    ``all_regions``, of every region enabled for the account: keys ``cluster@region``)."""
     from provision import cloud
 
     options = options or Options()
     target = cloud.Target.from_vars(
         {**cluster_vars(inventory, options), "cluster_name": "any"}, options.state_dir
     )
-    return cloud.sweep(target.cloud, target.region, target.state_dir)
+    return cloud.sweep(target.cloud, target.region, target.state_dir, all_regions=all_regions)
 
 
 def status(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from provision.aws.lifecycle import up
     from provision.aws.results import ClusterResult, Instance, TeardownResult, Timeouts
     from provision.aws.spec import ClusterSpec
-    from provision.aws.teardown import down, sweep
+    from provision.aws.teardown import down, enabled_regions, sweep
 
 __all__ = [
     "Clients",
@@ -37,6 +37,7 @@ __all__ = [
     "Timeouts",
     "decide_host_keys",
     "down",
+    "enabled_regions",
     "find_hosts",
     "known_hosts_name",
     "make_clients",
@@ -61,6 +62,7 @@ _HOME = {
     "Timeouts": "results",
     "ClusterSpec": "spec",
     "down": "teardown",
+    "enabled_regions": "teardown",
     "sweep": "teardown",
 }
 

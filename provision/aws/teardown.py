@@ -139,6 +139,16 @@ def _forget_local(state_dir: Path, cluster: str) -> None:
     statefile.forget_cluster(state_dir, cluster)
 
 
+def enabled_regions(
+    region: str, *, session: Any = None, endpoint_url: str | None = None
+) -> list[str]:
+    """The regions enabled for the account (DescribeRegions, asked in ``region``): where
+    its instances can be."""
+    clients = make_clients(region, session=session, endpoint_url=endpoint_url)
+    answer = call(clients.ec2, "describe_regions", {})
+    return sorted(str(r["RegionName"]) for r in answer.get("Regions", []))
+
+
 def sweep(
     region: str,
     *,

@@ -406,12 +406,14 @@ def routes_ls(**kw: Any) -> None:
 
 @main.command()
 @cluster_options
-def sweep(**kw: Any) -> None:
+@click.option("--all-regions", is_flag=True,
+              help="Every region enabled for the account, not only the inventory's.")  # fmt: skip
+def sweep(all_regions: bool, **kw: Any) -> None:
     """Remove every cluster of the inventory's region whose expires-at tag has passed."""
     from provision.api import sweep as sweep_expired
 
     with _bad_input():
-        removed = sweep_expired(_inventory_of(kw), _cluster_options(kw))
+        removed = sweep_expired(_inventory_of(kw), _cluster_options(kw), all_regions=all_regions)
     if kw["as_json"]:
         click.echo(json.dumps(removed, indent=2))
         return

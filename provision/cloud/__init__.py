@@ -214,19 +214,27 @@ def teardown(target: Target, *, say: Say = _quiet) -> list[str]:
     return removed
 
 
-def sweep(cloud: Cloud, region: str, state_dir: Path) -> dict[str, list[str]]:
-    """Remove every cluster of ``region`` past its expires-at tag: {cluster: removed ids}."""
+def sweep(
+    cloud: Cloud, region: str, state_dir: Path, *, all_regions: bool = False
+) -> dict[str, list[str]]:
+    """Remove every cluster of ``region`` past its expires-at tag: {cluster: removed ids}.
+    With ``all_regions``, of every region enabled for the account, keyed ``cluster@region``."""
     from provision import aws
 
     probe = Target(cloud, "sweep", region, state_dir.resolve())
     if cloud == "sandbox" and not _sandbox_exists(probe, any_cluster=True):
         return {}
+    swept: dict[str, list[str]] = {}
     with _endpoint(probe) as url:
-        results = aws.sweep(region, state_dir=probe.state_dir, endpoint_url=url)
-    swept = {r.cluster: list(r.removed) for r in results}
-    if cloud == "sandbox":
-        for cluster in swept:
-            swept[cluster] += _remove_sandbox(Target(cloud, cluster, region, probe.state_dir))
+        regions = aws.enabled_regions(region, endpoint_url=url) if all_regions else [region]
+        for where in regions:
+            for result in aws.sweep(where, state_dir=probe.state_dir, endpoint_url=url):
+                removed = list(result.removed)
+                if cloud == "sandbox":
+                    target = Target(cloud, result.cluster, where, probe.state_dir)
+                    removed += _remove_sandbox(target)
+                key = f"{result.cluster}@{where}" if all_regions else result.cluster
+                swept[key] = removed
     return swept
 
 
