@@ -67,3 +67,27 @@ def test_the_schedule_counts_the_minutes_left_and_powers_off_at_once_when_past(t
 def test_a_malformed_expiry_is_refused():
     with pytest.raises(ValueError):
         userdata.ttl_script("tomorrow; rm -rf /")
+
+
+def test_status_says_expired_and_a_rerun_of_up_is_refused_before_anything_is_made(
+    ec2, session, state_dir, calls
+):
+    from moto_tests.conftest import FAST, REGION, make_spec, operator
+    from provision import cloud
+    from provision.aws import up
+    from provision.errors import CloudError
+
+    started = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    up(make_spec("old", ttl="1h"), state_dir=state_dir, session=session, wait_ssh=False,
+       my_address=operator, timeouts=FAST, now=started)  # fmt: skip
+    target = cloud.Target("aws", "old", REGION, state_dir)
+    (host,) = cloud.status(target)
+    assert host["expires_at"] == "2020-01-01T01:00:00Z" and host["expired"] is True
+    (fresh,) = cloud.status(target, now=started)
+    assert fresh["expired"] is False
+    before = len(calls.creates())
+    with pytest.raises(CloudError, match="expired at 2020-01-01T01:00:00Z") as refused:
+        up(make_spec("old", ttl="1h"), state_dir=state_dir, session=session, wait_ssh=False,
+           my_address=operator, timeouts=FAST)  # fmt: skip
+    assert refused.value.code == "ClusterExpired"
+    assert len(calls.creates()) == before

@@ -10,7 +10,7 @@ from provision.aws import state as statefile
 from provision.aws.calls import make_clients
 from provision.aws.instances import find_instances, host_name
 from provision.aws.results import EndpointFor, Instance
-from provision.aws.tags import USER, check_cluster_name, tag_dict
+from provision.aws.tags import EXPIRES_AT, USER, check_cluster_name, tag_dict
 
 
 def find_hosts(
@@ -46,6 +46,7 @@ def find_hosts(
             address=public_ip or "",
             port=22,
             user=tag_dict(described.get("Tags")).get(USER, "admin"),
+            expires_at=tag_dict(described.get("Tags")).get(EXPIRES_AT),
             key_file=key_file if key_file and key_file.exists() else None,
             host_key=record.host_keys[0] if record and record.host_keys else None,
         )

@@ -134,6 +134,15 @@ def _up(
     vpc = network.vpc_id(clients, spec.subnet_id)
     subnet = network.launch_subnet(clients, spec.instance_type, spec.subnet_id, vpc)
     tags = _tags(run, now, created_by)
+    moment = now or dt.datetime.now(dt.timezone.utc)
+    if run.state.expires_at <= moment.strftime("%Y-%m-%dT%H:%M:%SZ"):
+        # Its instances power themselves off at the expiry (userdata.ttl_script): one
+        # launched now would do so at once. Refused before anything is made.
+        raise CloudError(
+            f"cluster {spec.cluster!r} expired at {run.state.expires_at} (ttl): its instances "
+            "power themselves off. Run `provision down`, then `provision up` for a new one",
+            code="ClusterExpired",
+        )
     key = _ensure_key(run, tags)
     group = network.ensure_security_group(
         clients,

@@ -50,6 +50,7 @@ class Instance:
     user: str
     key_file: Path | None
     host_key: str | None = None
+    expires_at: str | None = None  # the provision:expires-at tag (UTC, ISO 8601)
 
     def to_host_spec(self) -> HostSpec:
         """This instance as the connection layer's ``HostSpec``."""

@@ -438,6 +438,11 @@ def status(**kw: Any) -> None:
         click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
     if not hosts:
         click.echo("no running host", err=True)
+    if any(h.get("expired") for h in hosts):
+        click.echo(f"the cluster expired at {hosts[0]['expires_at']}: its hosts power "
+                   "themselves off; `provision down` removes it now", err=True)  # fmt: skip
+    elif hosts and hosts[0].get("expires_at"):
+        click.echo(f"expires at {hosts[0]['expires_at']}", err=True)
 
 
 @main.command()

@@ -13,6 +13,7 @@ asks which cloud it is; the sandbox branches are here and only here.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,12 +139,26 @@ def host_entry(instance: Instance, target: Target) -> dict[str, Any]:
     return {"name": instance.name, "vars": entry, "url": url}
 
 
-def status(target: Target) -> list[dict[str, Any]]:
-    """The cluster's running hosts as plain data (name, id, SSH target, public IP, URL)."""
+def status(target: Target, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The cluster's running hosts as plain data (name, id, SSH target, public IP, URL, when
+    it expires and whether it has: an expired host powers itself off)."""
+    moment = now or dt.datetime.now(dt.timezone.utc)
     return [{"name": i.name, "instance_id": i.instance_id,
              "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
-             "url": host_entry(i, target)["url"]}
+             "url": host_entry(i, target)["url"], "expires_at": i.expires_at,
+             "expired": expired(i.expires_at, moment)}
             for i in find(target)]  # fmt: skip
+
+
+def expired(expires_at: str | None, now: dt.datetime) -> bool:
+    """``expires_at`` (``2026-12-07T05:00:00Z``) is past at ``now``; unknown is not."""
+    if not expires_at:
+        return False
+    try:
+        moment = dt.datetime.strptime(expires_at, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return False
+    return moment.replace(tzinfo=dt.timezone.utc) <= now
 
 
 def up(
