@@ -278,3 +278,18 @@ def test_idempotent_parameter_mismatch_is_explained(session, state_dir):
     )
     assert "this one asks for 1 x t3.small from ami-" in message
     assert "`provision down` to remove it and then `up`" in message
+
+
+def test_a_dead_local_endpoint_fails_after_a_few_quick_attempts_a_remote_one_keeps_eight():
+    import time
+
+    from provision.aws.calls import LOCAL_RETRIES, call, make_clients
+
+    dead = make_clients(REGION, endpoint_url="http://127.0.0.1:1")  # nothing listens there
+    assert dead.ec2.meta.config.retries["total_max_attempts"] == LOCAL_RETRIES + 1
+    started = time.monotonic()
+    with pytest.raises(CloudError, match="Could not connect"):
+        call(dead.ec2, "describe_vpcs", {})
+    assert time.monotonic() - started < 15  # eight retries with backoff take ~35 s
+    remote = make_clients(REGION, endpoint_url="https://ec2.eu-west-1.amazonaws.com")
+    assert remote.ec2.meta.config.retries["total_max_attempts"] == 9  # built, never called

@@ -61,6 +61,10 @@ def make_clients(
             "AWS_SECRET_ACCESS_KEY, or configure a profile with `aws configure`",
             field="credentials",
         )
+    if endpoint_url is not None and _loopback(endpoint_url):
+        # The sandbox's own moto server: one that refuses a connection is gone, not busy, and
+        # eight retries with backoff (~35 s) only delay the error.
+        max_attempts = min(max_attempts, LOCAL_RETRIES)
     config = Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": max_attempts},
@@ -72,6 +76,23 @@ def make_clients(
         ec2=session.client("ec2", region_name=region, endpoint_url=endpoint_url, config=config),
         ssm=session.client("ssm", region_name=region, endpoint_url=endpoint_url, config=config),
     )
+
+
+#: Retries (after the first attempt: botocore's ``max_attempts``) against a loopback endpoint.
+LOCAL_RETRIES = 2
+
+
+def _loopback(url: str) -> bool:
+    import ipaddress
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def operation_name(client: Any, method: str) -> str:
