@@ -24,3 +24,5 @@ SERVICE_BACK = 60.0
 #: A sandbox host's own Docker engine answering after sshd does (systemd starts both; ~1 s
 #: idle).
 ENGINE_ANSWERS = 60.0
+#: A Redis Cluster node learning of a failover from its peers (cluster bus gossip: ~1 s idle).
+CLUSTER_CONVERGES = 30.0
