@@ -24,7 +24,14 @@ from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
 from provision.load.playbook import Playbook, load_playbook
 from provision.models import HostSpec
-from provision.models.names import check_address, check_name, check_port, check_seconds
+from provision.models.names import (
+    check_address,
+    check_name,
+    check_port,
+    check_seconds,
+    shown,
+    whole_number,
+)
 from provision.run.events import EventSink
 from provision.run.lock import RunLock
 from provision.run.options import Options
@@ -57,15 +64,15 @@ def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -
     """A one-host inventory (group ``cluster``, no cloud) from ``user@address:port``."""
     user, _, rest = target.rpartition("@")
     address, _, port = rest.partition(":")
-    if not address or (port and not port.isdigit()):
-        raise ConfigError(f"expected user@address[:port], got {target!r}", field="--host")
+    if not address or (port and whole_number(port) is None):
+        raise ConfigError(f"expected user@address[:port], got {shown(target, 60)}", field="--host")
     check_address(address, "--host")
     check_port(port or 22, "--host")
     if user:
         check_name(user, "--host")
     host_vars: dict[str, Any] = {
         "ansible_host": address,
-        "ansible_port": int(port or 22),
+        "ansible_port": check_port(port or 22, "--host"),
         "ansible_user": user or "admin",
         "cloud": "none",
     }

@@ -73,7 +73,10 @@ def init_project(target: Path, *, force: bool = False) -> list[Path]:
         plan.append((Path(".gitignore"), None))
     for rel, _ in plan:
         _check_destination(target, rel)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, in /proc, read-only: before anything is written
+        raise ConfigError(f"cannot make {target}: {exc.strerror or exc}", field="DIR") from exc
     _write_all(target, plan)
     return [rel for rel, _ in plan]
 

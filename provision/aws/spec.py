@@ -36,6 +36,7 @@ from typing import Any
 from provision.aws.images import IMAGES
 from provision.aws.tags import check_cluster_name
 from provision.errors import ConfigError
+from provision.models.names import shown
 
 # Instance families and sizes as AWS spells them (t3.micro, m7i-flex.large, u-6tb1.metal, ...);
 # the launch also asks describe_instance_types, read-only, before creating anything.
@@ -170,7 +171,9 @@ class _Parser:
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         value = self.vars.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(name, f"{name} must be an integer from {low} to {high}, not {value!r}")
+            raise self.fail(
+                name, f"{name} must be an integer from {low} to {high}, not {shown(value)}"
+            )
         return value
 
     def boolean(self, name: str) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from provision.errors import ConfigError
-from provision.models.names import check_name, check_path, check_port
+from provision.models.names import check_name, check_path, check_port, shown, whole_number
 
 __all__ = [
     "COMPONENTS",
@@ -206,8 +206,7 @@ def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
             f"must be one of {', '.join(REDIS_MODES)}, got {mode!r}", field="redis_mode"
         )
     nodes = values["redis_cluster_nodes"]
-    if isinstance(nodes, str) and nodes.isdigit():
-        nodes = int(nodes)
+    nodes = whole_number(nodes) if whole_number(nodes) is not None else nodes
     if (
         isinstance(nodes, bool)
         or not isinstance(nodes, int)
@@ -242,9 +241,8 @@ def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
 def _swarm_values(values: Mapping[str, Any]) -> tuple[Topology, int, bool]:
     """``topology``, ``instance_count`` and ``overlay_encrypted``, as given in YAML or by
     ``-e`` (where ``3`` and ``true`` may arrive as text)."""
-    count = values["instance_count"]
-    if isinstance(count, str) and count.strip().isdigit():
-        count = int(count)
+    given = values["instance_count"]
+    count: Any = whole_number(given) if whole_number(given) is not None else given
     encrypted = values["overlay_encrypted"]
     if isinstance(encrypted, str) and encrypted.lower() in ("true", "yes", "false", "no"):
         encrypted = encrypted.lower() in ("true", "yes")
@@ -275,5 +273,6 @@ def _check_topology(
         )
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_INSTANCES:
         raise ConfigError(
-            f"must be an integer from 1 to {MAX_INSTANCES}, got {count!r}", field="instance_count"
+            f"must be an integer from 1 to {MAX_INSTANCES}, got {shown(count)}",
+            field="instance_count",
         )

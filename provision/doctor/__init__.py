@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provision.doctor import _sources as dc
+from provision.errors import ConfigError
 
 __all__ = [
     "CLUSTER_NO_ANNOUNCE",
@@ -104,12 +105,24 @@ def diagnose(paths: Sequence[Path]) -> list[Finding]:
     return sorted(found, key=lambda f: (str(f.file), f.line, f.code))
 
 
+#: The largest file the doctor reads (compose files, configs and Lua are far smaller).
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
 def _walk(paths: Sequence[Path]) -> Iterator[Path]:
     for path in paths:
+        found: Iterator[Path]
         if path.is_dir():
-            yield from (p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
+            found = (p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
         elif path.is_file():
-            yield path
+            found = iter([path])
+        else:  # a device, a FIFO, a socket, or nothing there: "no problems" would be a lie
+            what = "does not exist" if not path.exists() else "is not a file or a folder"
+            raise ConfigError(f"{path} {what}", field="PATH")
+        for file in found:
+            if file.stat().st_size > MAX_FILE_BYTES:
+                raise ConfigError(f"{file} is larger than {MAX_FILE_BYTES >> 20} MB", field="PATH")
+            yield file
 
 
 def _finding(src: Path, line: int, code: str, message: str) -> Finding:

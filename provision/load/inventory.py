@@ -72,6 +72,7 @@ from provision.load.yamlsource import (
     value_loc,
 )
 from provision.models import HostSpec
+from provision.models.names import whole_number
 
 __all__ = [
     "DynamicSource", "Inventory", "InventoryHost", "VarsFolder", "load_inventory",
@@ -392,6 +393,13 @@ def load_inventory(path: str | Path, *, playbook_dir: str | Path | None = None) 
     The format goes by the name, as Ansible's: ``.yml``, ``.yaml`` and ``.json`` are YAML; no
     extension is YAML when it reads as a mapping, else INI; any other extension is INI.
     """
+    try:
+        return _load_inventory(path, playbook_dir)
+    except RecursionError:  # hundreds of nested groups or mappings: refused, not a traceback
+        raise ConfigError("nested too deep to be an inventory", file=str(path)) from None
+
+
+def _load_inventory(path: str | Path, playbook_dir: str | Path | None) -> Inventory:
     file = str(path)
     builder = _Builder(file)
     sources: tuple[DynamicSource, ...] = ()
@@ -620,7 +628,7 @@ def _scalar(text: str) -> Any:
         return ""  # as Ansible: `-e name=` is an empty string, not null
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an int of more than 4300 digits
         return text
     return value if isinstance(value, (str, int, float, bool)) else text
 
@@ -660,11 +668,8 @@ def _long_names(own: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _port(value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
-        return value
-    return None
+    number = whole_number(value)
+    return number if number is not None and 1 <= number <= 65535 else None
 
 
 def _check_name(name: Any, what: str, loc: Location | None, file: str, field: str) -> None:

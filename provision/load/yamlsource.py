@@ -148,6 +148,21 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> YList:
     return result
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """YAML's int, refusing one too long to be a count or a port (Python refuses to parse
+    one of more than 4300 digits at all, with a traceback)."""
+    digits = sum(c.isdigit() for c in str(node.value))
+    if digits > MAX_DIGITS:
+        raise loader._loc(node).error(f"a number of {digits} digits is too long (at most "
+                                      f"{MAX_DIGITS})")  # fmt: skip
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+#: The longest whole number a file may hold: Python's own limit on parsing one (Ansible reads
+#: big numbers, ``12345678901234567890``, as numbers too).
+MAX_DIGITS = 4300
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 

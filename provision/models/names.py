@@ -19,6 +19,7 @@ __all__ = [
     "check_path",
     "check_port",
     "check_seconds",
+    "whole_number",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -57,13 +58,33 @@ def check_path(value: str, field: str) -> str:
     return value
 
 
+_WHOLE = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes '²', int() not
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is one, or text of at most 18 ASCII digits (``-e`` and
+    inventories give numbers as text); None for anything else (``'²'``, 5000 digits, a bool)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(10**18) < value < 10**18 else None
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about hostile input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]} ({len(text)} chars)"
+
+
 def check_port(value: Any, field: str) -> int:
-    """A TCP port, 1 to 65535 (a whole number, or a string of digits)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
-        return value
-    raise ConfigError(f"must be a port from 1 to 65535, got {value!r}", field=field)
+    """A TCP port, 1 to 65535 (a whole number, or a string of ASCII digits)."""
+    number = whole_number(value)
+    if number is not None and 1 <= number <= 65535:
+        return number
+    raise ConfigError(f"must be a port from 1 to 65535, got {shown(value)}", field=field)
 
 
 def check_seconds(value: Any, field: str, *, limit: float = 86400.0) -> float:

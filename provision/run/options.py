@@ -42,6 +42,7 @@ class Options:
             raise ConfigError(f"must be a whole number from 1, got {self.forks!r}", field="forks")
         if self.lock_wait is not None:
             check_seconds(self.lock_wait, "--lock-wait")
+        _check_state_dir(Path(self.state_dir))
 
     def runtime_vars(self) -> dict[str, Any]:
         """The variables every task sees from these options (``{{ state_dir }}``...)."""
@@ -53,3 +54,19 @@ class Options:
     @property
     def known_hosts(self) -> Path:
         return self.state_dir.resolve() / "known_hosts"
+
+
+def _check_state_dir(path: Path) -> None:
+    """The state folder is a folder, or can be made as one: checked before a lock is taken or
+    anything written (``/dev/null``, or a path under a file, fails here, not halfway)."""
+    import os
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a folder", field="--state-dir")
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"cannot make {path}: {ancestor} is not a folder", field="--state-dir")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {path}: {ancestor} is not writable", field="--state-dir")

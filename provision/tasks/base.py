@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from provision.connection.base import Remote
 from provision.errors import ConfigError
 from provision.models import CheckResult, HostSpec, Result
+from provision.models.names import whole_number
 
 __all__ = [
     "ModuleSpec",
@@ -228,10 +229,8 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
             return value.lower() in ("true", "yes", "1")
     elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+        if whole_number(value) is not None:
+            return whole_number(value)
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
