@@ -88,6 +88,15 @@ def validate_endpoint(endpoint: str, *, allow_local: bool = False) -> str:
         raise ConfigError(
             f"endpoint port must be from 1 to 65535, got {endpoint!r}", field="endpoints"
         )
+    if _NUMERIC.fullmatch(host) and not _dotted_quad(host):
+        # A resolver (inet_aton) reads 127.1 as 127.0.0.1 and 2852039166 as 169.254.169.254:
+        # a name made of numbers is an address, and only its plain four-part form is taken,
+        # so that the checks below see the address the router would reach.
+        raise ConfigError(
+            f"endpoint {endpoint!r}: write an IPv4 address as four numbers from 0 to 255 "
+            "(a.b.c.d), or use a DNS name",
+            field="endpoints",
+        )
     if not allow_local and _local(host):
         raise ConfigError(
             f"endpoint {endpoint!r} is a loopback or link-local address; the "
@@ -96,6 +105,17 @@ def validate_endpoint(endpoint: str, *, allow_local: bool = False) -> str:
             field="endpoints",
         )
     return endpoint
+
+
+_NUMERIC = re.compile(r"(?i)[0-9.]+|0x[0-9a-f.x]*")
+
+
+def _dotted_quad(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)  # strict: four parts, no leading zeros, each 0-255
+    except ValueError:
+        return False
+    return True
 
 
 def _local(host: str) -> bool:

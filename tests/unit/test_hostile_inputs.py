@@ -52,6 +52,13 @@ CASES = [
     ("e-redis-nodes-superscript",
      ["up", *HOST, "-e", "redis_mode=cluster", "-e", "redis_cluster_nodes=²"],
      "-e redis_cluster_nodes: must be an even number"),
+    # route endpoints a resolver reads as another address (127.1 is 127.0.0.1; 2852039166 is
+    # 169.254.169.254, the instance metadata service), or as none at all
+    ("route-127.1", ["routes", "add", "/a", "svc", "127.1:80"], "endpoints: endpoint '127.1:80'"),
+    ("route-decimal-metadata", ["routes", "add", "/a", "svc", "2852039166:80"],
+     "endpoints: endpoint '2852039166:80'"),
+    ("route-hex", ["routes", "add", "/a", "svc", "0x7f000001:80"], "four numbers"),
+    ("route-999", ["routes", "add", "/a", "svc", "999.999.999.999:80"], "four numbers"),
     # depth
     ("inventory-800-deep", ["inventory", "-i", "deep.yml", "--list"],
      "deep.yml: nested too deep"),
