@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ConfigError
-from provision.models.names import check_seconds
+from provision.models.names import check_address, check_name, check_port, check_seconds
 
 __all__ = ["Options"]
 
@@ -43,6 +43,7 @@ class Options:
         if self.lock_wait is not None:
             check_seconds(self.lock_wait, "--lock-wait")
         _check_state_dir(Path(self.state_dir))
+        _check_connection_vars(self.extra_vars)
 
     def runtime_vars(self) -> dict[str, Any]:
         """The variables every task sees from these options (``{{ state_dir }}``...)."""
@@ -70,3 +71,15 @@ def _check_state_dir(path: Path) -> None:
         raise ConfigError(f"cannot make {path}: {ancestor} is not a folder", field="--state-dir")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write {path}: {ancestor} is not writable", field="--state-dir")
+
+
+def _check_connection_vars(extra: Mapping[str, Any]) -> None:
+    """Connection settings given with ``-e`` (which win over the inventory's, as in Ansible)
+    are checked at load, like the inventory's: not found out at connect time (a port 0 was
+    retried until the connect deadline)."""
+    if "ansible_port" in extra:
+        check_port(extra["ansible_port"], "-e ansible_port")
+    if "ansible_host" in extra:
+        check_address(extra["ansible_host"], "-e ansible_host")
+    if "ansible_user" in extra:
+        check_name(extra["ansible_user"], "-e ansible_user")

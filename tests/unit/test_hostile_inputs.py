@@ -59,6 +59,13 @@ CASES = [
      "endpoints: endpoint '2852039166:80'"),
     ("route-hex", ["routes", "add", "/a", "svc", "0x7f000001:80"], "four numbers"),
     ("route-999", ["routes", "add", "/a", "svc", "999.999.999.999:80"], "four numbers"),
+    # connection settings given with -e (they win over the inventory's)
+    ("e-ansible-port-0", ["up", *HOST, "-e", "ansible_port=0"], "-e ansible_port: must be a port"),
+    ("e-ansible-port-abc", ["up", *HOST, "-e", "ansible_port=abc"], "-e ansible_port"),
+    ("e-ansible-host-shell", ["up", *HOST, "-e", "ansible_host=1.2.3.4;reboot"],
+     "-e ansible_host: invalid host address"),
+    ("e-ansible-user-shell", ["up", *HOST, "-e", "ansible_user=a;reboot"],
+     "-e ansible_user: invalid name"),
     # depth
     ("inventory-800-deep", ["inventory", "-i", "deep.yml", "--list"],
      "deep.yml: nested too deep"),
