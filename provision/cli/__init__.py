@@ -301,6 +301,9 @@ def _bad_input() -> Iterator[None]:
     except ProvisionError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:  # Ctrl-C in a read (inventory --list, doctor...): 130, as a run
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # -- routes, sweep, status ------------------------------------------------------------------

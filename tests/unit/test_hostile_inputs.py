@@ -5,6 +5,7 @@ AWS's endpoint is a closed port too, and the hermetic environment has fake crede
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from pathlib import Path
@@ -102,3 +103,26 @@ def test_refused_at_once_with_exit_2_naming_where(corpus: Path, name, argv, expe
     assert expected in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (corpus / ".provision").exists()  # no state folder, so no lock, no run
+
+
+@pytest.mark.parametrize(
+    ("argv", "target"),
+    [(["doctor"], "provision.doctor.diagnose"),
+     (["inventory", "--list"], "provision.load.inventory.load_inventory")],
+)  # fmt: skip
+def test_ctrl_c_in_a_read_exits_130_not_1(monkeypatch, tmp_path, argv, target):
+    """Ctrl-C arrives as KeyboardInterrupt wherever the command is; click alone would print
+    "Aborted!" and exit 1. (The interrupt is raised by the read itself: this tests the
+    exit code, not the signal.)"""
+    from click.testing import CliRunner
+
+    from provision.cli import main
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    module, _, name = target.rpartition(".")
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(main, argv)
+    assert done.exit_code == 130, done.output
