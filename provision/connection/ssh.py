@@ -51,6 +51,8 @@ _CHUNK = 1 << 16
 # (10 by default; tunnels seem to count too) with "Connect failed"; a swarm's nodes all run
 # their checks on the manager's connection.
 MAX_SESSIONS = 4
+#: Seconds to keep asking for a session channel sshd refused (see ``_open_session``).
+OPEN_RETRY = 15.0
 
 
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -235,7 +237,7 @@ class Connection(BaseConnection):
         transport = self._transport()
         try:
             with self._sessions:
-                channel = transport.open_session(timeout=self.connect_timeout)
+                channel = self._open_session(transport)
                 channel.exec_command(command)
                 out, err = _exchange(channel, chunks, timeout, on_bytes)
                 code = channel.recv_exit_status()
@@ -245,6 +247,23 @@ class Connection(BaseConnection):
                 f"lost connection during {command!r}: {exc}", host=self.host.target
             ) from exc
         return Result(command, code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _open_session(self, transport: paramiko.Transport) -> paramiko.Channel:
+        """A session channel; one sshd refused while the connection stays up is asked for
+        again, within ``OPEN_RETRY`` seconds: its MaxSessions reached while it still counts
+        channels just closed (seen failing a swarm's verify on a loaded machine). paramiko
+        raises ``ChannelException``, or, when another thread's open took the saved reason,
+        "Unable to open channel.". Safe: a refused channel never ran its command. A dead
+        connection fails at once, as before."""
+        delay, deadline = 0.1, time.monotonic() + OPEN_RETRY
+        while True:
+            try:
+                return transport.open_session(timeout=self.connect_timeout)
+            except paramiko.SSHException:
+                if not transport.is_active() or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _channel(self, remote_host: str, remote_port: int, peer: tuple[str, int]) -> Duplex:
         try:
