@@ -10,6 +10,7 @@ values (``sh``), never a command string they built by hand.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import select
 import shlex
@@ -234,12 +235,17 @@ class Connection(BaseConnection):
         on_bytes: Callable[[int], None] | None,
     ) -> Result:
         command = shlex.join(argv)
+        pending = iter(chunks)
+        first = next(pending, None)
+        # No input: the command reads /dev/null, and no lone EOF is sent (see _send_eof).
+        wire = command + " </dev/null" if first is None else command
         transport = self._transport()
         try:
             with self._sessions:
                 channel = self._open_session(transport)
-                channel.exec_command(command)
-                out, err = _exchange(channel, chunks, timeout, on_bytes)
+                channel.exec_command(wire)
+                sent = [] if first is None else itertools.chain([first], pending)
+                out, err = _exchange(channel, sent, timeout, on_bytes, eof=first is not None)
                 code = channel.recv_exit_status()
                 channel.close()
         except (OSError, paramiko.SSHException, EOFError) as exc:
@@ -280,13 +286,45 @@ class Connection(BaseConnection):
         return transport
 
 
+def _send_eof(channel: paramiko.Channel) -> None:
+    """The end of the command's input, sent before the channel can be closed.
+
+    paramiko's ``shutdown_write`` makes the EOF under the channel's lock but sends it after
+    releasing it; when the command has ended meanwhile, the transport thread, handling sshd's
+    CLOSE in between, sends our CLOSE first. sshd frees the channel on that CLOSE and drops
+    the whole connection on the late EOF ("ieof packet referred to nonexistent channel"),
+    killing every other command on it. Seen on loaded machines: a swarm's verify lost the
+    manager's connection ("Unable to open channel."). So: a command without input gets
+    ``</dev/null`` and no lone EOF at all (``_execute``); after input, the EOF is sent under
+    the channel's lock, so a CLOSE the transport thread handles comes after it. Not during a
+    key exchange (paramiko's reason to release the lock first: the transport thread may need
+    it then), and not with a paramiko without these private steps: there paramiko's own way
+    is kept."""
+    transport: Any = channel.get_transport()
+    inner: Any = channel  # paramiko's own steps, in its order, but under the lock
+    ready = getattr(transport, "clear_to_send", None)
+    usable = hasattr(inner, "_send_eof") and hasattr(transport, "_send_user_message")
+    if ready is None or not usable or not ready.is_set():  # kex, or another paramiko
+        channel.shutdown_write()
+        return
+    with channel.lock:
+        if channel.closed or channel.eof_sent:
+            return
+        message = inner._send_eof()
+        if message is not None:
+            transport._send_user_message(message)
+
+
 def _exchange(
     channel: paramiko.Channel,
     chunks: Iterable[bytes],
     timeout: float | None,
     on_bytes: Callable[[int], None] | None,
+    *,
+    eof: bool = True,
 ) -> tuple[bytes, bytes]:
-    """Send ``chunks`` then EOF, while draining stdout and stderr (so neither side blocks)."""
+    """Send ``chunks`` then EOF (when ``eof``), while draining stdout and stderr (so neither
+    side blocks)."""
     out: list[bytes] = []
     err: list[bytes] = []
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -305,7 +343,8 @@ def _exchange(
             view = view[sent:]
             if on_bytes:
                 on_bytes(sent)
-    channel.shutdown_write()
+    if eof:
+        _send_eof(channel)
     while not (channel.exit_status_ready() and channel.eof_received):
         if channel.closed and not channel.eof_received:
             # Closed without the command's end: the transport died under it (the session's
