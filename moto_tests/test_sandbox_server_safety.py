@@ -38,15 +38,19 @@ def test_stop_server_never_signals_a_foreign_pid(tmp_path: Path) -> None:
         other.wait()
 
 
-def _server_processes() -> set[int]:
+def _server_processes(sandbox: Path) -> set[int]:
+    """The sandbox moto servers that record into ``sandbox``: this test's own, not those of
+    other tests running at the same time (another xdist worker, another checkout)."""
     found = set()
+    mine = f"MOTO_RECORDER_FILEPATH={sandbox / 'moto' / 'recording.jsonl'}".encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
+                environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"provision.sandbox.moto_server" in argv:
+            if b"provision.sandbox.moto_server" in argv and mine in environ:
                 found.add(int(entry.name))
     return found
 
@@ -59,14 +63,14 @@ def test_a_read_only_command_leaves_no_server_it_started(tmp_path: Path) -> None
     ec2.create_security_group(GroupName="kept", Description="recorded")
     stop_server(sandbox)  # ... and then a reboot: no server running
     assert (sandbox / "moto" / "recording.jsonl").exists()
-    before = _server_processes()
+    before = _server_processes(sandbox)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "provision.cli", "status", "--state-dir", str(state)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "no running host" in done.stderr
-    assert _server_processes() - before == set()
+    assert _server_processes(sandbox) - before == set()
     assert running_server(sandbox) is None
     assert (sandbox / "moto" / "recording.jsonl").exists()  # the cloud's state is kept
 
