@@ -77,6 +77,11 @@ def host_inventory(target: str, key_file: Path | None, *, name: str = "host1") -
         "cloud": "none",
     }
     if key_file is not None:
+        from provision.connection.keys import key_file_problem
+
+        problem = key_file_problem(Path(key_file).expanduser())
+        if problem:
+            raise ConfigError(problem, field="--key")
         host_vars["ansible_ssh_private_key_file"] = str(key_file)
     defaults = load_inventory(BUNDLE / "inventory" / "host.yml")
     return defaults.with_hosts([InventoryHost(name, host_vars, (), host_vars)], "cluster")

@@ -229,6 +229,11 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
         if inventory:
             raise click.UsageError("give either --host or -i, not both")
         inventory = host_inventory(kw["host"], kw.get("key"))
+    elif kw.get("key"):  # it was ignored: the inventory's hosts name their own keys
+        raise click.UsageError(
+            "--key goes with --host; an inventory names a host's key with "
+            "ansible_ssh_private_key_file"
+        )
     inventory = inventory or _inventory_of(kw)
     options = Options(
         check=kw["check"],

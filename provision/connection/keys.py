@@ -15,7 +15,10 @@ from pathlib import Path
 
 from provision.errors import ConfigError, ConnectError
 
-__all__ = ["ensure_key_file", "make_private_dir", "scan_host_key"]
+__all__ = ["ensure_key_file", "key_file_problem", "make_private_dir", "scan_host_key"]
+
+#: Bytes a private key file may have (an RSA 16384-bit key in PEM is about 13 KB).
+KEY_FILE_SIZE = 64 * 1024
 
 
 def make_private_dir(path: Path) -> Path:
@@ -28,6 +31,49 @@ def make_private_dir(path: Path) -> Path:
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
     return path
+
+
+def key_file_problem(path: Path) -> str | None:
+    """What makes ``path`` unusable as an SSH private key for a login, or None: checked at load
+    so that a wrong key is named before any connection, not as an authentication failure
+    after the connect deadline. As OpenSSH: a key others may read is refused. An encrypted key
+    is refused too (nothing here asks for a passphrase: leave the key file out and let
+    ssh-agent hold it)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"cannot read the key file {path}: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"the key file {path} is not a regular file"
+    if info.st_size > KEY_FILE_SIZE:
+        return f"the key file {path} is too large to be a key ({info.st_size} bytes)"
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        mode = stat.S_IMODE(info.st_mode)
+        return (
+            f"the key file {path} has mode {mode:04o}: others can read it; run `chmod 600 {path}`"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read the key file {path}: {exc.strerror or exc}"
+    if data.lstrip().startswith((b"ssh-", b"ecdsa-", b"sk-")):
+        return f"{path} is a public key; give its private half"
+    loaders = (serialization.load_ssh_private_key, serialization.load_pem_private_key)
+    for load in loaders:
+        try:
+            load(data, password=None)
+            return None
+        except TypeError:  # "Password was not given but private key is encrypted"
+            return (
+                f"the key {path} is encrypted: provision asks for no passphrase; add it to "
+                "ssh-agent and leave the key file out"
+            )
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+    return f"{path} is not an SSH private key"
 
 
 def ensure_key_file(private_key: Path) -> str:

@@ -72,7 +72,7 @@ from provision.load.yamlsource import (
     value_loc,
 )
 from provision.models import HostSpec
-from provision.models.names import whole_number
+from provision.models.names import check_address, check_name, whole_number
 
 __all__ = [
     "DynamicSource", "Inventory", "InventoryHost", "VarsFolder", "load_inventory",
@@ -656,6 +656,11 @@ def _connection_problem(name: str, value: Any) -> str | None:
         return f"must be an integer port from 1 to 65535, got {value!r}"
     if name in CONNECTION_VARS.values() and name != "ansible_port" and not isinstance(value, str):
         return f"must be a string, got {value!r}"
+    if name in ("ansible_host", "ansible_user"):  # given to ssh and to shells: no metacharacters
+        try:
+            (check_address if name == "ansible_host" else check_name)(value, name)
+        except ConfigError as exc:
+            return exc.message
     return None
 
 

@@ -19,15 +19,19 @@ they reach a shell, at the connection boundary.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import math
 import re
-from collections.abc import Mapping
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, safe_range
 
 from provision.errors import ConfigError
 from provision.load.yamlsource import Location
@@ -37,6 +41,27 @@ __all__ = ["evaluate", "is_template", "render", "undeclared"]
 # One `{{ ... }}` and nothing else: its value is returned as is, not turned into a str.
 _SINGLE = re.compile(r"\A\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\Z", re.DOTALL)
 _UNDEFINED = re.compile(r"\A'(?P<name>[^']+)' is undefined\Z")
+
+# The budget of one template (#26: ``{{ 7 ** 300000000 }}`` and a 10^10-step nested loop never
+# finished validating). Python's own big-number and repeat operations run in C, where no
+# timer can stop them, so ``**`` and ``*`` are checked before they run; anything else slow
+# (loops) is stopped by the time budget, in the main thread where validation runs.
+#: Seconds one template may take to render (in the main thread).
+RENDER_SECONDS = 2.0
+#: Bits of an integer that ``**`` may make (a 4096-bit number is far past any port or count).
+POWER_BITS = 1 << 16
+#: Characters of a string (items of a list) that ``*`` or a whole template may make: 1 MiB.
+RENDER_SIZE = 1 << 20
+#: Numbers ``range`` may give in one template, summed over its calls (Jinja's own sandbox
+#: stops each call at 100,000 but not a loop inside a loop).
+RANGE_ITEMS = 1_000_000
+
+
+class TemplateBudget(Exception):
+    """A template past its time or size budget."""
+
+
+_spent = threading.local()  # the range items of the template rendering in this thread
 
 
 def _to_bool(value: Any) -> bool:
@@ -56,11 +81,78 @@ def _result_flag(key: str, default: bool) -> Any:
     return test
 
 
+class _BoundedEnvironment(SandboxedEnvironment):
+    """Jinja's sandbox, with ``**`` and ``*`` checked before they run (see RENDER_SECONDS)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        else:
+            _check_repeat(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    big = isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
+    if big and (exponent > POWER_BITS or exponent * math.log2(abs(base)) > POWER_BITS):
+        raise TemplateBudget(f"{base} ** {exponent} is too large (more than {POWER_BITS} bits)")
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    for seq, times in ((left, right), (right, left)):
+        sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int) and times > 0
+        if sized and len(seq) * times > RENDER_SIZE:
+            raise TemplateBudget(
+                f"a repeat of {len(seq)} x {times} is too large (more than {RENDER_SIZE} items)"
+            )
+
+
+def _range(*args: int) -> range:
+    """Jinja's sandboxed ``range``, counted against the template's RANGE_ITEMS."""
+    made = safe_range(*args)
+    _spent.items = getattr(_spent, "items", 0) + len(made)
+    if _spent.items > RANGE_ITEMS:
+        raise TemplateBudget(f"range() gave more than {RANGE_ITEMS} numbers in one template")
+    return made
+
+
+def _expired(_signum: int, _frame: Any) -> None:
+    raise TemplateBudget(f"took more than {RENDER_SECONDS:g}s to render")
+
+
+@contextlib.contextmanager
+def _budget() -> Iterator[None]:
+    """One template's budget: RANGE_ITEMS, and RENDER_SECONDS in the main thread (a timer
+    signal; other threads render what was validated already, in the main thread)."""
+    _spent.items = 0
+    timed = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    if not timed or signal.getitimer(signal.ITIMER_REAL)[0]:  # someone else's timer: keep it
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _sized(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > RENDER_SIZE:
+        raise TemplateBudget(f"rendered {len(value)} characters (at most {RENDER_SIZE})")
+    return value
+
+
 @functools.cache  # built once: an Environment is immutable here and caches compiled templates
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _BoundedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
+    env.globals["range"] = _range
+    env.globals.pop("lipsum", None)  # paragraphs of lorem ipsum on demand: nothing to render
     env.filters.update(bool=_to_bool, to_json=_to_json)
     succeeded = _result_flag("failed", False)
     env.tests.update(
@@ -93,9 +185,10 @@ def render(
         return value
     single = _SINGLE.match(value)
     try:
-        if single:
-            return _expression(single["expr"], variables)
-        return _environment().from_string(value).render(**variables)
+        with _budget():
+            if single:
+                return _expression(single["expr"], variables)
+            return _sized(_environment().from_string(value).render(**variables))
     except Exception as exc:  # any template failure is bad input at this place
         raise _config_error(exc, loc, field) from exc
 
@@ -117,7 +210,8 @@ def evaluate(
     single = _SINGLE.match(expr.strip())
     source = single["expr"] if single else expr
     try:
-        return _expression(source, variables)
+        with _budget():
+            return _expression(source, variables)
     except Exception as exc:  # any template failure is bad input at this place
         raise _config_error(exc, loc, field) from exc
 
@@ -126,7 +220,7 @@ def _expression(source: str, variables: Mapping[str, Any]) -> Any:
     value = _environment().compile_expression(source, undefined_to_none=False)(**variables)
     if isinstance(value, jinja2.Undefined):
         str(value)  # a StrictUndefined raises its UndefinedError (naming the variable) when used
-    return value
+    return _sized(value)
 
 
 def undeclared(value: Any, *, expression: bool = False) -> set[str]:
@@ -147,7 +241,7 @@ def undeclared(value: Any, *, expression: bool = False) -> set[str]:
     env = _environment()
     try:
         tree = env.parse(value)
-    except jinja2.TemplateSyntaxError as exc:
+    except (jinja2.TemplateSyntaxError, RecursionError) as exc:
         raise _config_error(exc, None, None) from exc
     names = meta.find_undeclared_variables(tree)
     return set(names) - set(env.globals) - _defaulted(tree)
@@ -168,6 +262,10 @@ def _config_error(exc: Exception, loc: Location | None, field: str | None) -> Co
         message = f"undefined variable {match['name']!r}" if match else str(exc.message)
     elif isinstance(exc, jinja2.TemplateSyntaxError):
         message = f"template syntax error: {exc.message}"
+    elif isinstance(exc, TemplateBudget):
+        message = f"template too costly: {exc}"
+    elif isinstance(exc, RecursionError):
+        message = "template nested too deep"
     else:
         message = f"template error: {type(exc).__name__}: {exc}"
     if loc is None:

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Set
+from pathlib import Path
 from typing import Any
 
 from provision.cluster.layout import DEFAULTS, layout_from_vars
+from provision.connection.keys import key_file_problem
 from provision.errors import ConfigError
 from provision.load.inventory import Inventory, resolve_vars
 from provision.load.playbook import Play, Playbook, TaskDef, check_task_args
 from provision.load.templating import evaluate, is_template, render, undeclared
 from provision.load.yamlsource import Location, suggest, value_loc
+from provision.models.names import check_address, check_name, check_port
 from provision.tasks.base import ModuleSpec
 
 __all__ = ["MAGIC", "validate"]
@@ -176,17 +179,92 @@ def _static_scopes(
             "groups": {g: list(m) for g, m in inventory.groups.items()},
             "play_hosts": [h.name for h in hosts], **runtime,
         }  # fmt: skip
-        for name, value in variables.items():
-            if not is_template(value):
-                values[name] = value
-            elif undeclared(value) <= set(values):
-                values[name] = render(value, values, field=f"vars.{name}")
-        if not hosts:  # the hosts' names are not known before the run
+        _render_known(variables, values, extra_vars)
+        if hosts:
+            _check_connection(host, values, inventory)
+        else:  # the hosts' names are not known before the run
             del values["inventory_hostname"], values["play_hosts"]
         _check_layout(values, play, inventory, extra_vars)
         values["layout"] = layout_from_vars(values).as_vars()
         scopes.append(values)
     return scopes
+
+
+def _check_connection(host: str, values: Mapping[str, Any], inventory: Inventory) -> None:
+    """How ``host`` is reached, as rendered now: its address, user, port and key file, checked
+    before any call (a template in the inventory is checked here, once rendered; a key file
+    that is missing, readable by others, encrypted or not a key is named now, not as an
+    authentication failure after the connect deadline)."""
+    if values.get("ansible_connection") == "local":
+        return
+    checks = {"ansible_host": check_address, "ansible_user": check_name,
+              "ansible_port": check_port}  # fmt: skip
+    try:
+        for name, check in checks.items():
+            value = values.get(name)
+            if value is not None and not is_template(value):
+                check(value, f"{host}.{name}")
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=str(inventory.path), field=exc.field) from exc
+    key = values.get("ansible_ssh_private_key_file")
+    if key and not is_template(key):
+        problem = key_file_problem(Path(str(key)).expanduser())
+        if problem:
+            raise ConfigError(
+                problem, file=str(inventory.path), field=f"{host}.ansible_ssh_private_key_file"
+            )
+
+
+def _render_known(
+    variables: Mapping[str, Any], values: dict[str, Any], extra_vars: Mapping[str, Any]
+) -> None:
+    """Into ``values``: each variable whose templates need only names known now, rendered in
+    the order they need each other (``b: "{{ a }}"`` before or after ``a``). Variables that
+    need each other in a circle are refused, as Ansible refuses them ("recursive loop"): a
+    task would have been given the literal text ``{{ a }}``."""
+
+    def field(name: str) -> str:
+        return f"-e {name}" if name in extra_vars else f"vars.{name}"
+
+    pending: dict[str, Any] = {}
+    for name, value in variables.items():
+        if is_template(value):
+            pending[name] = value
+        else:
+            values[name] = value
+    needs: dict[str, set[str]] = {}
+    for name, value in pending.items():
+        try:
+            needs[name] = undeclared(value)
+        except ConfigError as exc:  # a syntax error, or too deep: without a place
+            raise ConfigError(exc.message, field=field(name)) from exc
+    progress = True
+    while progress:
+        progress = False
+        for name in [n for n in pending if needs[n] <= set(values)]:
+            values[name] = render(pending.pop(name), values, field=field(name))
+            progress = True
+    for name in pending:  # left: waiting for a run-time name, or for each other
+        circle = _circle(name, {n: needs[n] & set(pending) for n in pending})
+        if circle:
+            raise ConfigError(
+                "recursive loop detected in template: " + " -> ".join(circle), field=field(name)
+            )
+
+
+def _circle(start: str, needs: Mapping[str, set[str]]) -> list[str]:
+    """A path of names from ``start`` back to itself through ``needs``, or []."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        for nxt in sorted(needs.get(name, ())):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, [*path, nxt]))
+    return []
 
 
 def _may_run(when: str, variables: Mapping[str, Any], loc: Location) -> bool:

@@ -44,6 +44,7 @@ class Options:
             check_seconds(self.lock_wait, "--lock-wait")
         _check_state_dir(Path(self.state_dir))
         _check_connection_vars(self.extra_vars)
+        _check_reserved(self.extra_vars)
 
     def runtime_vars(self) -> dict[str, Any]:
         """The variables every task sees from these options (``{{ state_dir }}``...)."""
@@ -71,6 +72,18 @@ def _check_state_dir(path: Path) -> None:
         raise ConfigError(f"cannot make {path}: {ancestor} is not a folder", field="--state-dir")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write {path}: {ancestor} is not writable", field="--state-dir")
+
+
+def _check_reserved(extra: Mapping[str, Any]) -> None:
+    """The names the runner defines for every task (``layout``, ``inventory_hostname``, ...)
+    cannot be given with ``-e``: the runner's value would win, so the user's was silently
+    ignored (``-e layout=x`` ran on as if not given)."""
+    from provision.load.validate import MAGIC
+
+    for name in sorted(MAGIC.intersection(extra)):
+        raise ConfigError(
+            "a name the runner defines for every task; it cannot be set", field=f"-e {name}"
+        )
 
 
 def _check_connection_vars(extra: Mapping[str, Any]) -> None:

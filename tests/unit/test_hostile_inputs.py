@@ -26,10 +26,26 @@ def _deep_inventory(levels: int) -> str:
     return text
 
 
+# An inventory the project's playbooks accept (inventory/host.yml's vars), its one host at
+# 127.0.0.1 port 1 with what follows on its line.
+VARS = ("all:\n  vars: {cloud: none, cluster_name: host, region: us-east-1, instance_type: "
+        "t3.small, image: debian-12, ttl: 4h, http_cidr: 0.0.0.0/0, transfer_images: true}\n"
+        "  children:\n    cluster:\n      hosts:\n        web1: {ansible_host: ")
+DEEP_PARENS = "(" * 3000 + "1" + ")" * 3000
+NESTED_LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
 FILES = {
     "port_superscript.yml": HOSTS + '{ansible_host: 127.0.0.1, ansible_port: "²"}\n',
     "port_5000_digits.yml": HOSTS + "{ansible_host: 127.0.0.1, ansible_port: " + LONG + "}\n",
     "deep.yml": _deep_inventory(800),
+    "host_shell.yml": VARS + "'127.0.0.1;reboot', ansible_port: 1}\n",
+    "user_shell.yml": VARS + "127.0.0.1, ansible_port: 1, ansible_user: 'a b;reboot'}\n",
+    "host_template.yml": VARS + "'{{ h }}', ansible_port: 1, h: '1.2.3.4;reboot'}\n",
+    "port_template.yml": VARS + "127.0.0.1, ansible_port: '{{ p }}', p: 0}\n",
+    "key_missing.yml": VARS + "127.0.0.1, ansible_port: 1, "
+                              "ansible_ssh_private_key_file: no-such-key}\n",
+    "key_readable.yml": VARS + "127.0.0.1, ansible_port: 1, "
+                               "ansible_ssh_private_key_file: readable_key}\n",
 }
 
 # (name, argv, what the message must contain)
@@ -78,14 +94,79 @@ CASES = [
     ("init-into-proc", ["init", "/proc/provision-hostile"], "DIR: cannot make /proc/"),
     ("doctor-dev-zero", ["doctor", "/dev/zero"], "PATH: /dev/zero is not a file or a folder"),
     ("doctor-fifo", ["doctor", "fifo"], "PATH: fifo is not a file or a folder"),
+    # cost: templates past their budget (they ran for hours, or until memory ran out)
+    ("template-power", ["up", *HOST, "-e", "x={{ 7 ** 300000000 }}"],
+     "-e x: template too costly: 7 ** 300000000 is too large"),
+    ("template-nested-loop", ["up", *HOST, "-e", "x=" + NESTED_LOOP],
+     "-e x: template too costly: range() gave more than 1000000 numbers"),
+    ("template-repeat", ["up", *HOST, "-e", "x={{ 'a' * 100000000 }}"],
+     "-e x: template too costly: a repeat of 1 x 100000000 is too large"),
+    ("template-center", ["up", *HOST, "-e", "x={{ 'a' | center(2000000) }}"],
+     "-e x: template too costly: rendered 2000000 characters"),
+    ("template-3000-parentheses", ["up", *HOST, "-e", "x={{ " + DEEP_PARENS + " }}"],
+     "-e x: template nested too deep"),
+    # variables: a name the runner defines; variables that need each other
+    ("e-layout-reserved", ["up", *HOST, "-e", "layout=x"], "-e layout: a name the runner"),
+    ("e-groups-reserved", ["up", *HOST, "-e", "groups=x"], "-e groups: a name the runner"),
+    ("recursive-pair", ["up", *HOST, "-e", "a={{ b }}", "-e", "b={{ a }}"],
+     "-e a: recursive loop detected in template: a -> b -> a"),
+    ("recursive-self", ["up", *HOST, "-e", "a={{ a }}"],
+     "-e a: recursive loop detected in template: a -> a"),
+    # connection settings from the inventory, written and templated, checked at load
+    ("inventory-host-shell", ["up", "-i", "host_shell.yml"],
+     "host_shell.yml:6:30: all.children.cluster.hosts.web1.ansible_host: invalid host address"),
+    ("inventory-user-shell", ["up", "-i", "user_shell.yml"],
+     "user_shell.yml:6:72: all.children.cluster.hosts.web1.ansible_user: invalid name"),
+    ("inventory-host-template", ["up", "-i", "host_template.yml"],
+     "host_template.yml: web1.ansible_host: invalid host address '1.2.3.4;reboot'"),
+    ("inventory-port-template", ["up", "-i", "port_template.yml"],
+     "port_template.yml: web1.ansible_port: must be a port from 1 to 65535, got 0"),
+    ("inventory-key-missing", ["up", "-i", "key_missing.yml"],
+     "key_missing.yml: web1.ansible_ssh_private_key_file: cannot read the key file no-such-key"),
+    ("inventory-key-readable", ["up", "-i", "key_readable.yml"],
+     "key_readable.yml: web1.ansible_ssh_private_key_file: the key file readable_key has "
+     "mode 0644: others can read it"),
+    # --key: each is refused before a connection, not found out as an authentication failure
+    ("key-readable", ["up", *HOST, "--key", "readable_key"],
+     "--key: the key file readable_key has mode 0644"),
+    ("key-public", ["up", *HOST, "--key", "key.pub"], "--key: key.pub is a public key"),
+    ("key-encrypted", ["up", *HOST, "--key", "encrypted_key"],
+     "--key: the key encrypted_key is encrypted"),
+    ("key-too-large", ["up", *HOST, "--key", "deep.yml"], "--key: the key file deep.yml is too large"),
+    ("key-text", ["up", *HOST, "--key", "text_key"], "--key: text_key is not an SSH private key"),
+    ("key-dev-zero", ["up", *HOST, "--key", "/dev/zero"],
+     "--key: the key file /dev/zero is not a regular file"),
+    ("key-with-inventory", ["up", "-i", "port_template.yml", "--key", "good_key"],
+     "--key goes with --host"),
 ]  # fmt: skip
+
+
+def _keys(folder: Path) -> None:
+    """Key files as a user may hold them: a good one, one others can read, its public half,
+    one encrypted with a passphrase, and a text that is no key."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    plain = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
+    locked = key.private_bytes(
+        ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.BestAvailableEncryption(b"secret")
+    )
+    public = key.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
+    for name, data, mode in (("good_key", plain, 0o600), ("readable_key", plain, 0o644),
+                             ("key.pub", public, 0o600), ("encrypted_key", locked, 0o600),
+                             ("text_key", b"not a key\n", 0o600)):  # fmt: skip
+        (folder / name).write_bytes(data)
+        (folder / name).chmod(mode)
 
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     for name, text in FILES.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
+        (tmp_path / name).chmod(0o644)
     os.mkfifo(tmp_path / "fifo")
+    _keys(tmp_path)
     return tmp_path
 
 
