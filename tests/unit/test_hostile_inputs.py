@@ -28,9 +28,11 @@ def _deep_inventory(levels: int) -> str:
 
 # An inventory the project's playbooks accept (inventory/host.yml's vars), its one host at
 # 127.0.0.1 port 1 with what follows on its line.
-VARS = ("all:\n  vars: {cloud: none, cluster_name: host, region: us-east-1, instance_type: "
-        "t3.small, image: debian-12, ttl: 4h, http_cidr: 0.0.0.0/0, transfer_images: true}\n"
-        "  children:\n    cluster:\n      hosts:\n        web1: {ansible_host: ")
+VARS = (
+    "all:\n  vars: {cloud: none, cluster_name: host, region: us-east-1, instance_type: "
+    "t3.small, image: debian-12, ttl: 4h, http_cidr: 0.0.0.0/0, transfer_images: true}\n"
+    "  children:\n    cluster:\n      hosts:\n        web1: {ansible_host: "
+)
 DEEP_PARENS = "(" * 3000 + "1" + ")" * 3000
 NESTED_LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
 
@@ -43,9 +45,9 @@ FILES = {
     "host_template.yml": VARS + "'{{ h }}', ansible_port: 1, h: '1.2.3.4;reboot'}\n",
     "port_template.yml": VARS + "127.0.0.1, ansible_port: '{{ p }}', p: 0}\n",
     "key_missing.yml": VARS + "127.0.0.1, ansible_port: 1, "
-                              "ansible_ssh_private_key_file: no-such-key}\n",
+    "ansible_ssh_private_key_file: no-such-key}\n",
     "key_readable.yml": VARS + "127.0.0.1, ansible_port: 1, "
-                               "ansible_ssh_private_key_file: readable_key}\n",
+    "ansible_ssh_private_key_file: readable_key}\n",
 }
 
 # (name, argv, what the message must contain)
@@ -132,7 +134,8 @@ CASES = [
     ("key-public", ["up", *HOST, "--key", "key.pub"], "--key: key.pub is a public key"),
     ("key-encrypted", ["up", *HOST, "--key", "encrypted_key"],
      "--key: the key encrypted_key is encrypted"),
-    ("key-too-large", ["up", *HOST, "--key", "deep.yml"], "--key: the key file deep.yml is too large"),
+    ("key-too-large", ["up", *HOST, "--key", "deep.yml"],
+     "--key: the key file deep.yml is too large"),
     ("key-text", ["up", *HOST, "--key", "text_key"], "--key: text_key is not an SSH private key"),
     ("key-dev-zero", ["up", *HOST, "--key", "/dev/zero"],
      "--key: the key file /dev/zero is not a regular file"),
