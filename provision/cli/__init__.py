@@ -7,6 +7,7 @@ Heavy imports (boto3, paramiko, rich) happen inside the commands, so ``--help`` 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import signal
 import sys
@@ -261,14 +262,27 @@ def _events_stream(path: Path | None) -> Any:
         return None
     if str(path) == "-":
         return sys.stderr
+    import os
+    import stat
+
     from provision.errors import ConfigError
 
     try:
-        return path.open("a")
+        # Non-blocking: a FIFO nobody reads fails here (ENXIO) instead of blocking the run.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
     except OSError as exc:  # a missing folder, a folder, no permission: before any call
+        reason = "nobody reads this FIFO" if exc.errno == errno.ENXIO else exc.strerror
+        raise ConfigError(f"cannot write events to {path}: {reason}", field="--events") from exc
+    mode = os.fstat(fd).st_mode
+    device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+    if device and not os.isatty(fd) and os.path.realpath(path) != os.devnull:
+        os.close(fd)  # /dev/full fails only at the first event, after the lock was taken
         raise ConfigError(
-            f"cannot write events to {path}: {exc.strerror}", field="--events"
-        ) from exc
+            f"cannot write events to {path}: a device (use a file, a FIFO, a terminal or -)",
+            field="--events",
+        )
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a")
 
 
 def _install_interrupt(stop: threading.Event) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from provision.errors import ConfigError
-from provision.models.names import check_name
+from provision.models.names import check_name, check_region
 
 if TYPE_CHECKING:
     from provision.aws.results import ClusterResult, Instance
@@ -61,6 +61,7 @@ class Target:
                 f"must be one of {', '.join(CLOUDS)}, got {self.cloud!r}", field="cloud"
             )
         check_name(self.cluster, "cluster_name")
+        check_region(self.region, "region")
 
     @classmethod
     def from_vars(cls, variables: Mapping[str, Any], state_dir: Path) -> Target:

@@ -7,6 +7,7 @@ them (a base file plus strategy overrides).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,37 +135,58 @@ def _expand(value: str, dotenv: dict[str, str]) -> str:
 
 
 def load_projects(files: list[Path]) -> list[Project]:
-    """Compose projects among ``files`` (YAML with a top-level ``services``), one per folder."""
+    """Compose projects among ``files`` (YAML with a top-level ``services``), one per folder.
+
+    Bad input is a ``ConfigError`` naming the file (and line): YAML that does not parse, a
+    merge key (``<<``) that merges no mapping, nesting too deep to read, a ``.env`` that is
+    not UTF-8 text."""
     trees: list[tuple[Path, yaml.MappingNode]] = []
     for path in files:
-        try:
+        with _read_as_yaml(path):
             node = yaml.compose(path.read_text(errors="replace"), Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(
-                f"not valid YAML: {problem}",
-                file=str(path),
-                line=mark.line + 1 if mark else None,
-                column=mark.column + 1 if mark else None,
-            ) from exc
-        if isinstance(node, yaml.MappingNode) and "services" in _map(node):
-            trees.append((path, node))
+            if isinstance(node, yaml.MappingNode) and "services" in _map(node):
+                trees.append((path, node))
     projects: dict[Path, Project] = {}
     for path, node in trees:
         folder = path.parent
         if folder not in projects:
             projects[folder] = Project(folder.name, folder, _read_dotenv(folder / ".env"))
-        _add_networks(projects[folder], node)
+        with _read_as_yaml(path):
+            _add_networks(projects[folder], node)
     for path, node in trees:
-        _add_services(projects[path.parent], path, node)
+        with _read_as_yaml(path):
+            _add_services(projects[path.parent], path, node)
     return list(projects.values())
+
+
+@contextlib.contextmanager
+def _read_as_yaml(path: Path) -> Iterator[None]:
+    """YAML errors (and nesting too deep for the parser) become a ``ConfigError`` at ``path``."""
+    try:
+        yield
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"not valid YAML: {problem}",
+            file=str(path),
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from exc
+    except RecursionError as exc:
+        raise ConfigError("nested too deep to be a compose file", file=str(path)) from exc
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    pairs = (line.partition("=") for line in path.read_text().splitlines() if "=" in line)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}), as Compose reads it", file=str(path)
+        ) from exc
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
     return {k.strip(): v.strip() for k, _, v in pairs if not k.strip().startswith("#")}
 
 

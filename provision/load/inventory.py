@@ -72,7 +72,7 @@ from provision.load.yamlsource import (
     value_loc,
 )
 from provision.models import HostSpec
-from provision.models.names import check_address, check_name, whole_number
+from provision.models.names import check_address, check_name, check_region, whole_number
 
 __all__ = [
     "DynamicSource", "Inventory", "InventoryHost", "VarsFolder", "load_inventory",
@@ -582,6 +582,11 @@ class _Builder:
                 raise self.fail(data, None, key, f"unknown option {key!r} of {plugin}{hint}")
             if key != "vars" and not (isinstance(value, str) and NAME.match(value)):
                 raise self.fail(data, key, key, f"must be a name, got {value!r}")
+            if key == "region":
+                try:
+                    check_region(value, key)
+                except ConfigError as exc:
+                    raise self.fail(data, key, key, exc.message) from exc
         if "cluster" not in options:
             raise self.fail(data, None, "cluster", f"{plugin} needs 'cluster'")
         if "vars" in options:

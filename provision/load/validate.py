@@ -26,7 +26,7 @@ from provision.load.playbook import Play, Playbook, TaskDef, check_task_args
 from provision.load.templating import evaluate, is_template, render, undeclared
 from provision.load.yamlsource import Location, suggest, value_loc
 from provision.models.names import check_address, check_name, check_port
-from provision.tasks.base import ModuleSpec
+from provision.tasks.base import ModuleSpec, build_args
 
 __all__ = ["MAGIC", "validate"]
 
@@ -314,6 +314,13 @@ def _check_rendered(
             else:
                 values[name] = value  # needs a registered value: checked at its turn
         check_task_args(spec, task.args, field, module_loc, values=values)
+        if spec.sources is not None and not any(is_template(v) for v in values.values()):
+            try:
+                spec.sources(build_args(spec, values), variables)
+            except ConfigError as exc:
+                name = (exc.field or "").partition(".")[2]
+                at = (value_loc(task.args, name) if name in task.args else None) or module_loc
+                raise at.error(exc.message, f"{field}.{name}") from exc
 
 
 def _no_nul(value: Any, loc: Location, field: str) -> None:

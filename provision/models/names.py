@@ -18,15 +18,34 @@ __all__ = [
     "check_name",
     "check_path",
     "check_port",
+    "check_region",
     "check_seconds",
     "whole_number",
 ]
 
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]+)?(@sha256:[0-9a-f]{64})?")
 _PATH = re.compile(r"/[A-Za-z0-9_./@+-]*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def check_region(value: Any, field: str) -> str:
+    """An AWS region's name, as AWS writes them (``eu-west-1``, ``us-gov-west-1``,
+    ``ap-southeast-3``): checked before a client is made for it (``mars-1`` reached for an
+    endpoint that does not exist, and waited for it).
+
+    >>> check_region("mars-1", "region")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    provision.errors.ConfigError: region: not an AWS region name: 'mars-1' ...
+    """
+    if not isinstance(value, str) or not _REGION.fullmatch(value):
+        raise ConfigError(
+            f"not an AWS region name: {shown(value, 40)} (like eu-west-1 or us-east-2)",
+            field=field,
+        )
+    return value
 
 
 def check_name(value: str, field: str) -> str:

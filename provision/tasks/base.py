@@ -133,6 +133,10 @@ class ModuleSpec:
     # The read commands ``apply`` will make for these arguments (and variables), exactly as it
     # will make them, so that the runner can fetch them ahead in one round trip.
     look: Callable[[Any, Mapping[str, Any]], list[list[str]]] | None = None
+    # Checks the controller's own files the arguments name (a ``copy``/``template`` ``src``),
+    # given the variables (``playbook_dir``): run at load, so a missing source fails before
+    # the first task, not after earlier tasks changed the host.
+    sources: Callable[[Any, Mapping[str, Any]], None] | None = None
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.args))

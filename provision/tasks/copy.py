@@ -75,19 +75,31 @@ class Entry:
         return hashlib.sha256(self.data).hexdigest()
 
 
+def _source(args: CopyArgs, base: Path) -> Path:
+    """``src``, from ``base`` when relative; a file or a folder, else a ``ConfigError``."""
+    src = Path(args.src or "")
+    src = src if src.is_absolute() else base / src
+    if not (src.is_file() or src.is_dir()):
+        raise ConfigError(f"source {src} does not exist", field="copy.src")
+    return src
+
+
+def sources(args: CopyArgs, variables: Mapping[str, Any]) -> None:
+    """At load: the ``src`` exists (inline ``content`` needs nothing)."""
+    if args.src is not None:
+        _source(args, Path(str(variables.get("playbook_dir", "."))))
+
+
 def local_entries(args: CopyArgs, base: Path) -> tuple[str, dict[str, Entry]]:
     """The remote root folder and {relative path: Entry} of what should be there."""
     mode = int(args.mode, 8) if args.mode else None
     if args.content is not None:
         dest = PurePosixPath(args.dest)
         return str(dest.parent), {dest.name: Entry(args.content.encode(), mode or 0o644)}
-    src = Path(args.src or "")
-    src = src if src.is_absolute() else base / src
+    src = _source(args, base)
     if src.is_file():
         dest = PurePosixPath(args.dest)
         return str(dest.parent), {dest.name: _entry(src, mode)}
-    if not src.is_dir():
-        raise ConfigError(f"source {src} does not exist", field="copy.src")
     files = sorted(p for p in src.rglob("*") if p.is_file())
     return args.dest, {p.relative_to(src).as_posix(): _entry(p, mode) for p in files}
 
@@ -178,4 +190,4 @@ def look(args: CopyArgs, variables: Mapping[str, Any]) -> list[list[str]]:
     return [["sh", "-c", REMOTE_MANIFEST, "sh", root]]
 
 
-SPEC = ModuleSpec("copy", CopyArgs, apply, look=look)
+SPEC = ModuleSpec("copy", CopyArgs, apply, look=look, sources=sources)

@@ -58,4 +58,9 @@ def look(args: TemplateArgs, variables: Mapping[str, Any]) -> list[list[str]]:
     return copy.look(_as_copy(args, ""), variables)
 
 
-SPEC = ModuleSpec("template", TemplateArgs, apply, look=look)
+def sources(args: TemplateArgs, variables: Mapping[str, Any]) -> None:
+    """At load: the template file exists."""
+    _source(args, variables)
+
+
+SPEC = ModuleSpec("template", TemplateArgs, apply, look=look, sources=sources)

@@ -48,6 +48,20 @@ FILES = {
     "ansible_ssh_private_key_file: no-such-key}\n",
     "key_readable.yml": VARS + "127.0.0.1, ansible_port: 1, "
     "ansible_ssh_private_key_file: readable_key}\n",
+    # doctor: compose files it must refuse, not crash on
+    "deep/compose.yml": "services:\n  a:\n    image: redis\n    labels: "
+    + "[" * 3000
+    + "]" * 3000
+    + "\n",
+    "merge/compose.yml": "services:\n  a:\n    <<: 5\n    image: redis\n",
+    "dotenv/compose.yml": "services:\n  a:\n    image: redis\n",
+    # a region that is no AWS region, in a dynamic inventory
+    "mars_aws_ec2.yml": "plugin: provision.aws_ec2\ncluster: demo\nregion: mars-1\n",
+    # a playbook whose second task names a source that is not there
+    "sources.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "    - copy: {src: missing.txt, dest: /tmp/x}\n",
+    "templates.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "    - template: {src: missing.j2, dest: /tmp/y}\n",
 }
 
 # (name, argv, what the message must contain)
@@ -141,6 +155,28 @@ CASES = [
      "--key: the key file /dev/zero is not a regular file"),
     ("key-with-inventory", ["up", "-i", "port_template.yml", "--key", "good_key"],
      "--key goes with --host"),
+    # doctor on compose files that crashed it (a traceback, exit 1)
+    ("doctor-deep-compose", ["doctor", "deep"],
+     "deep/compose.yml: nested too deep to be a compose file"),
+    ("doctor-merge-a-number", ["doctor", "merge"],
+     "merge/compose.yml:3:9: not valid YAML: expected a mapping or list of mappings"),
+    ("doctor-dotenv-not-utf8", ["doctor", "dotenv"], "dotenv/.env: not UTF-8 text (byte 2)"),
+    # --events: a FIFO nobody reads blocked the run; /dev/full failed after the lock was taken
+    ("events-fifo-unread", ["up", *HOST, "--events", "fifo"],
+     "--events: cannot write events to fifo: nobody reads this FIFO"),
+    ("events-dev-full", ["up", *HOST, "--events", "/dev/full"],
+     "--events: cannot write events to /dev/full: a device"),
+    # regions: no AWS client is made for a region that cannot exist
+    ("aws-ec2-region-mars", ["inventory", "-i", "mars_aws_ec2.yml", "--list"],
+     "mars_aws_ec2.yml:3:9: region: not an AWS region name: 'mars-1'"),
+    ("e-region-mars", ["up", "--check", "-e", "region=mars-1"],
+     "ec2_cluster.region: not an AWS region name: 'mars-1'"),
+    ("sweep-region-mars", ["sweep", "-e", "region=mars-1"], "not an AWS region name: 'mars-1'"),
+    # a copy/template source that is not there fails before the first task, not after it
+    ("copy-src-missing", ["play", "sources.yml", *HOST],
+     "sources.yml:4:19: plays[0].tasks[1].copy.src: source missing.txt does not exist"),
+    ("template-src-missing", ["play", "templates.yml", *HOST],
+     "templates.yml:4:23: plays[0].tasks[1].template.src: template missing.j2 does not exist"),
 ]  # fmt: skip
 
 
@@ -166,8 +202,10 @@ def _keys(folder: Path) -> None:
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     for name, text in FILES.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
         (tmp_path / name).chmod(0o644)
+    (tmp_path / "dotenv" / ".env").write_bytes(b"A=\xff\xfe\n")
     os.mkfifo(tmp_path / "fifo")
     _keys(tmp_path)
     return tmp_path
