@@ -82,7 +82,8 @@ def validate_endpoint(endpoint: str, *, allow_local: bool = False) -> str:
     link-local addresses (169.254.169.254 is the instance metadata service) are refused
     unless ``allow_local``: the router would forward requests there from the public port."""
     host, sep, port = endpoint.rpartition(":") if isinstance(endpoint, str) else ("", "", "")
-    if not sep or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
+    bad_host = len(host) > 253 or not _HOST.fullmatch(host)
+    if not sep or bad_host or not port.isascii() or not port.isdigit():
         raise ConfigError(f"endpoint must be host:port, got {endpoint!r}", field="endpoints")
     if not 1 <= int(port) <= 65535:
         raise ConfigError(

@@ -22,6 +22,7 @@ from provision.cluster.routes import validate, validate_endpoint, validate_prefi
 from provision.connection.keys import ensure_key_file, make_private_dir
 from provision.errors import ConfigError
 from provision.models.names import check_name, check_path
+from tests.helpers import ENDPOINTS_ACCEPTED, ENDPOINTS_REFUSED
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "provision"
@@ -377,3 +378,16 @@ def test_the_project_playbooks_validate_for_every_inventory(book: str, inventory
         options = Options(extra_vars={**extra, "redis_strategy": strategy})
         book_loaded, _ = load(PLAYBOOKS / book, inv, options)  # type: ignore[arg-type]
         assert book_loaded.plays
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS_REFUSED)
+def test_an_endpoint_the_router_skips_is_refused_by_the_cli_rule(endpoint: str) -> None:
+    """The same corpus is written into Redis for the router in tests/integration/
+    test_router_local.py (test_bad_entries_in_redis_are_skipped): one rule on both sides."""
+    with pytest.raises(ConfigError):
+        validate_endpoint(endpoint, allow_local=True)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS_ACCEPTED)
+def test_a_well_formed_endpoint_is_accepted(endpoint: str) -> None:
+    assert validate_endpoint(endpoint, allow_local=True) == endpoint

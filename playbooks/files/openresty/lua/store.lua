@@ -153,10 +153,24 @@ local function valid_host(host)
     if #host == 0 or #host > 253 then
         return false
     end
+    -- The rule of provision.cluster.routes.validate_endpoint, the same corpus tested on both
+    -- (tests/helpers.py, ENDPOINTS_REFUSED). A resolver reads a name made of numbers as an
+    -- address (inet_aton: 127.1, 2852039166, 0x7f000001, 010 in octal): only the plain
+    -- four-part form is taken, each part 0-255 without a leading zero.
+    if host:lower():match("^0x[%x%.x]*$") then
+        return false
+    end
     if host:match("^[%d%.]+$") then  -- numbers and dots: an IPv4 address or nothing
-        local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-        return a ~= nil and tonumber(a) <= 255 and tonumber(b) <= 255
-            and tonumber(c) <= 255 and tonumber(d) <= 255
+        local parts = { host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+        if #parts ~= 4 then
+            return false
+        end
+        for _, part in ipairs(parts) do
+            if tonumber(part) > 255 or (#part > 1 and part:sub(1, 1) == "0") then
+                return false
+            end
+        end
+        return true
     end
     for label in (host .. "."):gmatch("([^.]*)%.") do
         if #label == 0 or #label > 63 or not label:match("^[%w][%w%-]*$")
