@@ -1,8 +1,8 @@
 """One SSH connection to one host, reused for every command and upload of a run.
 
-This is the only module that imports paramiko, and the one place where values are
-shell-quoted: callers pass argv lists (``run``) or a constant script plus positional
-values (``sh``), never a command string they built by hand.
+With ``keys`` (key files, host keys), the only module that imports paramiko; and the one
+place where values are shell-quoted: callers pass argv lists (``run``) or a constant script
+plus positional values (``sh``), never a command string they built by hand.
 
 >>> with Connection(HostSpec("web", "127.0.0.1", 2222, key_file=Path("id"))) as conn:
 ...     conn.run(["docker", "network", "ls"]).stdout
@@ -100,7 +100,7 @@ class Connection(BaseConnection):
         self.connect_timeout = connect_timeout
         self.retry_deadline = retry_deadline
         self.keepalive = keepalive
-        self.opened = 0  # how many SSH handshakes this object made (benchmarks assert 1)
+        self.opened = 0  # SSH handshakes this object made (tests/integration/test_ssh_connection)
         self._client: paramiko.SSHClient | None = None
         # Clients that ``reconnect`` replaced, closed with the connection: a swarm's nodes run
         # commands on the manager's connection (peers), so when the manager's own play

@@ -187,7 +187,15 @@ def stack_file(stack: str, files: Sequence[str], read: StackRead) -> str:
     for name in files:
         if name not in read.files:
             raise ProvisionError(f"docker_stack {stack}: {name} not found on the host")
-        loaded = yaml.safe_load(read.files[name]) or {}
+        try:
+            loaded = yaml.safe_load(read.files[name]) or {}
+        except yaml.YAMLError as exc:  # translated here, where PyYAML is used
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ProvisionError(
+                f"docker_stack {stack}: {where} on the host is not valid YAML: {problem}"
+            ) from exc
         if not isinstance(loaded, dict):
             raise ProvisionError(f"docker_stack {stack}: {name} is not a mapping")
         doc = merge(doc, loaded)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from provision.tasks.docker_stack import STACK_VERSION, merge, parse_read, parse_specs, stack_file
@@ -95,3 +96,15 @@ def test_gwbridge_address_by_container_id_prefix() -> None:
     assert parse_gwbridge_ip(raw, "4a617f5d3975") == "172.18.0.3"
     assert parse_gwbridge_ip(raw, "ffff") == ""
     assert parse_gwbridge_ip("not json", "4a61") == ""
+
+
+def test_a_compose_file_that_is_not_yaml_is_named_with_its_line() -> None:
+    """PyYAML's errors are translated where PyYAML is used (errors.py's promise): the file
+    and line on the host, not a yaml.scanner traceback."""
+    from provision.errors import ProvisionError
+    from provision.tasks.docker_stack import StackRead
+
+    read = StackRead(files={"docker-compose.yml": "services:\n  a: [unclosed\n"}, hashes={},
+                     specs={})  # fmt: skip
+    with pytest.raises(ProvisionError, match=r"docker-compose.yml:3:1 on the host is not valid"):
+        stack_file("redis", ["docker-compose.yml"], read)

@@ -9,6 +9,7 @@ checker and make no dependency at run time.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,12 @@ def test_each_library_is_imported_in_its_room(library: str) -> None:
             if not any(rel == a or rel.startswith(a + ".") for a in allowed):
                 where.append(module)
     assert where == [], f"{library} imported outside {allowed}: {where}"
+
+
+def test_the_architecture_room_table_names_every_layer() -> None:
+    """ARCHITECTURE.md's room table and LAYERS agree: a new folder is drawn where it is
+    explained (``testing/`` was missing)."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([a-z_]+)(?:/|\.py)` \|", text, flags=re.MULTILINE))
+    layers = {name for name in LAYERS if name != "provision"} | {"__init__"}
+    assert rows == layers

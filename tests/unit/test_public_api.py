@@ -24,3 +24,31 @@ def test_import_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_every_error_of_the_tree_is_importable_from_provision():
+    """The README and errors.py draw the exception tree; a user catches each by its name
+    from ``provision`` (LockHeld, RouteError and EngineUnavailable were missing)."""
+    from provision import errors
+
+    assert set(errors.__all__) <= set(provision.__all__)
+    for name in errors.__all__:
+        assert getattr(provision, name) is getattr(errors, name)
+
+
+def test_the_readme_draws_the_error_tree_errors_py_draws():
+    """The tree in the README is the one in errors.py's docstring, line for line."""
+    from pathlib import Path
+
+    from provision import errors
+
+    doc = errors.__doc__ or ""
+    tree = [
+        line.strip()
+        for line in doc.splitlines()
+        if "──" in line or line.strip() == "ProvisionError"
+    ]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for line in tree:
+        assert line in readme, line
+    assert len(tree) == len(errors.__all__)
