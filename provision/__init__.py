@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         LockHeld,
         ProvisionError,
         RouteError,
+        SandboxError,
+        TaskError,
         VerifyError,
     )
     from provision.models import CheckResult, HostSpec, Result, Status, TaskResult
@@ -56,7 +58,9 @@ __all__ = [
     "Result",
     "RouteError",
     "RunReport",
+    "SandboxError",
     "Status",
+    "TaskError",
     "TaskResult",
     "VerifyError",
     "down",
@@ -79,6 +83,8 @@ _HOMES = {
         "LockHeld",
         "ProvisionError",
         "RouteError",
+        "SandboxError",
+        "TaskError",
         "VerifyError",
     ),
     "provision.run.events": ("Event",),

@@ -10,6 +10,8 @@ that owns that library, with ``raise ... from exc``::
     ├── ConnectError           a host could not be reached or authenticated over SSH
     │   └── EngineUnavailable  the local Docker engine (the sandbox's) cannot be used
     ├── CommandError           a command on a host exited non-zero (carries the Result)
+    ├── TaskError              a task could not do its work on a host (names the host or object)
+    ├── SandboxError           the local sandbox (images, seed volumes, hosts) could not be made
     ├── RouteError             the route table in Redis could not be read or written
     ├── VerifyError            a verification check did not hold
     ├── ClusterFailed          ``Cluster`` could not bring the cluster up or tear it down
@@ -36,6 +38,8 @@ __all__ = [
     "LockHeld",
     "ProvisionError",
     "RouteError",
+    "SandboxError",
+    "TaskError",
     "VerifyError",
 ]
 
@@ -119,6 +123,16 @@ class EngineUnavailable(ConnectError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, host="local docker")
+
+
+class TaskError(ProvisionError):
+    """A task could not do its work on a host: what it found there is not what it needs (an
+    image missing after its load, a swarm that will not form, a stack that does not converge).
+    The message names the host or the object; the runner marks the task failed."""
+
+
+class SandboxError(ProvisionError):
+    """The local sandbox could not be made: its images, its seed volumes, its host containers."""
 
 
 class RouteError(ProvisionError):

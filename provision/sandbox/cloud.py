@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from provision.connection.keys import ensure_key_file
-from provision.errors import ProvisionError
+from provision.errors import SandboxError
 from provision.sandbox import hosts, images, localdocker
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def endpoint_for(
         host = host_for_instance(cluster, instance.instance_id)
         if host is None:
             if instance.key_file is None:
-                raise ProvisionError(f"{instance.instance_id} has no key file")
+                raise SandboxError(f"{instance.instance_id} has no key file")
             # the first time: ~2 min
             images.ensure_images((distro,), docker_ready=docker_ready, progress=progress)
             host = hosts.start_host(
@@ -117,7 +117,7 @@ def existing_endpoint(cluster: str) -> Callable[[Instance], tuple[str, int]]:
     def endpoint(instance: Instance) -> tuple[str, int]:
         host = host_for_instance(cluster, instance.instance_id)
         if host is None:
-            raise ProvisionError(
+            raise SandboxError(
                 f"the sandbox host of {instance.instance_id} is gone; run `provision down` "
                 "then `provision up`"
             )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.errors import ConfigError, ProvisionError
+from provision.errors import ConfigError, SandboxError
 from provision.sandbox import localdocker
 
 __all__ = [
@@ -162,18 +162,18 @@ def _ensure_base(distro: str, say: Progress) -> None:
 def _debootstrap_import(suite: str, ref: str) -> None:
     """``debootstrap --variant=minbase SUITE ROOT``, then import ROOT as ``ref``."""
     if shutil.which("debootstrap") is None:
-        raise ProvisionError(
+        raise SandboxError(
             f"cannot build {ref}: `debootstrap` is not installed (apt-get install debootstrap)"
         )
     if os.geteuid() != 0:
-        raise ProvisionError(f"cannot build {ref}: debootstrap needs root")
+        raise SandboxError(f"cannot build {ref}: debootstrap needs root")
     with tempfile.TemporaryDirectory(prefix="provision-debootstrap-") as tmp:
         root = Path(tmp) / "root"
         argv = ["debootstrap", "--variant=minbase", suite, str(root)]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = "\n".join(done.stdout.splitlines()[-10:] + done.stderr.splitlines()[-10:])
-            raise ProvisionError(f"debootstrap {suite} failed ({done.returncode}):\n{tail}")
+            raise SandboxError(f"debootstrap {suite} failed ({done.returncode}):\n{tail}")
         _drop_apt_caches(root)
         localdocker.import_rootfs(ref, root, changes=[f"LABEL {localdocker.SANDBOX_LABEL}"])
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from provision.errors import CommandError, ProvisionError
+from provision.errors import CommandError, SandboxError
 from provision.sandbox import images, localdocker
 
 __all__ = ["SEED_LABEL", "SERVICE_IMAGES", "ensure_seed", "fill", "seed_name"]
@@ -54,7 +54,7 @@ def fill(volume: str, distro: str, progress: Progress | None = None) -> None:
     if not _clone(seed, volume, distro):
         ensure_seed(distro, progress)
         if not _clone(seed, volume, distro):
-            raise ProvisionError(f"the seed {seed} vanished while {volume} was filled from it")
+            raise SandboxError(f"the seed {seed} vanished while {volume} was filled from it")
 
 
 # Layer contents (overlay2/<layer>/diff) are hard links to the seed's: the engine never
@@ -161,7 +161,7 @@ def _wait_engine(container: str) -> None:
     probe = ("exec", container, "sh", "-c", "docker info >/dev/null 2>&1")
     while not localdocker.docker(*probe, check=False).ok:
         if time.monotonic() > deadline:
-            raise ProvisionError(f"the seeding host's Docker engine did not answer in "
+            raise SandboxError(f"the seeding host's Docker engine did not answer in "
                                  f"{ENGINE_WAIT:.0f} s")  # fmt: skip
         time.sleep(0.5)
 
@@ -176,5 +176,5 @@ def _load(container: str) -> None:
             save.stdout.close()
         saved = save.wait()
     if saved or loaded.returncode:
-        raise ProvisionError(f"seeding failed: docker save rc={saved}, docker load "
+        raise SandboxError(f"seeding failed: docker save rc={saved}, docker load "
                              f"rc={loaded.returncode}: {loaded.stderr.strip()[-300:]}")  # fmt: skip

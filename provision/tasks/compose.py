@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from provision.errors import ProvisionError
+from provision.errors import TaskError
 from provision.models.names import check_name, check_path
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 from provision.tasks.facts import COMPOSE_STATE_DIR, ContainerInfo, host_facts, parse_containers
@@ -113,7 +113,7 @@ def _compose(ctx: TaskContext, args: ComposeArgs, *words: str) -> None:
     if not flavour and ctx.check:  # Docker is not installed yet; it would be by then
         flavour = ("docker", "compose")
     if not flavour:
-        raise ProvisionError("compose: neither 'docker compose' nor 'docker-compose' on the host")
+        raise TaskError("compose: neither 'docker compose' nor 'docker-compose' on the host")
     files = [part for f in args.files for part in ("-f", f)]
     ctx.run(
         [
@@ -146,7 +146,7 @@ def _present(ctx: TaskContext, args: ComposeArgs, before: ProjectState) -> Outco
             containers=[c.name for c in before.containers],
         )
     if before.missing_dir and not ctx.check:
-        raise ProvisionError(f"compose: project folder {args.project_src} is missing")
+        raise TaskError(f"compose: project folder {args.project_src} is missing")
     _compose(ctx, args, "up", "-d", "--remove-orphans")
     if ctx.check:
         return ctx.changed(f"would bring up project {args.project_name}")

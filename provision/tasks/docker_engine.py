@@ -16,7 +16,7 @@ import math
 import shlex
 from dataclasses import dataclass
 
-from provision.errors import ProvisionError
+from provision.errors import TaskError
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 from provision.tasks.dpkg_lock import settle, wait_for_lock
 from provision.tasks.facts import HostFacts, gather, host_facts
@@ -98,7 +98,7 @@ def install_commands(
             ["rm", "-rf", DOWNLOADS],
             ["systemctl", "enable", "--now", "docker"],
         ]
-    raise ProvisionError(f"docker_engine: unsupported distribution {facts.os_id!r}")
+    raise TaskError(f"docker_engine: unsupported distribution {facts.os_id!r}")
 
 
 def apply(ctx: TaskContext, args: DockerEngineArgs) -> Outcome:
@@ -115,7 +115,7 @@ def apply(ctx: TaskContext, args: DockerEngineArgs) -> Outcome:
         ctx.conn.reconnect()  # a new session picks up the docker group
         facts = gather(ctx)
         if not (facts.docker_running and facts.compose_command):
-            raise ProvisionError("docker_engine: Docker or Compose still missing after install")
+            raise TaskError("docker_engine: Docker or Compose still missing after install")
     what = "installed Docker and Compose" if need_engine else f"added {facts.user} to group docker"
     return ctx.changed(what, **facts.as_dict())
 

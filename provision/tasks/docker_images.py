@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provision.connection.base import Remote
-from provision.errors import ProvisionError
+from provision.errors import TaskError
 from provision.models.names import check_image, check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 from provision.tasks.image_relay import Target, relay
@@ -69,9 +69,9 @@ def _local(argv: list[str]) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ProvisionError(f"local docker failed: {exc}") from exc
+        raise TaskError(f"local docker failed: {exc}") from exc
     if done.returncode != 0:
-        raise ProvisionError(f"local {' '.join(argv[:3])} failed: {done.stderr.strip()}")
+        raise TaskError(f"local {' '.join(argv[:3])} failed: {done.stderr.strip()}")
     return done.stdout
 
 
@@ -94,7 +94,7 @@ def _stream(images: list[str], on_raw: Callable[[int], None]) -> Iterator[bytes]
     finally:
         proc.stdout.close()
         if proc.wait() != 0:
-            raise ProvisionError(f"local docker save {' '.join(images)} failed")
+            raise TaskError(f"local docker save {' '.join(images)} failed")
 
 
 def _missing(stdout: str, local: Mapping[str, tuple[str, int]]) -> list[str]:
@@ -120,7 +120,7 @@ def _wait_engine(conn: Remote, sudo: bool) -> None:
     deadline = time.monotonic() + ENGINE_WAIT
     while not conn.run(ENGINE, sudo=sudo, warn=True).ok:
         if time.monotonic() > deadline:
-            raise ProvisionError(f"{conn.host.name}: Docker did not answer in {ENGINE_WAIT:.0f} s")
+            raise TaskError(f"{conn.host.name}: Docker did not answer in {ENGINE_WAIT:.0f} s")
         time.sleep(1.0)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from provision.errors import ProvisionError
+from provision.errors import TaskError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 from provision.tasks.facts import NetworkInfo, parse_network
@@ -49,7 +49,7 @@ def _differs(net: NetworkInfo, args: DockerNetworkArgs) -> list[str]:
 
 def _remove(ctx: TaskContext, net: NetworkInfo, args: DockerNetworkArgs, why: str) -> None:
     if net.containers and not args.force:
-        raise ProvisionError(
+        raise TaskError(
             f"network {net.name} {why}, but containers are attached: "
             f"{', '.join(net.containers)} (stop them, or set force: true)"
         )

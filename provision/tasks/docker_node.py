@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provision.connection.base import Remote
-from provision.errors import ConfigError, ProvisionError
+from provision.errors import ConfigError, TaskError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 from provision.tasks.docker_swarm import SWARM_INFO, parse_swarm, swarm_info
@@ -86,7 +86,7 @@ def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
     if mine is None or mine.state != "active":
         if ctx.check:
             return ctx.changed("would label the node once it is in the swarm")
-        raise ProvisionError(f"{ctx.host.name} is in no swarm: run docker_swarm first")
+        raise TaskError(f"{ctx.host.name} is in no swarm: run docker_swarm first")
     manager = ctx.peer(args.manager)
     shown = manager.run(["docker", "node", "inspect", "--format", "{{json .Spec.Labels}}",
                          mine.node_id], sudo=ctx.become, warn=True)  # fmt: skip

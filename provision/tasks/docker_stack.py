@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
-from provision.errors import ProvisionError
+from provision.errors import TaskError
 from provision.models.names import check_name, check_path
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 
@@ -172,7 +172,7 @@ def _mounts(
         else:
             found = {p: h for p, h in hashes.items() if p.startswith(f"{source}/")}
         if not found:
-            raise ProvisionError(f"docker_stack {stack}: bind mount {entry!r}: no such file")
+            raise TaskError(f"docker_stack {stack}: bind mount {entry!r}: no such file")
         for path, digest in sorted(found.items()):
             key = _config_key(path, digest)
             configs[key] = {"file": f"./{path}", "name": f"{stack}_{key}"}
@@ -186,18 +186,18 @@ def stack_file(stack: str, files: Sequence[str], read: StackRead) -> str:
     doc: dict[str, Any] = {}
     for name in files:
         if name not in read.files:
-            raise ProvisionError(f"docker_stack {stack}: {name} not found on the host")
+            raise TaskError(f"docker_stack {stack}: {name} not found on the host")
         try:
             loaded = yaml.safe_load(read.files[name]) or {}
         except yaml.YAMLError as exc:  # translated here, where PyYAML is used
             mark = getattr(exc, "problem_mark", None)
             where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ProvisionError(
+            raise TaskError(
                 f"docker_stack {stack}: {where} on the host is not valid YAML: {problem}"
             ) from exc
         if not isinstance(loaded, dict):
-            raise ProvisionError(f"docker_stack {stack}: {name} is not a mapping")
+            raise TaskError(f"docker_stack {stack}: {name} is not a mapping")
         doc = merge(doc, loaded)
     configs: dict[str, Any] = dict(doc.get("configs") or {})
     services: dict[str, Any] = {}
@@ -229,7 +229,7 @@ def _wait_for(ctx: TaskContext, script: str, what: str, *argv: str, wait: float)
     deadline = time.monotonic() + wait
     while not ctx.read_sh(script, *argv).ok:
         if time.monotonic() > deadline:
-            raise ProvisionError(f"{ctx.host.name}: {what} after {wait:.0f} s")
+            raise TaskError(f"{ctx.host.name}: {what} after {wait:.0f} s")
         time.sleep(1)
 
 
@@ -239,7 +239,7 @@ def _present(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
                   str(args.nodes), wait=args.wait)  # fmt: skip
     got = ctx.read_sh(READ, args.project_src, args.name, *args.files)
     if got.exit_code == 3:
-        raise ProvisionError(f"{ctx.host.name}: {args.project_src} is missing")
+        raise TaskError(f"{ctx.host.name}: {args.project_src} is missing")
     before = parse_read(got.stdout)
     text = stack_file(args.name, args.files, before)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]

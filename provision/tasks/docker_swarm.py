@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from provision.connection.base import Remote
-from provision.errors import CommandError, ProvisionError
+from provision.errors import CommandError, TaskError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 
@@ -96,7 +96,7 @@ def swarm_info(conn: Remote, sudo: bool) -> SwarmInfo | None:
 def _mine(ctx: TaskContext) -> SwarmInfo:
     info = parse_swarm(ctx.read(SWARM_INFO).stdout)
     if info is None:
-        raise ProvisionError(f"{ctx.host.name}: docker info did not answer: is Docker running?")
+        raise TaskError(f"{ctx.host.name}: docker info did not answer: is Docker running?")
     return info
 
 
@@ -105,7 +105,7 @@ def _address(ctx: TaskContext, args: DockerSwarmArgs) -> str:
         return args.advertise_addr
     address = ctx.read_sh(ADDRESS).stdout.strip()
     if not address:
-        raise ProvisionError(f"{ctx.host.name}: no private address found; set advertise_addr")
+        raise TaskError(f"{ctx.host.name}: no private address found; set advertise_addr")
     return address
 
 
@@ -114,7 +114,7 @@ def _init(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
         return ctx.ok(f"manager of swarm {mine.cluster_id[:12]}", node_id=mine.node_id,
                       role="manager", address=mine.node_addr)  # fmt: skip
     if mine.state != "inactive":
-        raise ProvisionError(
+        raise TaskError(
             f"{ctx.host.name} is already in another swarm as a worker (state {mine.state}, "
             f"managers {', '.join(mine.managers) or '?'}): run `docker swarm leave` there first"
         )
@@ -150,19 +150,19 @@ def _join(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
         if ctx.check:
             return ctx.changed(f"would join the swarm of {args.manager}")
         state = theirs.state if theirs else "no answer"
-        raise ProvisionError(f"{args.manager} is not a swarm manager ({state}): cannot join")
+        raise TaskError(f"{args.manager} is not a swarm manager ({state}): cannot join")
     if mine.state == "active":
         if _in_swarm_of(manager, ctx.become, mine.node_id):
             return ctx.ok(f"worker of {args.manager}'s swarm", node_id=mine.node_id,
                           role="manager" if mine.manager else "worker",
                           address=mine.node_addr)  # fmt: skip
-        raise ProvisionError(
+        raise TaskError(
             f"{ctx.host.name} is already in another swarm (managers "
             f"{', '.join(mine.managers) or '?'}), not {args.manager}'s: "
             "run `docker swarm leave` there first"
         )
     if mine.state != "inactive":
-        raise ProvisionError(f"{ctx.host.name}: swarm state {mine.state}; leave it first")
+        raise TaskError(f"{ctx.host.name}: swarm state {mine.state}; leave it first")
     address = _address(ctx, args)
     target = f"{theirs.node_addr}:2377"
     ctx.executed.append(f"docker swarm join --advertise-addr {address} --token *** {target}")
@@ -180,7 +180,7 @@ def _free_gossip_port(ctx: TaskContext) -> None:
     ctx.changing()
     ctx.run(["sh", "-c", RESTART], timeout=180)
     if ctx.conn.run(GOSSIP_HELD, sudo=ctx.become, warn=True).ok:
-        raise ProvisionError(
+        raise TaskError(
             f"{ctx.host.name}: port 7946/tcp (Swarm's gossip) is held by another process "
             "even after a Docker restart: free it, then run again"
         )
@@ -190,7 +190,7 @@ def _send_join(ctx: TaskContext, manager: Remote, target: str, address: str) -> 
     read = manager.run(TOKEN, sudo=ctx.become, warn=True)
     token = read.stdout.strip()
     if not read.ok or not token:
-        raise ProvisionError(f"could not read the worker token on the manager (exit "
+        raise TaskError(f"could not read the worker token on the manager (exit "
                              f"{read.exit_code})")  # fmt: skip
     ctx.changing()
     try:
@@ -199,7 +199,7 @@ def _send_join(ctx: TaskContext, manager: Remote, target: str, address: str) -> 
     except CommandError as exc:
         # Docker does not echo the token, but make sure: no error carries it.
         text = str(exc).replace(token, "***")
-        raise ProvisionError(f"swarm join failed: {text}") from None
+        raise TaskError(f"swarm join failed: {text}") from None
 
 
 def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provision.errors import ProvisionError
+from provision.errors import TaskError
 from provision.tasks.base import TaskContext
 
 __all__ = [
@@ -115,7 +115,7 @@ def wait_for_lock(
     while state.holder:
         left = deadline - monotonic()
         if left <= 0:
-            raise ProvisionError(
+            raise TaskError(
                 f"{who}: {state.name} ({state.lock}) is still held by {state.holder} after "
                 f"{timeout:.0f} s; run again once it is released (or raise dpkg_lock_timeout)"
             )

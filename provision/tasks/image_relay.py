@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from provision.connection.base import Remote
-from provision.errors import ProvisionError
+from provision.errors import ProvisionError, TaskError
 from provision.tasks.base import TaskContext
 from provision.tasks.docker_swarm import ADDRESS
 
@@ -76,7 +76,7 @@ def authorized_line(public_key: str, source: str, load: str, nonce: str) -> str:
 def _address(conn: Remote, sudo: bool) -> str:
     address = conn.sh(ADDRESS, sudo=sudo, warn=True).stdout.strip()
     if not address:
-        raise ProvisionError(f"{conn.host.name}: no private address found")
+        raise TaskError(f"{conn.host.name}: no private address found")
     return address
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from provision.errors import ConfigError, ProvisionError
+from provision.errors import ConfigError, TaskError
 from provision.models.names import check_name, check_port
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 
@@ -172,7 +172,7 @@ def apply(ctx: TaskContext, args: RedisClusterArgs) -> Outcome:
     if missing:
         if ctx.check:
             return ctx.changed(f"would create the cluster of {len(args.nodes)} nodes")
-        raise ProvisionError(f"no running container for node(s) {', '.join(missing)} of "
+        raise TaskError(f"no running container for node(s) {', '.join(missing)} of "
                              f"project {args.project!r}")  # fmt: skip
     cid = containers[args.nodes[0]]
     infos = _infos(ctx, cid, args)

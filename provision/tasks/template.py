@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.errors import ConfigError, ProvisionError
+from provision.errors import ConfigError, TaskError
 from provision.models.names import check_path
 from provision.tasks import copy
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
@@ -48,7 +48,7 @@ def _as_copy(args: TemplateArgs, content: str) -> copy.CopyArgs:
 
 def apply(ctx: TaskContext, args: TemplateArgs) -> Outcome:
     if ctx.render is None:
-        raise ProvisionError("the template task needs a run that renders templates")
+        raise TaskError("the template task needs a run that renders templates")
     text = ctx.render(_source(args, ctx.vars).read_text(encoding="utf-8"))
     return copy.apply(ctx, _as_copy(args, text))
 

@@ -52,3 +52,19 @@ def test_the_readme_draws_the_error_tree_errors_py_draws():
     for line in tree:
         assert line in readme, line
     assert len(tree) == len(errors.__all__)
+
+
+def test_no_bare_provision_error_is_raised():
+    """Each error raised on purpose is a leaf of the tree (a caller can tell a task's failure
+    from a sandbox's or a cloud's); ProvisionError is only the root to catch them all."""
+    import re
+    from pathlib import Path
+
+    package = Path(provision.__file__).resolve().parent
+    bare = [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"raise ProvisionError\(", line)
+    ]
+    assert bare == []
