@@ -1,6 +1,7 @@
 """A project a user owns: ``provision init DIR`` writes the playbooks (with the compose
-projects and the router under ``playbooks/files/``) and the inventories; the CLI then uses
-the playbooks of the project it runs in.
+projects and the router under ``playbooks/files/``), the inventories and the least-privilege
+IAM policy for real AWS (``policy/iam-policy.json``); the CLI then uses the playbooks of the
+project it runs in.
 
 A directory is a project when it holds ``playbooks/up.yml``; the CLI looks only at the
 current directory (not its parents), so what runs is never a surprise. There, its playbooks
@@ -63,7 +64,7 @@ def init_project(target: Path, *, force: bool = False) -> list[Path]:
             field="DIR",
         )
     plan: list[tuple[Path, Path | None]] = []  # (relative destination, source or None)
-    for part in ("playbooks", "inventory"):
+    for part in ("playbooks", "inventory", "policy"):
         source = (BUNDLE / part).resolve()
         for path in sorted(source.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:

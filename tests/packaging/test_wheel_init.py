@@ -15,6 +15,8 @@ import pytest
 
 from tests.wheel import run_ok
 
+ROOT = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.slow  # builds the wheel and a venv
 
 
@@ -37,9 +39,13 @@ def test_init_then_up_check_from_the_installed_package(
         "playbooks/templates/redis-cluster.yml.j2", "playbooks/files/openresty/nginx.conf",
         "playbooks/files/openresty/lua/router.lua", "playbooks/files/redis/docker-compose.yml",
         "playbooks/files/echo/docker-compose.yml", "inventory/sandbox.yml", "inventory/aws.yml",
-        ".gitignore",
+        "policy/iam-policy.json", ".gitignore",
     ):  # fmt: skip
         assert (project / rel).is_file(), rel
+    # the policy the README asks a real AWS identity to have, as moto_tests/test_policy.py
+    # checks it against the code: the same bytes as the checkout's
+    shipped = (project / "policy" / "iam-policy.json").read_bytes()
+    assert shipped == (ROOT / "policy" / "iam-policy.json").read_bytes()
     assert not any(p.is_symlink() for p in project.rglob("*")), "the project's files are its own"
 
     # the project is the user's: change a play's name and the default inventory's type,
