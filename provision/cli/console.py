@@ -15,7 +15,8 @@ from provision.run.report import RunReport
 
 __all__ = ["Console", "JsonLines"]
 
-_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan"}
+_COLOURS = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan",
+            "ignored": "magenta"}  # fmt: skip
 
 
 class Console:
@@ -106,6 +107,7 @@ class Console:
             self.rich.print(
                 f"[{colour}]{host:<24}[/{colour}] ok={r.ok} changed={r.changed} "
                 f"failed={r.failed} skipped={r.skipped} unreachable={r.unreachable}"
+                + (f" ignored={r.ignored}" if r.ignored else "")
             )
 
 

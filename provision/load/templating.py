@@ -248,12 +248,20 @@ def undeclared(value: Any, *, expression: bool = False) -> set[str]:
 
 
 def _defaulted(tree: nodes.Template) -> set[str]:
-    """Names given a fallback with ``| default(...)``: optional, as in Ansible."""
-    return {
+    """Names given a fallback with ``| default(...)``, or asked about with ``is defined`` /
+    ``is undefined``: optional, as in Ansible (``when: x is defined`` is false, not an
+    error, when ``x`` is not set)."""
+    fallback = {
         f.node.name
         for f in tree.find_all(nodes.Filter)
         if f.name in ("default", "d") and isinstance(f.node, nodes.Name)
     }
+    asked = {
+        t.node.name
+        for t in tree.find_all(nodes.Test)
+        if t.name in ("defined", "undefined") and isinstance(t.node, nodes.Name)
+    }
+    return fallback | asked
 
 
 def _config_error(exc: Exception, loc: Location | None, field: str | None) -> ConfigError:

@@ -55,6 +55,7 @@ class Status(str, enum.Enum):
     CHANGED = "changed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    IGNORED = "ignored"  # failed under ``ignore_errors: true``: the run goes on (Ansible's)
 
 
 @dataclass(frozen=True)

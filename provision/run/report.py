@@ -18,6 +18,7 @@ class HostRecap:
     failed: int = 0
     skipped: int = 0
     unreachable: int = 0
+    ignored: int = 0  # failed tasks with ``ignore_errors: true``, as Ansible's recap counts them
 
 
 @dataclass

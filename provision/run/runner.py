@@ -8,6 +8,7 @@ was pending when a run failed still happens on the next run.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -326,10 +327,26 @@ class Runner:
         return results
 
     def _selected(self, task: TaskDef) -> bool:
-        tags = set(task.tags) | {"all"}
-        if self.options.skip_tags & tags and "always" not in tags:
-            return False
-        return not self.options.tags or bool(self.options.tags & tags) or "always" in tags
+        """Ansible's rule (``Taggable.evaluate_tags``): ``--tags`` defaults to ``all``; a task
+        tagged ``always`` runs unless ``always`` (or ``all``) is skipped; one tagged ``never``
+        runs only when one of its tags is asked for; ``tagged``/``untagged`` select by
+        whether a task has tags."""
+        tags = set(task.tags) or {"untagged"}
+        only = set(self.options.tags) or {"all"}
+        skip = set(self.options.skip_tags)
+        untagged = tags == {"untagged"}
+        run = (
+            "always" in tags
+            or ("all" in only and "never" not in tags)
+            or bool(tags & only)
+            or ("tagged" in only and not untagged and "never" not in tags)
+        )
+        if run and skip:
+            if "all" in skip:
+                run = "always" in tags and "always" not in skip
+            else:
+                run = not (tags & skip) and not ("tagged" in skip and not untagged)
+        return run
 
     def _progress(self, host: InventoryHost) -> Callable[[str, int, int], None]:
         def progress(label: str, done: int, total: int) -> None:
@@ -416,6 +433,8 @@ class Runner:
                     field=exc.field,
                 )
             result = self._result(task, host, Status.FAILED, str(exc), started, ctx=ctx)
+        if result.status is Status.FAILED and task.ignore_errors:
+            result = dataclasses.replace(result, status=Status.IGNORED)  # "...ignoring"
         if task.register:
             self._register(host, task.register, result, outcome)
         self.on_event(Event("result", host=host.name, task=task.name, data=_event_data(result)))
@@ -429,18 +448,28 @@ class Runner:
         ctx.check = self.options.check if task.check_mode is None else task.check_mode
         ctx.render = lambda text: str(render(text, variables, loc=task.loc, field="template"))
         args = build_args(spec, render(dict(task.args), variables, loc=task.loc))
-        attempts = max(1, task.retries + 1) if task.until else 1
-        outcome = spec.apply(ctx, args)
-        for _ in range(attempts - 1):
+        if task.until is None:
+            return spec.apply(ctx, args)
+        # As Ansible: `until` is asked of every attempt's result, a failed one too (a command
+        # that exits non-zero is tried again); `attempts` is in the result; when the attempts
+        # run out, the task fails, however its last attempt ended.
+        attempts = max(1, task.retries + 1)
+        for attempt in range(1, attempts + 1):
+            outcome = spec.apply(ctx, args)
+            outcome = dataclasses.replace(outcome, data={**outcome.data, "attempts": attempt})
             probe = {
                 **variables,
                 **({task.register: _registered(outcome)} if task.register else {}),
             }
-            if task.until is None or evaluate(task.until, probe, loc=task.loc):
-                break
-            time.sleep(task.delay)
-            outcome = spec.apply(ctx, args)
-        return outcome
+            if evaluate(task.until, probe, loc=task.loc):
+                return outcome
+            if attempt < attempts:
+                time.sleep(task.delay)
+        return dataclasses.replace(
+            outcome,
+            failed=True,
+            msg=f"still not true after {attempts} attempts: {task.until} ({outcome.msg})",
+        )
 
     def _result(
         self,
@@ -471,7 +500,7 @@ class Runner:
         value = _registered(outcome) if outcome else {}
         value.update(
             changed=result.status is Status.CHANGED,
-            failed=result.status is Status.FAILED,
+            failed=result.status in (Status.FAILED, Status.IGNORED),
             skipped=result.status is Status.SKIPPED,
             msg=result.msg,
         )

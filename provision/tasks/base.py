@@ -103,15 +103,18 @@ class TaskContext:
         sudo: bool | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
+        warn: bool = False,
     ) -> Result | None:
-        """Run a command that changes the host, or only record it in check mode."""
+        """Run a command that changes the host, or only record it in check mode; a non-zero
+        exit raises ``CommandError`` unless ``warn``."""
         self.executed.append(" ".join(argv))
         if self.check:
             return None
         self.changing()
         return self.conn.run(
-            argv, sudo=self.become if sudo is None else sudo, stdin=stdin, timeout=timeout
-        )
+            argv, sudo=self.become if sudo is None else sudo, stdin=stdin, timeout=timeout,
+            warn=warn,
+        )  # fmt: skip
 
     def ok(self, msg: str = "", **data: Any) -> Outcome:
         return Outcome(False, msg, data=data)

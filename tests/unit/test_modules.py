@@ -342,7 +342,9 @@ def test_command_creates_and_read_only():
     remote = FakeRemote()
     remote.answer(r"^uname", "Linux\n")
     outcome, _ = run("command", {"argv": ["uname"], "changes": False}, remote, check=True)
-    assert not outcome.changed and outcome.data["stdout"] == "Linux\n"
+    # As Ansible registers it: without the trailing newline (#22)
+    assert not outcome.changed and outcome.data["stdout"] == "Linux"
+    assert outcome.data["stdout_lines"] == ["Linux"] and outcome.data["rc"] == 0
 
 
 # -- docker_images ----------------------------------------------------------------------------
