@@ -248,6 +248,12 @@ class Connection(BaseConnection):
                 out, err = _exchange(channel, sent, timeout, on_bytes, eof=first is not None)
                 code = channel.recv_exit_status()
                 channel.close()
+        except _TimedOut as stopped:  # the host is still there: the command's failure
+            out, err, code = (
+                stopped.out,
+                stopped.err + f"\ntimed out after {timeout}s".encode(),
+                124,
+            )
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise ConnectError(
                 f"lost connection during {command!r}: {exc}", host=self.host.target
@@ -286,6 +292,26 @@ class Connection(BaseConnection):
         return transport
 
 
+class _TimedOut(Exception):
+    """The command outlived its timeout (its channel closed): what it printed until then.
+    A timeout is the command's failure (exit 124, as ``timeout(1)`` and the local connection
+    say), not the host's: only a dead transport makes a host unreachable."""
+
+    def __init__(self, out: bytes, err: bytes) -> None:
+        super().__init__("timed out")
+        self.out, self.err = out, err
+
+
+def _in_order(channel: paramiko.Channel) -> Any:
+    """The transport, when our messages can be sent under the channel's lock (see
+    ``_send_eof``); None during a key exchange or with a paramiko without these steps."""
+    transport: Any = channel.get_transport()
+    ready = getattr(transport, "clear_to_send", None)
+    steps = ("_send_eof", "_wait_for_send_window")
+    usable = all(hasattr(channel, s) for s in steps) and hasattr(transport, "_send_user_message")
+    return transport if ready is not None and usable and ready.is_set() else None
+
+
 def _send_eof(channel: paramiko.Channel) -> None:
     """The end of the command's input, sent before the channel can be closed.
 
@@ -299,20 +325,46 @@ def _send_eof(channel: paramiko.Channel) -> None:
     the channel's lock, so a CLOSE the transport thread handles comes after it. Not during a
     key exchange (paramiko's reason to release the lock first: the transport thread may need
     it then), and not with a paramiko without these private steps: there paramiko's own way
-    is kept."""
-    transport: Any = channel.get_transport()
-    inner: Any = channel  # paramiko's own steps, in its order, but under the lock
-    ready = getattr(transport, "clear_to_send", None)
-    usable = hasattr(inner, "_send_eof") and hasattr(transport, "_send_user_message")
-    if ready is None or not usable or not ready.is_set():  # kex, or another paramiko
+    is kept. The input itself goes the same way (``_send_data``)."""
+    transport = _in_order(channel)
+    if transport is None:
         channel.shutdown_write()
         return
+    inner: Any = channel  # paramiko's own steps, in its order, but under the lock
     with channel.lock:
         if channel.closed or channel.eof_sent:
             return
         message = inner._send_eof()
         if message is not None:
             transport._send_user_message(message)
+
+
+def _send_data(channel: paramiko.Channel, data: bytes) -> int:
+    """Send up to ``data``'s length of input; how much went, 0 when the command has ended
+    (its channel closed: it did not read all of its input, which is not a lost connection).
+    Under the channel's lock, for the reason ``_send_eof`` gives: a DATA message after our
+    CLOSE drops the connection as a late EOF does."""
+    transport = _in_order(channel)
+    if transport is None:
+        try:
+            return channel.send(data)
+        except OSError:  # "Socket is closed": the command ended
+            if channel.closed:
+                return 0
+            raise
+    inner: Any = channel
+    with channel.lock:
+        if channel.closed:
+            return 0
+        size = int(inner._wait_for_send_window(len(data)))  # waits on the lock's condition
+        if size == 0:  # closed, or EOF sent, meanwhile
+            return 0
+        message = paramiko.Message()
+        message.add_byte(paramiko.common.cMSG_CHANNEL_DATA)
+        message.add_int(channel.remote_chanid)
+        message.add_string(data[:size])
+        transport._send_user_message(message)
+    return size
 
 
 def _exchange(
@@ -339,10 +391,14 @@ def _exchange(
         view = memoryview(chunk)
         while view:
             drain()
-            sent = channel.send(bytes(view[:_CHUNK]))
+            sent = _send_data(channel, bytes(view[:_CHUNK]))
+            if sent == 0:  # the command ended before it read all of its input
+                break
             view = view[sent:]
             if on_bytes:
                 on_bytes(sent)
+        if channel.closed:
+            break
     if eof:
         _send_eof(channel)
     while not (channel.exit_status_ready() and channel.eof_received):
@@ -355,7 +411,8 @@ def _exchange(
             break
         if deadline is not None and time.monotonic() > deadline:
             channel.close()
-            raise OSError(f"timed out after {timeout}s")
+            drain()
+            raise _TimedOut(b"".join(out), b"".join(err))
         # Data wakes select; the exit status does not, so poll briefly for it.
         select.select([cast(Any, channel)], [], [], 0.005)
         drain()

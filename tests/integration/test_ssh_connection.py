@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from provision.connection.ssh import Connection
+from provision.errors import CommandError
 from tests.helpers import state_for
 
 pytestmark = pytest.mark.integration
@@ -60,8 +61,8 @@ def test_threads_opening_one_connection_at_once_make_one_handshake(
 
 
 def _eof_after_close(transport, waited: list[float]):
-    """``transport._send_user_message``, delaying an EOF another thread sends with the
-    channel's lock released until the channel is closed (sshd's CLOSE handled, ours sent):
+    """``transport._send_user_message``, delaying input or an EOF another thread sends with
+    the channel's lock released until the channel is closed (sshd's CLOSE handled, ours sent):
     the interleaving a loaded machine makes by chance, made every time. An EOF sent under the
     lock, by the transport thread, or with our own CLOSE (``close``: the channel is marked
     closed first, and the two go in order) passes at once."""
@@ -69,7 +70,9 @@ def _eof_after_close(transport, waited: list[float]):
 
     def delayed(message):
         data = message.asbytes()
-        if data[0] == 96 and threading.current_thread() is not transport:  # CHANNEL_EOF
+        # CHANNEL_DATA (94) and CHANNEL_EOF (96): sshd drops the connection on either when it
+        # comes after the channel's CLOSE
+        if data[0] in (94, 96) and threading.current_thread() is not transport:
             remote = int.from_bytes(data[1:5], "big")
             channel = next(c for c in transport._channels.values() if c.remote_chanid == remote)
             if not channel.lock.locked() and not channel.closed:
@@ -102,4 +105,24 @@ def test_an_eof_racing_sshd_s_close_does_not_drop_the_connection(
         assert conn.run(["echo", "still here"]).stdout.strip() == "still here"
         assert transport.is_active()
         assert conn.opened == 1
-        assert waited == []  # no lone EOF raced a CLOSE
+        assert waited == []  # no input or lone EOF raced a CLOSE
+
+
+def test_a_command_past_its_timeout_fails_with_exit_124_and_the_host_stays_reachable(
+    ssh_host, ssh_keypair, tmp_path
+):  # fmt: skip
+    """A timeout is the command's failure (exit 124, 'timed out after', as the local
+    connection and localdocker say it), not a lost host: the next command runs on the same
+    connection. It was a ConnectError, which marked the host unreachable."""
+    with _connect(ssh_host, ssh_keypair, tmp_path) as conn:
+        started = time.monotonic()
+        result = conn.run(["sh", "-c", "echo begun; sleep 30"], timeout=1, warn=True)
+        assert time.monotonic() - started < 15  # bounded by the timeout, not the sleep
+        assert result.exit_code == 124
+        assert result.stdout == "begun\n"
+        assert "timed out after 1s" in result.stderr
+        with pytest.raises(CommandError) as failed:
+            conn.run(["sleep", "30"], timeout=1)
+        assert failed.value.result.exit_code == 124
+        assert conn.run(["echo", "here"]).stdout == "here\n"
+        assert conn.opened == 1
