@@ -30,7 +30,7 @@ from provision.aws.results import (
     no_events,
 )
 from provision.aws.spec import ClusterSpec
-from provision.aws.tags import CLUSTER, CREATED_BY, EXPIRES_AT, RUN_ID
+from provision.aws.tags import CLUSTER, CREATED_BY, EXPIRES_AT, RUN_ID, is_expired
 from provision.connection.keys import scan_host_key
 from provision.errors import CloudError, ConfigError, ConnectError, Interrupted
 
@@ -134,8 +134,7 @@ def _up(
     vpc = network.vpc_id(clients, spec.subnet_id)
     subnet = network.launch_subnet(clients, spec.instance_type, spec.subnet_id, vpc)
     tags = _tags(run, now, created_by)
-    moment = now or dt.datetime.now(dt.timezone.utc)
-    if run.state.expires_at <= moment.strftime("%Y-%m-%dT%H:%M:%SZ"):
+    if is_expired(run.state.expires_at, now or dt.datetime.now(dt.timezone.utc)):
         # Its instances power themselves off at the expiry (userdata.ttl_script): one
         # launched now would do so at once. Refused before anything is made.
         raise CloudError(

@@ -7,6 +7,7 @@ filter that could match anything outside the cluster is refused before any call 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -76,3 +77,19 @@ def tag_specifications(resource_types: Iterable[str], tags: Mapping[str, str]) -
     """TagSpecifications that tag each resource type at creation."""
     tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
     return [{"ResourceType": rt, "Tags": tag_list} for rt in resource_types]
+
+
+def expiry_time(text: str | None) -> dt.datetime | None:
+    """The time of an ``provision:expires-at`` tag (``2026-12-07T05:00:00Z``), in UTC; None when
+    it is missing or not a time."""
+    try:
+        moment = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def is_expired(expires_at: str | None, now: dt.datetime) -> bool:
+    """``expires_at`` is past at ``now``; an unknown expiry is not."""
+    moment = expiry_time(expires_at)
+    return moment is not None and moment <= now

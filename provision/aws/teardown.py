@@ -24,6 +24,7 @@ from provision.aws.tags import (
     EXPIRES_AT,
     check_cluster_name,
     cluster_filters,
+    expiry_time,
     require_cluster_filter,
     require_owned,
     tag_dict,
@@ -181,16 +182,8 @@ def cluster_expiry(clients: Clients) -> dict[str, dt.datetime]:
     expiry: dict[str, dt.datetime] = {}
     for resource in resources:
         tags = tag_dict(resource.get("Tags"))
-        cluster, at = tags.get(CLUSTER, ""), _parse_time(tags.get(EXPIRES_AT, ""))
+        cluster, at = tags.get(CLUSTER, ""), expiry_time(tags.get(EXPIRES_AT))
         # Without a valid cluster tag there is no safe filter to delete with: leave it alone.
         if at is not None and CLUSTER_NAME.fullmatch(cluster):
             expiry[cluster] = min(at, expiry.get(cluster, at))
     return expiry
-
-
-def _parse_time(text: str) -> dt.datetime | None:
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

@@ -153,13 +153,9 @@ def status(target: Target, *, now: dt.datetime | None = None) -> list[dict[str, 
 
 def expired(expires_at: str | None, now: dt.datetime) -> bool:
     """``expires_at`` (``2026-12-07T05:00:00Z``) is past at ``now``; unknown is not."""
-    if not expires_at:
-        return False
-    try:
-        moment = dt.datetime.strptime(expires_at, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return False
-    return moment.replace(tzinfo=dt.timezone.utc) <= now
+    from provision.aws.tags import is_expired
+
+    return is_expired(expires_at, now)
 
 
 def up(

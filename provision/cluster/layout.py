@@ -205,8 +205,9 @@ def layout_from_vars(variables: Mapping[str, Any]) -> Layout:
         raise ConfigError(
             f"must be one of {', '.join(REDIS_MODES)}, got {mode!r}", field="redis_mode"
         )
-    nodes = values["redis_cluster_nodes"]
-    nodes = whole_number(nodes) if whole_number(nodes) is not None else nodes
+    given_nodes = values["redis_cluster_nodes"]
+    nodes = whole_number(given_nodes)
+    nodes = given_nodes if nodes is None else nodes
     if (
         isinstance(nodes, bool)
         or not isinstance(nodes, int)
@@ -242,7 +243,8 @@ def _swarm_values(values: Mapping[str, Any]) -> tuple[Topology, int, bool]:
     """``topology``, ``instance_count`` and ``overlay_encrypted``, as given in YAML or by
     ``-e`` (where ``3`` and ``true`` may arrive as text)."""
     given = values["instance_count"]
-    count: Any = whole_number(given) if whole_number(given) is not None else given
+    number = whole_number(given)
+    count: Any = given if number is None else number
     encrypted = values["overlay_encrypted"]
     if isinstance(encrypted, str) and encrypted.lower() in ("true", "yes", "false", "no"):
         encrypted = encrypted.lower() in ("true", "yes")

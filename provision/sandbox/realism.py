@@ -422,13 +422,23 @@ def _subnet_zone(response: Any) -> str | None:
     return str(response.ec2_backend.get_subnet(subnet_id).availability_zone)
 
 
+def _first_reservation(layer: Layer, token: str | None) -> tuple[str, Any] | None:
+    """The first RunInstances under ``token``: its parameters' digest and its answer (the
+    reservation, as moto's response gives it back), or None."""
+    if not token or token not in layer.tokens:
+        return None
+    digest, reservation = layer.tokens[token]
+    responses: Any = importlib.import_module("moto.core.responses")
+    return digest, responses.ActionResult(reservation)
+
+
 def _replayed_run(layer: Layer, response: Any, original: Callable[[Any], Any]) -> Any:
     """RunInstances replayed from a recording: attempts the layer refused were recorded too,
     and a repeat under one ClientToken must return the first reservation, as it did."""
     token = response._get_param("ClientToken")
-    if token and token in layer.tokens:
-        responses: Any = importlib.import_module("moto.core.responses")
-        return responses.ActionResult(layer.tokens[token][1])
+    first = _first_reservation(layer, token)
+    if first is not None:
+        return first[1]
     result = original(response)
     if token:
         layer.tokens[token] = (_params_digest(response), result.result)
@@ -440,14 +450,13 @@ def _run_instances(layer: Layer, response: Any, call: Callable[[], Any]) -> Any:
     layer.too_new(_ids(response, "SecurityGroupIds", "KeyName"))
     token = response._get_param("ClientToken")
     digest = _params_digest(response)
-    if token and token in layer.tokens:
-        first_digest, reservation = layer.tokens[token]
+    first = _first_reservation(layer, token)
+    if first is not None:
         layer.seen["client_token"] += 1
-        if first_digest != digest:
+        if first[0] != digest:
             _raise("IdempotentParameterMismatch", "Arguments on this idempotent request are "
                    "inconsistent with arguments used in previous request(s).")  # fmt: skip
-        responses: Any = importlib.import_module("moto.core.responses")
-        return responses.ActionResult(reservation)
+        return first[1]
     zone = _subnet_zone(response)
     if layer.scenario.no_default_vpc and zone is None:
         layer.seen["no_default_vpc"] += 1

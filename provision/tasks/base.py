@@ -236,8 +236,9 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
             return value.lower() in ("true", "yes", "1")
     elif hint is int:
-        if whole_number(value) is not None:
-            return whole_number(value)
+        number = whole_number(value)
+        if number is not None:
+            return number
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
