@@ -72,7 +72,7 @@ from provision.load.yamlsource import (
     value_loc,
 )
 from provision.models import HostSpec
-from provision.models.names import check_address, check_name, check_region, whole_number
+from provision.models.names import check_address, check_name, check_region, shown, whole_number
 
 __all__ = [
     "DynamicSource", "Inventory", "InventoryHost", "VarsFolder", "load_inventory",
@@ -373,7 +373,11 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
                 loaded = yaml.safe_load(item)
             except yaml.YAMLError as exc:
                 problem = getattr(exc, "problem", None) or exc
-                raise ConfigError(f"invalid YAML mapping {item!r}: {problem}", field="-e") from exc
+                raise ConfigError(
+                    f"invalid YAML mapping {shown(item, 60)}: {problem}", field="-e"
+                ) from exc
+            except RecursionError as exc:
+                raise ConfigError(f"nested too deep: {shown(item, 60)}", field="-e") from exc
             result.update(_vars_mapping(loaded, None, "-e"))
         else:
             key, sep, text = item.partition("=")

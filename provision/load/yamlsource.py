@@ -192,6 +192,8 @@ def load_text(text: str, file: str = "<string>") -> Any:
         raise _translate(exc, file) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from exc
+    except RecursionError as exc:  # the parser and the constructor recurse per level
+        raise ConfigError("nested too deep to read", file=file) from exc
     finally:
         loader.dispose()
 

@@ -55,6 +55,8 @@ FILES = {
     + "\n",
     "merge/compose.yml": "services:\n  a:\n    <<: 5\n    image: redis\n",
     "dotenv/compose.yml": "services:\n  a:\n    image: redis\n",
+    # extra vars nested deeper than a parser's recursion (a traceback before)
+    "deep_vars.yml": "a: " + "[" * 3000 + "]" * 3000 + "\n",
     # a region that is no AWS region, in a dynamic inventory
     "mars_aws_ec2.yml": "plugin: provision.aws_ec2\ncluster: demo\nregion: mars-1\n",
     # a playbook whose second task names a source that is not there
@@ -155,6 +157,11 @@ CASES = [
      "--key: the key file /dev/zero is not a regular file"),
     ("key-with-inventory", ["up", "-i", "port_template.yml", "--key", "good_key"],
      "--key goes with --host"),
+    # depth: -e given as a deep mapping, or from a deep file
+    ("e-deep-json-mapping", ["up", *HOST, "-e", '{"a":' * 3000 + "1" + "}" * 3000],
+     "-e: nested too deep"),
+    ("e-deep-vars-file", ["up", *HOST, "-e", "@deep_vars.yml"],
+     "deep_vars.yml: nested too deep to read"),
     # doctor on compose files that crashed it (a traceback, exit 1)
     ("doctor-deep-compose", ["doctor", "deep"],
      "deep/compose.yml: nested too deep to be a compose file"),
