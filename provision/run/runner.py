@@ -447,6 +447,7 @@ class Runner:
         # As Ansible: `check_mode: true` never changes the host, `false` runs even in --check.
         ctx.check = self.options.check if task.check_mode is None else task.check_mode
         ctx.render = lambda text: str(render(text, variables, loc=task.loc, field="template"))
+        ctx.evaluate = lambda expr: evaluate(expr, variables, loc=task.loc, field=task.module)
         args = build_args(spec, render(dict(task.args), variables, loc=task.loc))
         if task.until is None:
             return spec.apply(ctx, args)

@@ -68,6 +68,8 @@ class TaskContext:
     peers: Callable[[str], Remote] | None = None
     # Renders a template with this task's variables (the runner's templating: ``template``).
     render: Callable[[str], str] | None = None
+    # Evaluates a bare expression with this task's variables, as ``when:`` does (``assert``).
+    evaluate: Callable[[str], Any] | None = None
 
     @property
     def host(self) -> HostSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from provision.tasks import (
+    checks,
     command,
     compose,
     copy,
@@ -25,6 +26,9 @@ from provision.tasks.base import ModuleSpec
 MODULES: Mapping[str, ModuleSpec] = {
     spec.name: spec
     for spec in (
+        checks.ASSERT_SPEC,
+        checks.DEBUG_SPEC,
+        checks.FAIL_SPEC,
         command.SPEC,
         compose.SPEC,
         copy.SPEC,

@@ -55,6 +55,11 @@ FILES = {
     + "\n",
     "merge/compose.yml": "services:\n  a:\n    <<: 5\n    image: redis\n",
     "dotenv/compose.yml": "services:\n  a:\n    image: redis\n",
+    # the modules that only read variables: bad arguments are refused at load, too
+    "assert_no_that.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "    - assert: {fail_msg: x}\n",
+    "debug_both.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "    - debug: {msg: a, var: b}\n",
     # extra vars nested deeper than a parser's recursion (a traceback before)
     "deep_vars.yml": "a: " + "[" * 3000 + "]" * 3000 + "\n",
     # a region that is no AWS region, in a dynamic inventory
@@ -157,6 +162,11 @@ CASES = [
      "--key: the key file /dev/zero is not a regular file"),
     ("key-with-inventory", ["up", "-i", "port_template.yml", "--key", "good_key"],
      "--key goes with --host"),
+    # debug/assert/fail take Ansible's arguments, checked before the first task
+    ("assert-without-that", ["play", "assert_no_that.yml", *HOST],
+     "assert_no_that.yml:4:7: plays[0].tasks[1].assert.that: missing required argument 'that'"),
+    ("debug-msg-and-var", ["play", "debug_both.yml", *HOST],
+     "debug_both.yml:4:28: plays[0].tasks[1].debug.var: give 'msg' or 'var', not both"),
     # depth: -e given as a deep mapping, or from a deep file
     ("e-deep-json-mapping", ["up", *HOST, "-e", '{"a":' * 3000 + "1" + "}" * 3000],
      "-e: nested too deep"),
