@@ -80,6 +80,9 @@ def validate(
                 )
                 if task.register:
                     registered.add(task.register)
+                spec = modules[task.module]
+                if spec.defines is not None:  # set_fact's names, known from here on
+                    registered |= spec.defines(task.args)
 
 
 def _check_task(

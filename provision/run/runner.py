@@ -213,7 +213,8 @@ class Runner:
             playbook_dir=self._playbook_dir,
             facts=_facts_dict(state.facts.get("host")),
         )
-        variables.update(state.registered)
+        variables.update(state.registered)  # register and set_fact, host-scoped
+        variables.update(self.options.extra_vars)  # as in Ansible: extra vars always win
         # Variables may be templates of other variables (Ansible renders them lazily):
         # render them here, in order, so that `{{ redis_files }}` gives the list, not its text.
         for name, value in list(variables.items()):
@@ -437,6 +438,9 @@ class Runner:
             result = dataclasses.replace(result, status=Status.IGNORED)  # "...ignoring"
         if task.register:
             self._register(host, task.register, result, outcome)
+        facts = outcome.data.get("ansible_facts") if outcome is not None else None
+        if isinstance(facts, dict) and result.status is not Status.FAILED:  # set_fact
+            self._state(host.name).registered.update(facts)
         self.on_event(Event("result", host=host.name, task=task.name, data=_event_data(result)))
         return result, outcome
 

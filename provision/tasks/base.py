@@ -142,6 +142,12 @@ class ModuleSpec:
     # given the variables (``playbook_dir``): run at load, so a missing source fails before
     # the first task, not after earlier tasks changed the host.
     sources: Callable[[Any, Mapping[str, Any]], None] | None = None
+    # A module whose arguments are free-form names (``set_fact: {a: 1}``): maps them to its
+    # dataclass's fields (``{"facts": {"a": 1}}``), before any check.
+    free_form: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # The variables a task of this module defines for the tasks after it (``set_fact``'s
+    # names), from its arguments as written: validation then knows them, as ``register``.
+    defines: Callable[[Mapping[str, Any]], set[str]] | None = None
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.args))
@@ -156,6 +162,7 @@ class ModuleSpec:
 
 def check_arg_names(spec: ModuleSpec, raw: Mapping[str, Any]) -> None:
     """The part of argument checking that holds before templating: names, required ones."""
+    raw = spec.free_form(raw) if spec.free_form else raw
     known = spec.field_names()
     for name in raw:
         if name not in known:
@@ -177,6 +184,7 @@ def build_args(spec: ModuleSpec, raw: Mapping[str, Any], *, templated_ok: bool =
     only known once rendered, when this is called again without the flag.
     """
     check_arg_names(spec, raw)
+    raw = spec.free_form(raw) if spec.free_form else raw
     hints = get_type_hints(spec.args)
     values: dict[str, Any] = {}
     for name, value in raw.items():

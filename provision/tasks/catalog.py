@@ -18,6 +18,7 @@ from provision.tasks import (
     ec2,
     redis_cluster,
     secret,
+    set_fact,
     template,
     verify,
 )
@@ -43,6 +44,7 @@ MODULES: Mapping[str, ModuleSpec] = {
         ec2.TEARDOWN_SPEC,
         redis_cluster.SPEC,
         secret.SPEC,
+        set_fact.SPEC,
         template.SPEC,
         verify.SPEC,
     )
