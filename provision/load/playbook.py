@@ -45,7 +45,7 @@ __all__ = [
 PLAY_KEYS = ("name", "hosts", "become", "vars", "vars_files", "tasks", "handlers", "gather_facts",
              "when")  # fmt: skip
 TASK_KEYWORDS = ("name", "when", "register", "notify", "tags", "ignore_errors", "retries",
-                 "delay", "until", "check_mode")  # fmt: skip
+                 "delay", "until", "check_mode", "changed_when", "failed_when")  # fmt: skip
 HANDLER_KEYWORDS = (*TASK_KEYWORDS, "listen")
 _HOST_PATTERN = re.compile(r"\A[A-Za-z0-9_.*:!&,-]+\Z")
 
@@ -67,6 +67,8 @@ class TaskDef:
     retries: int = 0
     delay: float = 5.0
     until: str | None = None
+    changed_when: str | None = None
+    failed_when: str | None = None
     listen: tuple[str, ...] = ()
     check_mode: bool | None = None
     field_locs: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
@@ -318,8 +320,9 @@ class _Loader:
         locs = {k: loc for k in raw if k in HANDLER_KEYWORDS and (loc := value_loc(raw, k))}
         values: dict[str, Any] = {"name": self.typed(raw, "name", field, (str,), "a string")}
         values.update(
-            when=self.condition(raw, "when", field), until=self.condition(raw, "until", field)
-        )
+            {key: self.condition(raw, key, field)
+             for key in ("when", "until", "changed_when", "failed_when")}
+        )  # fmt: skip
         register = self.typed(raw, "register", field, (str,), "a string (a variable name)")
         if register is not None and not _identifier(register):
             raise self.fail(

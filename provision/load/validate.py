@@ -101,10 +101,12 @@ def _check_task(
         _check(task.when, scopes, known, loc, f"{field}.when", expression=True)
     for value, loc, where in _templates(task.args, f"{field}.{task.module}", module_loc):
         _check(value, scopes, known, loc, where)
-    if task.until is not None:
-        own = {task.register} if task.register else set()
-        loc = task.field_locs.get("until", task.loc)
-        _check(task.until, scopes, known | own, loc, f"{field}.until", expression=True)
+    own = {task.register} if task.register else set()  # its own result, as Ansible gives it
+    for key in ("until", "changed_when", "failed_when"):
+        expression = getattr(task, key)
+        if expression is not None:
+            loc = task.field_locs.get(key, task.loc)
+            _check(expression, scopes, known | own, loc, f"{field}.{key}", expression=True)
 
 
 def _templates(value: Any, field: str, loc: Location) -> Iterator[tuple[str, Location, str]]:

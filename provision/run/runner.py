@@ -454,7 +454,7 @@ class Runner:
         ctx.evaluate = lambda expr: evaluate(expr, variables, loc=task.loc, field=task.module)
         args = build_args(spec, render(dict(task.args), variables, loc=task.loc))
         if task.until is None:
-            return spec.apply(ctx, args)
+            return self._judged(task, spec.apply(ctx, args), variables, ctx.check)
         # As Ansible: `until` is asked of every attempt's result, a failed one too (a command
         # that exits non-zero is tried again); `attempts` is in the result; when the attempts
         # run out, the task fails, however its last attempt ended.
@@ -462,6 +462,7 @@ class Runner:
         for attempt in range(1, attempts + 1):
             outcome = spec.apply(ctx, args)
             outcome = dataclasses.replace(outcome, data={**outcome.data, "attempts": attempt})
+            outcome = self._judged(task, outcome, variables, ctx.check)
             probe = {
                 **variables,
                 **({task.register: _registered(outcome)} if task.register else {}),
@@ -475,6 +476,31 @@ class Runner:
             failed=True,
             msg=f"still not true after {attempts} attempts: {task.until} ({outcome.msg})",
         )
+
+    def _judged(
+        self, task: TaskDef, outcome: Outcome, variables: Mapping[str, Any], check: bool
+    ) -> Outcome:
+        """``changed_when``, then ``failed_when``, on the module's result (the registered name
+        gives it, as in Ansible; ``failed_when`` sees what ``changed_when`` decided). Not in
+        check mode when the module did not run (no result data: a command's "would run"), as
+        Ansible does not judge a skipped result."""
+        if check and not outcome.data:
+            return outcome
+        for key in ("changed_when", "failed_when"):
+            expression = getattr(task, key)
+            if expression is None:
+                continue
+            probe = {
+                **variables,
+                **({task.register: _registered(outcome)} if task.register else {}),
+            }
+            verdict = bool(evaluate(expression, probe, loc=task.loc, field=key))
+            if key == "changed_when":
+                outcome = dataclasses.replace(outcome, changed=verdict)
+            elif verdict != outcome.failed:
+                msg = f"failed_when: {expression}" if verdict else outcome.msg
+                outcome = dataclasses.replace(outcome, failed=verdict, msg=msg)
+        return outcome
 
     def _result(
         self,
