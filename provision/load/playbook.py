@@ -45,7 +45,9 @@ __all__ = [
 PLAY_KEYS = ("name", "hosts", "become", "vars", "vars_files", "tasks", "handlers", "gather_facts",
              "when")  # fmt: skip
 TASK_KEYWORDS = ("name", "when", "register", "notify", "tags", "ignore_errors", "retries",
-                 "delay", "until", "check_mode", "changed_when", "failed_when")  # fmt: skip
+                 "delay", "until", "check_mode", "changed_when", "failed_when", "loop",
+                 "loop_control")  # fmt: skip
+LOOP_CONTROL = ("loop_var", "label", "index_var")
 HANDLER_KEYWORDS = (*TASK_KEYWORDS, "listen")
 _HOST_PATTERN = re.compile(r"\A[A-Za-z0-9_.*:!&,-]+\Z")
 
@@ -69,6 +71,12 @@ class TaskDef:
     until: str | None = None
     changed_when: str | None = None
     failed_when: str | None = None
+    # ``loop``: a list, or a template that gives one; each item runs the task once with the
+    # item as ``loop_var`` (and its index as ``index_var``); ``label`` names it in messages.
+    loop: Any = None
+    loop_var: str = "item"
+    index_var: str | None = None
+    label: str | None = None
     listen: tuple[str, ...] = ()
     check_mode: bool | None = None
     field_locs: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
@@ -341,10 +349,37 @@ class _Loader:
                 raise self.fail(
                     raw, key, f"{field}.{key}", f"must be from 0 to {limit}, got {number}"
                 )
+        values.update(self.loop(raw, field))
         # As in Ansible: a task with `until` retries 3 times unless told otherwise.
         values["retries"] = retries if retries is not None else (3 if values["until"] else 0)
         values["delay"] = 5.0 if delay is None else float(delay)
         return values, locs
+
+    def loop(self, raw: YMap, field: str) -> dict[str, Any]:
+        """``loop`` (a list, or a string that renders to one) and ``loop_control``."""
+        if "loop" not in raw:
+            if "loop_control" in raw:
+                raise self.fail(raw, "loop_control", f"{field}.loop_control",
+                                "loop_control needs a loop")  # fmt: skip
+            return {}
+        loop = self.typed(raw, "loop", field, (list, str), "a list or a template giving one")
+        if loop is None:
+            raise self.fail(raw, "loop", f"{field}.loop", "must be a list, got nothing")
+        control = self.mapping(raw.get("loop_control"), raw, "loop_control",
+                               f"{field}.loop_control", "loop_control")  # fmt: skip
+        self.check_keys(control, LOOP_CONTROL, f"{field}.loop_control", "loop_control key")
+        names: dict[str, Any] = {"loop": _plain(loop)}
+        for key in ("loop_var", "index_var"):
+            name = self.typed(control, key, f"{field}.loop_control", (str,), "a variable name")
+            if name is not None and not _identifier(name):
+                raise self.fail(control, key, f"{field}.loop_control.{key}",
+                                f"{name!r} is not a valid variable name")  # fmt: skip
+            if name is not None:
+                names[key] = name
+        label = self.typed(control, "label", f"{field}.loop_control", (str,), "a string")
+        if label is not None:
+            names["label"] = label
+        return names
 
     def condition(self, raw: YMap, key: str, field: str) -> str | None:
         value = raw.get(key)

@@ -31,7 +31,8 @@ from provision.tasks.base import ModuleSpec, build_args
 __all__ = ["MAGIC", "validate"]
 
 # What the runner defines for every task (``layout``: the cluster's layout, from the variables).
-# No loops and no ``hostvars``: a template that names ``item`` or ``hostvars`` is refused here.
+# No ``hostvars``: a template that names it is refused here; ``item`` (or a loop's own
+# ``loop_var``) only in a task with a ``loop``.
 MAGIC = frozenset({"inventory_hostname", "groups", "play_hosts", "facts", "playbook_dir",
                    "layout"})  # fmt: skip
 
@@ -96,6 +97,13 @@ def _check_task(
             f"{field}.{task.module}",
         )
     check_task_args(spec, task.args, f"{field}.{task.module}", module_loc)
+    if task.loop is not None:  # the loop's own templates, then its variables are known
+        loop_loc = task.field_locs.get("loop", task.loc)
+        for value, loc, where in _templates(task.loop, f"{field}.loop", loop_loc):
+            _check(value, scopes, known, loc, where)
+        known = known | _loop_names(task)
+        if task.label is not None:
+            _check(task.label, scopes, known, loop_loc, f"{field}.loop_control.label")
     if task.when is not None:
         loc = task.field_locs.get("when", task.loc)
         _check(task.when, scopes, known, loc, f"{field}.when", expression=True)
@@ -107,6 +115,31 @@ def _check_task(
         if expression is not None:
             loc = task.field_locs.get(key, task.loc)
             _check(expression, scopes, known | own, loc, f"{field}.{key}", expression=True)
+
+
+def _loop_names(task: TaskDef) -> set[str]:
+    """The names a loop gives its task: the item (``loop_var``) and its index."""
+    return {task.loop_var, *([task.index_var] if task.index_var else [])}
+
+
+def _loop_scopes(task: TaskDef, variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """``variables`` once per item of the task's loop when the loop is known now (a list, or
+    a template of known names), so that each item's arguments are checked at load; else once,
+    as they are (what needs the item is then checked at run time)."""
+    if task.loop is None:
+        return [variables]
+    loop = task.loop
+    if is_template(loop):
+        if not undeclared(loop) <= set(variables):
+            return [variables]
+        loop = render(loop, variables, loc=task.field_locs.get("loop", task.loc), field="loop")
+    if not isinstance(loop, list):
+        where = task.field_locs.get("loop", task.loc)
+        raise where.error(f"must give a list, got {type(loop).__name__}", "loop")
+    return [
+        {**variables, task.loop_var: item, **({task.index_var: i} if task.index_var else {})}
+        for i, item in enumerate(loop)
+    ]
 
 
 def _templates(value: Any, field: str, loc: Location) -> Iterator[tuple[str, Location, str]]:
@@ -303,7 +336,7 @@ def _check_rendered(
     the module's own checks (types, names, paths): a shell character given by ``-e`` is
     refused here, not after earlier tasks changed the host."""
     module_loc = task.field_locs.get("module", task.loc)
-    for variables in scopes:
+    for variables in [each for scope in scopes for each in _loop_scopes(task, scope)]:
         known = set(variables)
         # A task its condition skips on this host is not checked for it (a cloud task on
         # `cloud: none`); a condition that needs a run-time value: checked at its turn.

@@ -19,7 +19,14 @@ from typing import Any
 from provision.cluster.layout import layout_from_vars
 from provision.connection.base import Remote
 from provision.connection.local import LocalConnection
-from provision.errors import CommandError, ConfigError, ConnectError, Interrupted, ProvisionError
+from provision.errors import (
+    CommandError,
+    ConfigError,
+    ConnectError,
+    Interrupted,
+    ProvisionError,
+    TaskError,
+)
 from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
 from provision.load.playbook import Play, Playbook, TaskDef
 from provision.load.templating import evaluate, is_template, render
@@ -413,7 +420,11 @@ class Runner:
         variables = self._vars(play, host, inventory)
         outcome: Outcome | None = None
         try:
-            if task.when is not None and not evaluate(task.when, variables, loc=task.loc):
+            if task.loop is not None:
+                outcome = self._loop(task, ctx, variables)
+                status = _status(outcome)
+                result = self._result(task, host, status, outcome.msg, started, outcome, ctx)
+            elif task.when is not None and not evaluate(task.when, variables, loc=task.loc):
                 result = self._result(task, host, Status.SKIPPED, "condition false", started)
             else:
                 outcome = self._apply(task, ctx, variables)
@@ -476,6 +487,44 @@ class Runner:
             failed=True,
             msg=f"still not true after {attempts} attempts: {task.until} ({outcome.msg})",
         )
+
+    def _loop(self, task: TaskDef, ctx: TaskContext, variables: dict[str, Any]) -> Outcome:
+        """The task once per item of its loop, as Ansible runs it: ``when`` asked per item, every
+        item run even after one failed; registered: ``results`` (each item's result with its
+        item), changed if one changed, failed if one failed, skipped if every item was (or
+        there was none)."""
+        loop = task.loop
+        if is_template(loop):
+            loop = render(loop, variables, loc=task.field_locs.get("loop", task.loc), field="loop")
+        if not isinstance(loop, list):
+            raise ConfigError(f"loop must give a list, got {type(loop).__name__}", field="loop")
+        results: list[dict[str, Any]] = []
+        failures: list[str] = []
+        executed: list[str] = []
+        for index, item in enumerate(loop):
+            scope = {**variables, task.loop_var: item}
+            if task.index_var:
+                scope[task.index_var] = index
+            label = render(task.label, scope, loc=task.loc) if task.label else item
+            base = {task.loop_var: item, "ansible_loop_var": task.loop_var}
+            if task.when is not None and not evaluate(task.when, scope, loc=task.loc):
+                results.append({**base, "changed": False, "failed": False, "skipped": True})
+                continue
+            try:
+                one = self._apply(task, ctx, scope)
+            except (CommandError, TaskError) as exc:  # an item's failure: the others still run
+                one = Outcome(False, str(exc), failed=True)
+            executed += ctx.executed
+            results.append({**base, **_registered(one), "skipped": False})
+            if one.failed:
+                failures.append(f"{label}: {one.msg}")
+        ctx.executed = executed
+        changed = any(r["changed"] for r in results)
+        skipped = all(r.get("skipped") for r in results)  # and an empty loop
+        msg = "; ".join(failures) or ("no items" if not results else f"{len(results)} item(s)")
+        done = "One or more items failed" if failures else "All items completed"
+        return Outcome(changed, msg, data={"results": results, "msg": done},
+                       failed=bool(failures), skipped=skipped and not failures)  # fmt: skip
 
     def _judged(
         self, task: TaskDef, outcome: Outcome, variables: Mapping[str, Any], check: bool

@@ -81,7 +81,7 @@ def test_no_unanchored_pattern_is_left_in_the_package() -> None:
     assert leftovers == []
 
 
-def test_route_prefix_with_a_newline_exits_2_within_a_second(
+def test_route_prefix_with_a_newline_exits_2_before_any_connection(
     tmp_path: Path, static_inventory: Path
 ) -> None:
     started = time.monotonic()
@@ -99,7 +99,9 @@ def test_route_prefix_with_a_newline_exits_2_within_a_second(
     )
     elapsed = time.monotonic() - started
     refused(done, "prefix", "'/internal\\n'")
-    assert elapsed < 2.0, elapsed  # the CLI's start-up included; no 120 s connect deadline
+    # Refused before any connection: far from the 120 s connect deadline. The bound is the
+    # hostile corpus's 10 s (a CLI start-up on a loaded 2-core machine took over 2 s).
+    assert elapsed < 10.0, elapsed
     assert not (tmp_path / "state").exists()
 
 

@@ -60,6 +60,13 @@ FILES = {
     "    - assert: {fail_msg: x}\n",
     "debug_both.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
     "    - debug: {msg: a, var: b}\n",
+    # loops: each item's arguments are checked at load when the list is known
+    "loop_item_bad.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "    - copy: {dest: \"{{ item }}\", content: x}\n      loop: [/tmp/ok, 'relative;rm']\n",
+    "loop_not_a_list.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "      loop: 5\n",
+    "loop_typo.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['echo', '{{ itme }}']}\n"
+    "      loop: [1]\n",
     # extra vars nested deeper than a parser's recursion (a traceback before)
     "deep_vars.yml": "a: " + "[" * 3000 + "]" * 3000 + "\n",
     # a region that is no AWS region, in a dynamic inventory
@@ -167,6 +174,12 @@ CASES = [
      "assert_no_that.yml:4:7: plays[0].tasks[1].assert.that: missing required argument 'that'"),
     ("debug-msg-and-var", ["play", "debug_both.yml", *HOST],
      "debug_both.yml:4:28: plays[0].tasks[1].debug.var: give 'msg' or 'var', not both"),
+    ("loop-item-refused-at-load", ["play", "loop_item_bad.yml", *HOST],
+     "loop_item_bad.yml:4:20: plays[0].tasks[1].copy.dest: invalid absolute path 'relative;rm'"),
+    ("loop-not-a-list", ["play", "loop_not_a_list.yml", *HOST],
+     "loop_not_a_list.yml:4:13: plays[0].tasks[0].loop: must be a list or a template"),
+    ("loop-item-typo", ["play", "loop_typo.yml", *HOST],
+     "undefined variable 'itme' (did you mean 'item'?)"),
     # depth: -e given as a deep mapping, or from a deep file
     ("e-deep-json-mapping", ["up", *HOST, "-e", '{"a":' * 3000 + "1" + "}" * 3000],
      "-e: nested too deep"),
