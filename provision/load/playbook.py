@@ -307,9 +307,15 @@ class _Loader:
         keywords = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
         module = self.pick_module(raw, keywords, field)
         spec = self.modules[module]
-        args = self.mapping(
-            raw[module], raw, module, f"{field}.{module}", f"the arguments of {module!r}"
-        )
+        if isinstance(raw[module], str) and spec.text_arg:  # `shell: echo hi`, as in Ansible
+            args = YMap({spec.text_arg: raw[module]})
+            args.loc = value_loc(raw, module)
+            if args.loc is not None:
+                args.value_locs[spec.text_arg] = args.loc
+        else:
+            args = self.mapping(
+                raw[module], raw, module, f"{field}.{module}", f"the arguments of {module!r}"
+            )
         check_task_args(spec, args, f"{field}.{module}", key_loc(raw, module))
         values, locs = self.keywords(raw, field)
         module_loc = key_loc(raw, module)

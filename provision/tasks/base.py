@@ -148,6 +148,9 @@ class ModuleSpec:
     # The variables a task of this module defines for the tasks after it (``set_fact``'s
     # names), from its arguments as written: validation then knows them, as ``register``.
     defines: Callable[[Mapping[str, Any]], set[str]] | None = None
+    # A module that may be given one string instead of a mapping (``shell: echo hi``): the
+    # argument the string is.
+    text_arg: str | None = None
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.args))

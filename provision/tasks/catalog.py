@@ -19,6 +19,7 @@ from provision.tasks import (
     redis_cluster,
     secret,
     set_fact,
+    shell,
     template,
     verify,
 )
@@ -45,6 +46,7 @@ MODULES: Mapping[str, ModuleSpec] = {
         redis_cluster.SPEC,
         secret.SPEC,
         set_fact.SPEC,
+        shell.SPEC,
         template.SPEC,
         verify.SPEC,
     )

@@ -67,6 +67,8 @@ FILES = {
     "      loop: 5\n",
     "loop_typo.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['echo', '{{ itme }}']}\n"
     "      loop: [1]\n",
+    "shell_chdir.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
+    "    - shell: {cmd: ls, chdir: 'tmp;reboot'}\n",
     # extra vars nested deeper than a parser's recursion (a traceback before)
     "deep_vars.yml": "a: " + "[" * 3000 + "]" * 3000 + "\n",
     # a region that is no AWS region, in a dynamic inventory
@@ -180,6 +182,8 @@ CASES = [
      "loop_not_a_list.yml:4:13: plays[0].tasks[0].loop: must be a list or a template"),
     ("loop-item-typo", ["play", "loop_typo.yml", *HOST],
      "undefined variable 'itme' (did you mean 'item'?)"),
+    ("shell-chdir-not-a-path", ["play", "shell_chdir.yml", *HOST],
+     "shell_chdir.yml:4:31: plays[0].tasks[1].shell.chdir: invalid absolute path 'tmp;reboot'"),
     # depth: -e given as a deep mapping, or from a deep file
     ("e-deep-json-mapping", ["up", *HOST, "-e", '{"a":' * 3000 + "1" + "}" * 3000],
      "-e: nested too deep"),
