@@ -270,6 +270,13 @@ class Runner:
             for task in play.tasks:
                 if self.stop.is_set() or not self._selected(task):
                     continue
+                if task.module == "meta":  # no result of its own, as in Ansible's recap
+                    if task.args.get("action") == "flush_handlers":
+                        self._handlers(play, ctx, host, inventory, notified, report)
+                        if state.failed:
+                            return added
+                        notified.clear()
+                    continue
                 result, outcome = self._task(task, ctx, play, host, inventory)
                 report.add(result)
                 if outcome is not None and "add_hosts" in outcome.data:
