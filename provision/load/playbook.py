@@ -27,6 +27,7 @@ Everything wrong is a ``ConfigError`` with ``file:line:column`` and a field path
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,9 @@ TASK_KEYWORDS = ("name", "when", "register", "notify", "tags", "ignore_errors", 
                  "delay", "until", "check_mode", "changed_when", "failed_when", "loop",
                  "loop_control")  # fmt: skip
 LOOP_CONTROL = ("loop_var", "label", "index_var")
+# A task list's entries that bring in the tasks of another file (read at load: see README).
+INCLUDES = frozenset({"import_tasks", "include_tasks"})
+MAX_INCLUDE_DEPTH = 20
 HANDLER_KEYWORDS = (*TASK_KEYWORDS, "listen")
 _HOST_PATTERN = re.compile(r"\A[A-Za-z0-9_.*:!&,-]+\Z")
 
@@ -77,6 +81,9 @@ class TaskDef:
     loop_var: str = "item"
     index_var: str | None = None
     label: str | None = None
+    # The include_tasks entry this task came from (its head task's ``loc``): the task runs only
+    # where that include ran, as Ansible's dynamic include brings its tasks in only then.
+    included_by: Location | None = None
     listen: tuple[str, ...] = ()
     check_mode: bool | None = None
     field_locs: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
@@ -194,13 +201,23 @@ def _error(
     return loc.error(message, field)
 
 
+def _both(first: str | None, second: str | None) -> str | None:
+    """Two conditions, both to hold."""
+    if first is None or second is None:
+        return first or second
+    return f"({first}) and ({second})"
+
+
 class _Loader:
     """Turns loaded YAML into plays; holds only what every check needs (file, modules)."""
 
-    def __init__(self, path: Path, modules: Mapping[str, ModuleSpec]) -> None:
+    def __init__(
+        self, path: Path, modules: Mapping[str, ModuleSpec], *, chain: tuple[Path, ...] = ()
+    ) -> None:
         self.path = path
         self.file = str(path)
         self.modules = modules
+        self.chain = chain  # the files that included this one, for cycles
 
     def where(self, raw: YMap) -> Location:
         return raw.loc or Location(self.file, 1, 1)  # only hand-built data lacks a location
@@ -296,11 +313,58 @@ class _Loader:
 
     def tasks(self, raw: YMap, key: str, field: str) -> tuple[TaskDef, ...]:
         items = self.typed(raw, key, field, (list,), "a list of tasks") or []
-        handler = key == "handlers"
-        return tuple(
-            self.task(item, items, i, f"{field}.{key}[{i}]", handler=handler)
-            for i, item in enumerate(items)
-        )
+        return self.task_list(items, f"{field}.{key}", handler=key == "handlers")
+
+    def task_list(self, items: Any, field: str, *, handler: bool) -> tuple[TaskDef, ...]:
+        out: list[TaskDef] = []
+        for i, item in enumerate(items):
+            if isinstance(item, YMap) and not handler and INCLUDES & set(item):
+                out.extend(self.included(item, f"{field}[{i}]"))
+            else:
+                out.append(self.task(item, items, i, f"{field}[{i}]", handler=handler))
+        return tuple(out)
+
+    def included(self, raw: YMap, field: str) -> tuple[TaskDef, ...]:
+        """``import_tasks``/``include_tasks``: the tasks of another file (beside this one), read
+        and checked now; the include's ``when`` and ``tags`` apply to each of them."""
+        key = next(k for k in raw if k in INCLUDES)
+        self.check_keys(raw, (key, "name", "when", "tags"), field, f"keyword of {key}")
+        target = raw[key]
+        if isinstance(target, YMap):
+            self.check_keys(target, ("file",), f"{field}.{key}", f"argument of {key}")
+            target = target.get("file")
+        if not isinstance(target, str) or not target.strip():
+            raise self.fail(raw, key, f"{field}.{key}", "must name a file of tasks")
+        if "{{" in target or "{%" in target:
+            raise self.fail(raw, key, f"{field}.{key}", "the file name must be written out "
+                            "(tasks are read and checked before the run)")  # fmt: skip
+        path = (self.path.parent / target).resolve()
+        if path in self.chain or len(self.chain) >= MAX_INCLUDE_DEPTH:
+            raise self.fail(raw, key, f"{field}.{key}", f"{target} includes itself, or "
+                            f"includes are nested past {MAX_INCLUDE_DEPTH}")  # fmt: skip
+        if not path.is_file():
+            raise self.fail(raw, key, f"{field}.{key}", f"no file {target} beside {self.file}")
+        data = load_file(path) or []
+        if not isinstance(data, list):
+            raise ConfigError(f"a file of tasks must be a list, got {_kind(data)}", file=str(path))
+        inner = _Loader(path, self.modules, chain=(*self.chain, self.path.resolve()))
+        when = self.condition(raw, "when", field)
+        tags: dict[str, Location] = {}
+        extra = self.strings(raw, "tags", field, tags)
+        tasks = inner.task_list(data, "tasks", handler=False)
+        tagged = [
+            dataclasses.replace(t, tags=(*extra, *(x for x in t.tags if x not in extra)))
+            for t in tasks
+        ]
+        if key == "import_tasks":  # static: its when applies to each task
+            return tuple(dataclasses.replace(t, when=_both(when, t.when)) for t in tagged)
+        # include_tasks: one task of its own (ok, or skipped by its when), then its tasks,
+        # which run only where it ran
+        head = TaskDef(
+            name=f"include_tasks {target}", module="include_tasks", args={"file": target},
+            loc=self.where(raw), when=when, tags=extra,
+        )  # fmt: skip
+        return (head, *(dataclasses.replace(t, included_by=head.loc) for t in tagged))
 
     def task(self, raw: Any, items: Any, index: int, field: str, *, handler: bool) -> TaskDef:
         raw = self.mapping(raw, items, index, field, "a task")

@@ -250,6 +250,7 @@ class Runner:
             )
             lock = self._host_lock(host, conn)
             notified: list[str] = []
+            ran_includes: set[Any] = set()  # the include_tasks that ran (their loc)
             # Facts once per host per run (later plays see them as tasks left them:
             # docker_engine refreshes them after an install), read in the same round trip as
             # the play's looks, and the run lock's first attempt with them.
@@ -270,6 +271,8 @@ class Runner:
             for task in play.tasks:
                 if self.stop.is_set() or not self._selected(task):
                     continue
+                if task.included_by is not None and task.included_by not in ran_includes:
+                    continue  # its include_tasks did not run here: it was never brought in
                 if task.module == "meta":  # no result of its own, as in Ansible's recap
                     if task.args.get("action") == "flush_handlers":
                         self._handlers(play, ctx, host, inventory, notified, report)
@@ -279,6 +282,8 @@ class Runner:
                     continue
                 result, outcome = self._task(task, ctx, play, host, inventory)
                 report.add(result)
+                if task.module == "include_tasks" and result.status is not Status.SKIPPED:
+                    ran_includes.add(task.loc)
                 if outcome is not None and "add_hosts" in outcome.data:
                     added.append(
                         (str(outcome.data.get("group", "cluster")), list(outcome.data["add_hosts"]))

@@ -69,6 +69,11 @@ FILES = {
     "      loop: [1]\n",
     "shell_chdir.yml": "- hosts: cluster\n  tasks:\n    - command: {argv: ['true']}\n"
     "    - shell: {cmd: ls, chdir: 'tmp;reboot'}\n",
+    # includes: a cycle, a templated name, a missing file: refused at load
+    "include_self.yml": "- hosts: cluster\n  tasks:\n    - import_tasks: self_tasks.yml\n",
+    "self_tasks.yml": "- import_tasks: self_tasks.yml\n",
+    "include_templated.yml": "- hosts: cluster\n  tasks:\n    - include_tasks: '{{ x }}.yml'\n",
+    "include_missing.yml": "- hosts: cluster\n  tasks:\n    - import_tasks: nowhere.yml\n",
     # extra vars nested deeper than a parser's recursion (a traceback before)
     "deep_vars.yml": "a: " + "[" * 3000 + "]" * 3000 + "\n",
     # a region that is no AWS region, in a dynamic inventory
@@ -184,6 +189,12 @@ CASES = [
      "undefined variable 'itme' (did you mean 'item'?)"),
     ("shell-chdir-not-a-path", ["play", "shell_chdir.yml", *HOST],
      "shell_chdir.yml:4:31: plays[0].tasks[1].shell.chdir: invalid absolute path 'tmp;reboot'"),
+    ("include-cycle", ["play", "include_self.yml", *HOST],
+     "self_tasks.yml:1:17: tasks[0].import_tasks: self_tasks.yml includes itself"),
+    ("include-templated-name", ["play", "include_templated.yml", *HOST],
+     "include_templated.yml:3:22: plays[0].tasks[0].include_tasks: the file name must be"),
+    ("include-missing-file", ["play", "include_missing.yml", *HOST],
+     "include_missing.yml:3:21: plays[0].tasks[0].import_tasks: no file nowhere.yml beside"),
     # depth: -e given as a deep mapping, or from a deep file
     ("e-deep-json-mapping", ["up", *HOST, "-e", '{"a":' * 3000 + "1" + "}" * 3000],
      "-e: nested too deep"),
