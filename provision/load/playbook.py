@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ConfigError
+from provision.load.templating import is_template, render
 from provision.load.yamlsource import Location, YMap, key_loc, load_file, loc_of, suggest, value_loc
 from provision.tasks.base import ModuleSpec, build_args
 
@@ -87,6 +88,22 @@ class TaskDef:
     listen: tuple[str, ...] = ()
     check_mode: bool | None = None
     field_locs: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    def loop_items(self, variables: Mapping[str, Any]) -> list[Any]:
+        """The items of this task's ``loop``, rendered with ``variables``; a ``ConfigError`` at
+        the loop when it does not give a list."""
+        where = self.field_locs.get("loop", self.loc)
+        items = self.loop
+        if is_template(items):
+            items = render(items, variables, loc=where, field="loop")
+        if not isinstance(items, list):
+            raise where.error(f"must give a list, got {type(items).__name__}", "loop")
+        return items
+
+    def item_scope(self, variables: Mapping[str, Any], index: int, item: Any) -> dict[str, Any]:
+        """``variables`` with one item of the loop (as ``loop_var``) and its index."""
+        return {**variables, self.loop_var: item,
+                **({self.index_var: index} if self.index_var else {})}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -128,17 +128,10 @@ def _loop_scopes(task: TaskDef, variables: dict[str, Any]) -> list[dict[str, Any
     as they are (what needs the item is then checked at run time)."""
     if task.loop is None:
         return [variables]
-    loop = task.loop
-    if is_template(loop):
-        if not undeclared(loop) <= set(variables):
-            return [variables]
-        loop = render(loop, variables, loc=task.field_locs.get("loop", task.loc), field="loop")
-    if not isinstance(loop, list):
-        where = task.field_locs.get("loop", task.loc)
-        raise where.error(f"must give a list, got {type(loop).__name__}", "loop")
+    if is_template(task.loop) and not undeclared(task.loop) <= set(variables):
+        return [variables]
     return [
-        {**variables, task.loop_var: item, **({task.index_var: i} if task.index_var else {})}
-        for i, item in enumerate(loop)
+        task.item_scope(variables, i, item) for i, item in enumerate(task.loop_items(variables))
     ]
 
 

@@ -486,11 +486,7 @@ class Runner:
             outcome = spec.apply(ctx, args)
             outcome = dataclasses.replace(outcome, data={**outcome.data, "attempts": attempt})
             outcome = self._judged(task, outcome, variables, ctx.check)
-            probe = {
-                **variables,
-                **({task.register: _registered(outcome)} if task.register else {}),
-            }
-            if evaluate(task.until, probe, loc=task.loc):
+            if evaluate(task.until, _probe(task, variables, outcome), loc=task.loc):
                 return outcome
             if attempt < attempts:
                 time.sleep(task.delay)
@@ -505,18 +501,11 @@ class Runner:
         item run even after one failed; registered: ``results`` (each item's result with its
         item), changed if one changed, failed if one failed, skipped if every item was (or
         there was none)."""
-        loop = task.loop
-        if is_template(loop):
-            loop = render(loop, variables, loc=task.field_locs.get("loop", task.loc), field="loop")
-        if not isinstance(loop, list):
-            raise ConfigError(f"loop must give a list, got {type(loop).__name__}", field="loop")
         results: list[dict[str, Any]] = []
         failures: list[str] = []
         executed: list[str] = []
-        for index, item in enumerate(loop):
-            scope = {**variables, task.loop_var: item}
-            if task.index_var:
-                scope[task.index_var] = index
+        for index, item in enumerate(task.loop_items(variables)):
+            scope = task.item_scope(variables, index, item)
             label = render(task.label, scope, loc=task.loc) if task.label else item
             base = {task.loop_var: item, "ansible_loop_var": task.loop_var}
             if task.when is not None and not evaluate(task.when, scope, loc=task.loc):
@@ -551,10 +540,7 @@ class Runner:
             expression = getattr(task, key)
             if expression is None:
                 continue
-            probe = {
-                **variables,
-                **({task.register: _registered(outcome)} if task.register else {}),
-            }
+            probe = _probe(task, variables, outcome)
             verdict = bool(evaluate(expression, probe, loc=task.loc, field=key))
             if key == "changed_when":
                 outcome = dataclasses.replace(outcome, changed=verdict)
@@ -621,6 +607,12 @@ def _status(outcome: Outcome) -> Status:
     if outcome.skipped:
         return Status.SKIPPED
     return Status.CHANGED if outcome.changed else Status.OK
+
+
+def _probe(task: TaskDef, variables: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The variables an ``until``/``changed_when``/``failed_when`` expression sees: the task's,
+    with its own result under its ``register`` name, as Ansible gives it."""
+    return {**variables, **({task.register: _registered(outcome)} if task.register else {})}
 
 
 def _registered(outcome: Outcome) -> dict[str, Any]:
