@@ -4,8 +4,11 @@ This test bed has no registry, so every image can be built from Debian's
 packages: a ``debootstrap`` base per suite, EC2-like SSH hosts on top of it,
 and stand-ins for ``redis:latest`` and ``openresty/openresty:latest``. Where a
 registry answers (a developer's machine), the two service images are pulled
-instead. An image that already exists is never rebuilt: the local engine is
-the cache, so a second call costs a few ``docker image inspect`` calls.
+instead. The local engine is the cache: each image built here carries a label with
+the digest of its recipe (its Dockerfile, the files it copies, its suite and the
+image it starts from), and is built again only when that digest changes, so a
+second call costs a few ``docker image inspect`` calls and an edited Dockerfile
+takes effect on the next run.
 
 Example::
 
@@ -15,7 +18,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -62,6 +67,8 @@ HOST_RUN_FLAGS = (
 )  # fmt: skip
 
 Progress = Callable[[str], None]
+#: The label that holds the digest of the recipe an image was built from.
+RECIPE_LABEL = "io.provision.sandbox.recipe"
 
 
 @dataclass(frozen=True)
@@ -121,35 +128,61 @@ def ensure_images(
 
 
 def _ensure_service(service: _Service, say: Progress) -> None:
-    if localdocker.image_exists(service.ref):
-        return
-    # A pull is cheap where a registry answers and fails fast where none does.
-    say(f"pulling {service.ref}")
-    if localdocker.pull(service.ref, timeout=30):
-        return
+    found = localdocker.image_labels(service.ref)
+    if found is not None and localdocker.SANDBOX_LABEL.partition("=")[0] not in found:
+        return  # pulled from a registry: not ours to rebuild
+    if found is None:
+        # A pull is cheap where a registry answers and fails fast where none does.
+        say(f"pulling {service.ref}")
+        if localdocker.pull(service.ref, timeout=30):
+            return
     _ensure_base(SERVICE_SUITE, say)
-    _timed(say, f"building stand-in {service.ref}", lambda: _build(service.ref, service.dockerfile))
+    _ensure_built(service.ref, service.dockerfile, SERVICE_SUITE, base_image(SERVICE_SUITE), say,
+                  what="stand-in ")  # fmt: skip
 
 
 def _ensure_sshhost(distro: str, say: Progress) -> None:
-    ref = sshhost_image(distro)
-    if localdocker.image_exists(ref):
-        return
     _ensure_base(distro, say)
-    _timed(say, f"building {ref}", lambda: _build(ref, "sshhost.Dockerfile", distro))
+    _ensure_built(sshhost_image(distro), "sshhost.Dockerfile", distro, base_image(distro), say)
 
 
 def _ensure_docker_ready(distro: str, say: Progress) -> None:
-    ref = docker_ready_image(distro)
-    if localdocker.image_exists(ref):
+    _ensure_built(docker_ready_image(distro), "sshhost-docker.Dockerfile", distro,
+                  sshhost_image(distro), say)  # fmt: skip
+
+
+def _ensure_built(
+    ref: str, dockerfile: str, suite: str, parent: str, say: Progress, *, what: str = ""
+) -> None:
+    """Build ``ref`` unless it exists and was built from the recipe as it is now; the image
+    it replaces is removed (when no container uses it)."""
+    digest = recipe_digest(dockerfile, suite, parent)
+    found = localdocker.image_labels(ref)
+    if found is not None and found.get(RECIPE_LABEL) == digest:
         return
-    _timed(say, f"building {ref}", lambda: _build(ref, "sshhost-docker.Dockerfile", distro))
+    old = localdocker.image_id(ref) if found is not None else None
+    why = "" if found is None else " (its recipe changed)"
+    _timed(say, f"building {what}{ref}{why}", lambda: localdocker.build(
+        ref, dockerfile=FILES / dockerfile, context=FILES, build_args={"SUITE": suite},
+        labels={RECIPE_LABEL: digest}))  # fmt: skip
+    if old:
+        localdocker.docker("image", "rm", old, check=False)
 
 
-def _build(ref: str, dockerfile: str, suite: str = SERVICE_SUITE) -> None:
-    localdocker.build(
-        ref, dockerfile=FILES / dockerfile, context=FILES, build_args={"SUITE": suite}
-    )
+_COPY = re.compile(r"^\s*COPY\s+(?:--\S+\s+)*(.+?)\s+\S+\s*$", re.MULTILINE)
+
+
+def recipe_digest(dockerfile: str, suite: str, parent: str) -> str:
+    """The digest of what an image is built from: the Dockerfile, every file it COPYs (from
+    ``FILES``), the suite, and the ID of the image it starts ``FROM`` (``parent``)."""
+    text = (FILES / dockerfile).read_text(encoding="utf-8")
+    sha = hashlib.sha256(text.encode())
+    for sources in _COPY.findall(text):
+        for source in sources.replace("${SUITE}", suite).split():
+            sha.update(source.encode() + b"\0" + (FILES / source).read_bytes())
+    parent_id = localdocker.image_id(parent)
+    sha.update(f"\0{suite}\0{parent_id}".encode())
+    return sha.hexdigest()[:16]
 
 
 def _ensure_base(distro: str, say: Progress) -> None:

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -126,6 +127,18 @@ def image_exists(ref: str) -> bool:
     return docker("image", "inspect", "--format", "{{.Id}}", ref, check=False).ok
 
 
+def image_labels(ref: str) -> dict[str, str] | None:
+    """The labels of image ``ref``; None when there is no such image."""
+    found = docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref, check=False)
+    if not found.ok:
+        return None
+    return {str(k): str(v) for k, v in (json.loads(found.stdout) or {}).items()}
+
+
+def image_id(ref: str) -> str:
+    return docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+
 def pull(ref: str, *, timeout: float = 30.0) -> bool:
     """Try once to pull ``ref``; False (not an error) when no registry answers."""
     try:
@@ -140,12 +153,15 @@ def build(
     dockerfile: Path,
     context: Path,
     build_args: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
     timeout: float = 1800.0,
 ) -> None:
-    """``docker build`` one image; the Dockerfile sets its labels."""
+    """``docker build`` one image; ``labels`` go on it besides those the Dockerfile sets."""
     args = ["build", "--quiet", "--tag", tag, "--file", str(dockerfile)]
     for key, value in (build_args or {}).items():
         args += ["--build-arg", f"{key}={value}"]
+    for key, value in (labels or {}).items():
+        args += ["--label", f"{key}={value}"]
     docker(*args, str(context), timeout=timeout)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,43 +74,68 @@ def test_failed_subcommand_carries_its_result(
     assert localdocker.docker("x", check=False).exit_code == 3
 
 
-def test_existing_images_are_never_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every image is looked at, none is built, pulled or imported (recorded, not raised, so
-    # that an error handler inside ensure_images cannot hide a forbidden call).
-    looked: list[str] = []
-    forbidden: list[str] = []
+class _Engine:
+    """A fake local engine for ``ensure_images``: images by ref (labels, ID); every build,
+    pull, import and removal recorded, and a build tags a new image (a new ID)."""
 
-    def exists(ref: str) -> bool:
-        looked.append(ref)
-        return True
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, images_: dict[str, dict[str, str]]):
+        self.images = dict(images_)
+        self.ids = {ref: f"sha256:{n}" for n, ref in enumerate(images_)}
+        self.calls: list[str] = []
+        monkeypatch.setattr(localdocker, "image_exists", lambda ref: ref in self.images)
+        monkeypatch.setattr(localdocker, "image_labels", self.images.get)
+        monkeypatch.setattr(localdocker, "image_id", self.ids.__getitem__)
+        monkeypatch.setattr(localdocker, "build", self.build)
+        monkeypatch.setattr(
+            localdocker, "pull", lambda ref, timeout: self.calls.append(f"pull {ref}")
+        )
+        monkeypatch.setattr(localdocker, "docker", self.docker)
+        monkeypatch.setattr(images, "_debootstrap_import", self.boot)
 
-    monkeypatch.setattr(localdocker, "image_exists", exists)
-    for name in ("build", "pull", "import_rootfs"):
-        monkeypatch.setattr(localdocker, name, lambda *a, _n=name, **k: forbidden.append(_n))  # type: ignore[misc]
-    images.ensure_images(("bookworm", "trixie"))
-    assert forbidden == []
-    assert {
-        "provision/sshhost:bookworm",
-        "provision/sshhost:trixie",
-        "redis:latest",
-        "openresty/openresty:latest",
-    } <= set(looked)
+    def record(self, call: str) -> None:
+        self.calls.append(call)
+
+    def build(self, tag: str, **kwargs: Any) -> None:
+        self.calls.append(f"build {tag} {kwargs['build_args']}")
+        self.images[tag] = {"io.provision.sandbox": "1", **kwargs["labels"]}
+        self.ids[tag] = f"sha256:{len(self.calls)}-{tag}"  # each build a new ID
+
+    def boot(self, suite: str, ref: str) -> None:
+        self.calls.append(f"boot {ref}")
+        self.images[ref] = {"io.provision.sandbox": "1"}
+        self.ids[ref] = f"sha256:boot-{ref}"
+
+    def docker(self, *argv: str, check: bool = True, **_: Any) -> Any:
+        self.calls.append("docker " + " ".join(argv))
+        return localdocker.Result("docker", 0, "", "")
+
+
+ALL_REFS = (
+    "provision/debian-base:bookworm", "provision/debian-base:trixie",
+    "redis:latest", "openresty/openresty:latest",
+    "provision/sshhost:bookworm", "provision/sshhost:trixie",
+    "provision/sshhost-docker:bookworm", "provision/sshhost-docker:trixie",
+)  # fmt: skip
+
+
+def _current(monkeypatch: pytest.MonkeyPatch) -> _Engine:
+    """An engine holding every image, each built from its recipe as it is now."""
+    engine = _Engine(monkeypatch, {ref: {"io.provision.sandbox": "1"} for ref in ALL_REFS})
+    images.ensure_images(("bookworm", "trixie"), docker_ready=True)  # labels them all
+    engine.calls.clear()
+    return engine
+
+
+def test_current_images_are_never_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _current(monkeypatch)
+    images.ensure_images(("bookworm", "trixie"), docker_ready=True)
+    assert engine.calls == []
 
 
 def test_missing_images_are_pulled_then_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    present: set[str] = {"provision/debian-base:bookworm"}
-    calls: list[str] = []
-
-    def build(tag: str, **kwargs: object) -> None:
-        calls.append(f"build {tag} {kwargs['build_args']}")
-        present.add(tag)
-
-    monkeypatch.setattr(localdocker, "image_exists", lambda ref: ref in present)
-    monkeypatch.setattr(localdocker, "pull", lambda ref, timeout: calls.append(f"pull {ref}"))
-    monkeypatch.setattr(localdocker, "build", build)
-    monkeypatch.setattr(images, "_debootstrap_import", lambda s, r: calls.append(f"boot {r}"))
+    engine = _Engine(monkeypatch, {"provision/debian-base:bookworm": {}})
     images.ensure_images(("trixie",))
-    assert calls == [
+    assert engine.calls == [
         "pull redis:latest",
         "build redis:latest {'SUITE': 'bookworm'}",
         "pull openresty/openresty:latest",
@@ -116,6 +143,53 @@ def test_missing_images_are_pulled_then_built(monkeypatch: pytest.MonkeyPatch) -
         "boot provision/debian-base:trixie",
         "build provision/sshhost:trixie {'SUITE': 'trixie'}",
     ]
+
+
+def test_an_edited_dockerfile_rebuilds_its_image_and_what_starts_from_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The engine is a cache keyed by the recipe: an edited file that the sshhost image
+    copies rebuilds it (never pulled), then the Docker-ready image built FROM it; the images
+    they replace are removed; the rest are left as they are."""
+    engine = _current(monkeypatch)
+    files = tmp_path / "files"
+    shutil.copytree(images.FILES, files)
+    monkeypatch.setattr(images, "FILES", files)
+    (files / "sudoers-admin").write_text("admin ALL=(ALL) NOPASSWD:ALL # edited\n")
+    old = dict(engine.ids)
+    images.ensure_images(("bookworm", "trixie"), docker_ready=True)
+    assert engine.calls == [
+        line
+        for distro in ("bookworm", "trixie")
+        for ref in (f"provision/sshhost:{distro}", f"provision/sshhost-docker:{distro}")
+        for line in (f"build {ref} {{'SUITE': '{distro}'}}", f"docker image rm {old[ref]}")
+    ]
+
+
+def test_a_pulled_service_image_is_kept_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # From a registry (no sandbox label): not ours to rebuild, whatever our recipe says.
+    engine = _current(monkeypatch)
+    engine.images["redis:latest"] = {"org.opencontainers.image.source": "docker-library"}
+    images.ensure_images(("bookworm",))
+    assert engine.calls == []
+
+
+def test_the_recipe_digest_follows_each_input(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    files = tmp_path / "files"
+    shutil.copytree(images.FILES, files)
+    monkeypatch.setattr(images, "FILES", files)
+    parents = {"base": "sha256:1"}
+    monkeypatch.setattr(localdocker, "image_id", parents.__getitem__)
+    before = images.recipe_digest("sshhost.Dockerfile", "trixie", "base")
+    assert images.recipe_digest("sshhost.Dockerfile", "trixie", "base") == before
+    assert images.recipe_digest("sshhost.Dockerfile", "bookworm", "base") != before
+    (files / "sources-trixie.list").write_text("deb http://example.invalid trixie main\n")
+    edited = images.recipe_digest("sshhost.Dockerfile", "trixie", "base")
+    assert edited != before
+    parents["base"] = "sha256:2"
+    assert images.recipe_digest("sshhost.Dockerfile", "trixie", "base") != edited
 
 
 @pytest.mark.parametrize(
