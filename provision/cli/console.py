@@ -16,7 +16,7 @@ from provision.run.report import RunReport
 __all__ = ["Console", "JsonLines"]
 
 _COLOURS = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan",
-            "ignored": "magenta"}  # fmt: skip
+            "ignored": "magenta", "rescued": "magenta"}  # fmt: skip
 
 
 class Console:
@@ -108,6 +108,7 @@ class Console:
                 f"[{colour}]{host:<24}[/{colour}] ok={r.ok} changed={r.changed} "
                 f"failed={r.failed} skipped={r.skipped} unreachable={r.unreachable}"
                 + (f" ignored={r.ignored}" if r.ignored else "")
+                + (f" rescued={r.rescued}" if r.rescued else "")
             )
 
 

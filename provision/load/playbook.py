@@ -41,7 +41,7 @@ from provision.load.yamlsource import Location, YMap, key_loc, load_file, loc_of
 from provision.tasks.base import ModuleSpec, build_args
 
 __all__ = [
-    "Location", "Play", "Playbook", "TaskDef", "check_task_args", "load_playbook",
+    "BlockPos", "Location", "Play", "Playbook", "TaskDef", "check_task_args", "load_playbook",
 ]  # fmt: skip
 
 PLAY_KEYS = ("name", "hosts", "become", "vars", "vars_files", "tasks", "handlers", "gather_facts",
@@ -54,7 +54,19 @@ LOOP_CONTROL = ("loop_var", "label", "index_var")
 INCLUDES = frozenset({"import_tasks", "include_tasks"})
 MAX_INCLUDE_DEPTH = 20
 HANDLER_KEYWORDS = (*TASK_KEYWORDS, "listen")
+BLOCK_SECTIONS = ("block", "rescue", "always")
+# What a block may say besides its sections; each applies to every task in them.
+BLOCK_KEYWORDS = (*BLOCK_SECTIONS, "name", "when", "tags", "ignore_errors", "check_mode")
 _HOST_PATTERN = re.compile(r"\A[A-Za-z0-9_.*:!&,-]+\Z")
+
+
+@dataclass(frozen=True)
+class BlockPos:
+    """Where a task sits in one block around it: the block (where it is written) and the
+    section (``block``, ``rescue`` or ``always``)."""
+
+    block: Location
+    section: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,11 @@ class TaskDef:
     included_by: Location | None = None
     listen: tuple[str, ...] = ()
     check_mode: bool | None = None
+    # The blocks around the task, innermost first: ``blocks[i + 1]`` is where the block of
+    # ``blocks[i]`` sits.
+    blocks: tuple[BlockPos, ...] = ()
+    # Its path in the file it is written in, for errors (``plays[0].tasks[1].rescue[0]``).
+    path: str = field(default="", compare=False)
     field_locs: Mapping[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
     def loop_items(self, variables: Mapping[str, Any]) -> list[Any]:
@@ -335,7 +352,9 @@ class _Loader:
     def task_list(self, items: Any, field: str, *, handler: bool) -> tuple[TaskDef, ...]:
         out: list[TaskDef] = []
         for i, item in enumerate(items):
-            if isinstance(item, YMap) and not handler and INCLUDES & set(item):
+            if isinstance(item, YMap) and set(BLOCK_SECTIONS) & set(item):
+                out.extend(self.block(item, f"{field}[{i}]", handler=handler))
+            elif isinstance(item, YMap) and not handler and INCLUDES & set(item):
                 out.extend(self.included(item, f"{field}[{i}]"))
             else:
                 out.append(self.task(item, items, i, f"{field}[{i}]", handler=handler))
@@ -383,6 +402,42 @@ class _Loader:
         )  # fmt: skip
         return (head, *(dataclasses.replace(t, included_by=head.loc) for t in tagged))
 
+    def block(self, raw: YMap, field: str, *, handler: bool) -> tuple[TaskDef, ...]:
+        """``block`` with ``rescue`` and ``always``: their tasks, in that order, each knowing
+        its place (``TaskDef.blocks``); the block's ``when``, ``tags``, ``ignore_errors`` and
+        ``check_mode`` apply to each of them, as in Ansible (a task's own setting wins)."""
+        if handler:
+            raise self.fail(raw, None, field, "a block among handlers is not supported; "
+                            "write the handler's tasks one by one")  # fmt: skip
+        if "block" not in raw:
+            key = next(k for k in BLOCK_SECTIONS if k in raw)
+            raise self.fail(raw, key, f"{field}.{key}", f"{key!r} belongs to a block: "
+                            "write it beside 'block:'", at_key=True)  # fmt: skip
+        self.check_keys(raw, BLOCK_KEYWORDS, field, "block keyword")
+        self.typed(raw, "name", field, (str,), "a string")
+        when = self.condition(raw, "when", field)
+        locs: dict[str, Location] = {}
+        tags = self.strings(raw, "tags", field, locs)
+        inherited: dict[str, Any] = {}
+        for key in ("ignore_errors", "check_mode"):
+            value = self.typed(raw, key, field, (bool,), "true or false")
+            if value is not None:
+                inherited[key] = (value, value_loc(raw, key) or self.where(raw))
+        out: list[TaskDef] = []
+        for section in BLOCK_SECTIONS:
+            items = self.typed(raw, section, field, (list,), "a list of tasks") or []
+            here = BlockPos(self.where(raw), section)
+            for task in self.task_list(items, f"{field}.{section}", handler=False):
+                own = {k: v for k, (v, _) in inherited.items() if k not in task.field_locs}
+                out.append(dataclasses.replace(
+                    task, **own, when=_both(when, task.when),
+                    tags=(*tags, *(t for t in task.tags if t not in tags)),
+                    blocks=(*task.blocks, here) if task.blocks else (here,),
+                    field_locs={**{k: loc for k, (_, loc) in inherited.items()},
+                                **task.field_locs},
+                ))  # fmt: skip
+        return tuple(out)
+
     def task(self, raw: Any, items: Any, index: int, field: str, *, handler: bool) -> TaskDef:
         raw = self.mapping(raw, items, index, field, "a task")
         keywords = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
@@ -408,6 +463,7 @@ class _Loader:
             args=args,
             loc=self.where(raw),
             field_locs=locs,
+            path=field,
             **values,
         )
 

@@ -35,6 +35,8 @@ __all__ = ["MAGIC", "validate"]
 # ``loop_var``) only in a task with a ``loop``.
 MAGIC = frozenset({"inventory_hostname", "groups", "play_hosts", "facts", "playbook_dir",
                    "layout"})  # fmt: skip
+# What the runner defines for the tasks of a ``rescue``: the failed task and its result.
+RESCUE_NAMES = frozenset({"ansible_failed_task", "ansible_failed_result"})
 
 # One set of variable names per host a play targets (host None: hosts added at run time).
 _Scopes = list[tuple[str | None, set[str]]]
@@ -75,10 +77,11 @@ def validate(
         for key, tasks in (("tasks", play.tasks), ("handlers", play.handlers)):
             for i, task in enumerate(tasks):
                 known = MAGIC | extra_names | registered
-                _check_task(task, modules, scopes, known, f"{field}.{key}[{i}]")
-                _check_rendered(
-                    task, modules[task.module], static, f"{field}.{key}[{i}].{task.module}"
-                )
+                if any(pos.section == "rescue" for pos in task.blocks):
+                    known |= RESCUE_NAMES
+                where = task.path or f"{field}.{key}[{i}]"
+                _check_task(task, modules, scopes, known, where)
+                _check_rendered(task, modules[task.module], static, f"{where}.{task.module}")
                 if task.register:
                     registered.add(task.register)
                 spec = modules[task.module]

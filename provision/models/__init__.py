@@ -56,6 +56,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
     IGNORED = "ignored"  # failed under ``ignore_errors: true``: the run goes on (Ansible's)
+    RESCUED = "rescued"  # failed in a block whose ``rescue`` runs next (Ansible's recap)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ class HostRecap:
     skipped: int = 0
     unreachable: int = 0
     ignored: int = 0  # failed tasks with ``ignore_errors: true``, as Ansible's recap counts them
+    rescued: int = 0  # failed tasks in a block whose ``rescue`` ran next, as Ansible counts them
 
 
 @dataclass

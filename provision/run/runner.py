@@ -28,9 +28,10 @@ from provision.errors import (
     TaskError,
 )
 from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
-from provision.load.playbook import Play, Playbook, TaskDef
+from provision.load.playbook import Location, Play, Playbook, TaskDef
 from provision.load.templating import evaluate, is_template, render
 from provision.models import HostSpec, Result, Status, TaskResult
+from provision.run.blocks import HostBlocks
 from provision.run.events import Event, EventSink
 from provision.run.host_lock import HostLock
 from provision.run.options import Options
@@ -51,6 +52,20 @@ class _HostState:
     registered: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     failed: bool = False
+
+
+@dataclass
+class _HostPlay:
+    """One host's run of one play: where it is, what it notified, what it brought in."""
+
+    play: Play
+    host: InventoryHost
+    inventory: Inventory
+    ctx: TaskContext
+    blocks: HostBlocks
+    notified: list[str] = field(default_factory=list)
+    ran_includes: set[Location] = field(default_factory=set)  # the include_tasks that ran
+    added: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
 
 
 class Runner:
@@ -249,8 +264,8 @@ class Runner:
                 peers=lambda name: self._peer(inventory, name),
             )
             lock = self._host_lock(host, conn)
-            notified: list[str] = []
-            ran_includes: set[Any] = set()  # the include_tasks that ran (their loc)
+            run = _HostPlay(play, host, inventory, ctx, HostBlocks(play.tasks, self._selected))
+            added = run.added
             # Facts once per host per run (later plays see them as tasks left them:
             # docker_engine refreshes them after an install), read in the same round trip as
             # the play's looks, and the run lock's first attempt with them.
@@ -267,41 +282,58 @@ class Runner:
                 state.failed = True
                 return added
             if gathering and not _on_controller(host):
-                notified += list(gather(ctx).pending_handlers)
-            for task in play.tasks:
-                if self.stop.is_set() or not self._selected(task):
-                    continue
-                if task.included_by is not None and task.included_by not in ran_includes:
-                    continue  # its include_tasks did not run here: it was never brought in
-                if task.module == "meta":  # no result of its own, as in Ansible's recap
-                    if task.args.get("action") == "flush_handlers":
-                        self._handlers(play, ctx, host, inventory, notified, report)
-                        if state.failed:
-                            return added
-                        notified.clear()
-                    continue
-                result, outcome = self._task(task, ctx, play, host, inventory)
-                report.add(result)
-                if task.module == "include_tasks" and result.status is not Status.SKIPPED:
-                    ran_includes.add(task.loc)
-                if outcome is not None and "add_hosts" in outcome.data:
-                    added.append(
-                        (str(outcome.data.get("group", "cluster")), list(outcome.data["add_hosts"]))
-                    )
-                if result.status is Status.FAILED and not task.ignore_errors:
+                run.notified += list(gather(ctx).pending_handlers)
+            for index, task in enumerate(play.tasks):
+                if self.stop.is_set():
+                    break
+                if not self._in_play(task, run, report) or not run.blocks.leave(index, task):
                     state.failed = True
                     return added
-                # A task forced into check mode changed nothing: it notifies no handler.
-                forced_check = task.check_mode is True and not self.options.check
-                if result.status is Status.CHANGED and task.notify and not forced_check:
-                    self._notify(ctx, notified, task.notify)
             if not self.stop.is_set():  # interrupted: handlers stay pending on the host
-                self._handlers(play, ctx, host, inventory, notified, report)
+                self._handlers(play, ctx, host, inventory, run.notified, report)
         except ConnectError as exc:
             state.failed = True
             report.unreachable(host.name, str(exc))
             self.on_event(Event("unreachable", host=host.name, data={"msg": str(exc)}))
         return added
+
+    def _in_play(self, task: TaskDef, run: _HostPlay, report: RunReport) -> bool:
+        """One task of the play on one host, if it is due there; False when the host has
+        failed (a failure outside any block, or failed handlers at a flush)."""
+        if not self._selected(task) or not run.blocks.runs(task):
+            return True
+        if task.included_by is not None and task.included_by not in run.ran_includes:
+            return True  # its include_tasks did not run here: it was never brought in
+        play, host, inventory, ctx = run.play, run.host, run.inventory, run.ctx
+        if task.module == "meta":  # no result of its own, as in Ansible's recap
+            if task.args.get("action") == "flush_handlers":
+                self._handlers(play, ctx, host, inventory, run.notified, report)
+                if self._state(host.name).failed:
+                    return False
+                run.notified.clear()
+            return True
+        result, outcome = self._task(task, ctx, play, host, inventory)
+        failed = result.status is Status.FAILED
+        if failed and task.blocks and run.blocks.fail(task):
+            result = dataclasses.replace(result, status=Status.RESCUED)
+            self._state(host.name).registered.update(
+                ansible_failed_task={"name": task.name, "module": task.module},
+                ansible_failed_result=_registered_result(result, outcome),
+            )
+        report.add(result)
+        if task.module == "include_tasks" and result.status is not Status.SKIPPED:
+            run.ran_includes.add(task.loc)
+        if outcome is not None and "add_hosts" in outcome.data:
+            run.added.append(
+                (str(outcome.data.get("group", "cluster")), list(outcome.data["add_hosts"]))
+            )
+        if failed:
+            return bool(task.blocks)  # in a block: its rescue and always decide
+        # A task forced into check mode changed nothing: it notifies no handler.
+        forced_check = task.check_mode is True and not self.options.check
+        if result.status is Status.CHANGED and task.notify and not forced_check:
+            self._notify(ctx, run.notified, task.notify)
+        return True
 
     def _play_applies(self, play: Play, host: InventoryHost, inventory: Inventory) -> bool:
         assert play.when is not None
@@ -575,14 +607,19 @@ class Runner:
     def _register(
         self, host: InventoryHost, name: str, result: TaskResult, outcome: Outcome | None
     ) -> None:
-        value = _registered(outcome) if outcome else {}
-        value.update(
-            changed=result.status is Status.CHANGED,
-            failed=result.status in (Status.FAILED, Status.IGNORED),
-            skipped=result.status is Status.SKIPPED,
-            msg=result.msg,
-        )
-        self._state(host.name).registered[name] = value
+        self._state(host.name).registered[name] = _registered_result(result, outcome)
+
+
+def _registered_result(result: TaskResult, outcome: Outcome | None) -> dict[str, Any]:
+    """A task's result as ``register`` keeps it (Ansible's shape)."""
+    value = _registered(outcome) if outcome else {}
+    value.update(
+        changed=result.status is Status.CHANGED,
+        failed=result.status in (Status.FAILED, Status.IGNORED, Status.RESCUED),
+        skipped=result.status is Status.SKIPPED,
+        msg=result.msg,
+    )
+    return value
 
 
 def _render_known(args: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -169,16 +168,17 @@ def _ensure_built(
         localdocker.docker("image", "rm", old, check=False)
 
 
-_COPY = re.compile(r"^\s*COPY\s+(?:--\S+\s+)*(.+?)\s+\S+\s*$", re.MULTILINE)
-
-
 def recipe_digest(dockerfile: str, suite: str, parent: str) -> str:
     """The digest of what an image is built from: the Dockerfile, every file it COPYs (from
     ``FILES``), the suite, and the ID of the image it starts ``FROM`` (``parent``)."""
     text = (FILES / dockerfile).read_text(encoding="utf-8")
     sha = hashlib.sha256(text.encode())
-    for sources in _COPY.findall(text):
-        for source in sources.replace("${SUITE}", suite).split():
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY":
+            continue
+        for source in [w for w in words[1:-1] if not w.startswith("--")]:
+            source = source.replace("${SUITE}", suite)
             sha.update(source.encode() + b"\0" + (FILES / source).read_bytes())
     parent_id = localdocker.image_id(parent)
     sha.update(f"\0{suite}\0{parent_id}".encode())

@@ -5,7 +5,7 @@ Each playbook under ``playbooks/`` is valid for both tools. Both run it against 
 file (``-e trace=PATH``). The two must agree on the trace (what ran, in which order, with
 which values), on the exit (success or failure) and on the recap.
 
-The recaps are compared on what both count alike: failed, skipped, ignored, and the tasks
+The recaps are compared on what both count alike: failed, skipped, ignored, rescued, and the tasks
 that did not fail (Ansible's ``ok`` counts the changed and the ignored ones too, provision's
 ``ok`` the unchanged ones only: README, "Differences from Ansible"). A first line
 ``# args: ...`` gives both tools the same extra arguments (``--tags``, ``-e``).
@@ -101,7 +101,7 @@ def test_provision_runs_the_playbook_as_ansible_does(book: Path, tmp_path: Path)
     where = f"\n--- ansible-playbook:\n{theirs.output}\n--- provision:\n{ours.output}"
     assert ours.trace == theirs.trace, where
     assert (ours.code == 0) == (theirs.code == 0), where
-    for key in ("failed", "skipped", "ignored", "unreachable"):
+    for key in ("failed", "skipped", "ignored", "rescued", "unreachable"):
         assert ours.recap.get(key, 0) == theirs.recap[key], (key, where)
     done = ours.recap.get("ok", 0) + ours.recap.get("changed", 0) + ours.recap.get("ignored", 0)
     assert done == theirs.recap["ok"], ("ok", where)

@@ -104,6 +104,22 @@ CASES = [
      "(did you mean 'restart openresty'?)"),
     (_playbook, "bad_register.yml",
      "bad_register.yml:6:17: plays[0].tasks[0].register: 'up-time' is not a valid variable name"),
+    # blocks
+    (_playbook, "block_rescue_alone.yml",
+     "block_rescue_alone.yml:4:7: plays[0].tasks[0].rescue: 'rescue' belongs to a block: "
+     "write it beside 'block:'"),
+    (_playbook, "block_unknown_keyword.yml",
+     "block_unknown_keyword.yml:5:7: plays[0].tasks[0].rescues: unknown block keyword "
+     "'rescues' (did you mean 'rescue'?)"),
+    (_playbook, "block_task_unknown_module.yml",
+     "block_task_unknown_module.yml:6:11: plays[0].tasks[0].always[0].dockr_network: unknown "
+     "module 'dockr_network' (did you mean 'docker_network'?)"),
+    (_playbook, "block_in_handlers.yml",
+     "block_in_handlers.yml:5:7: plays[0].handlers[0]: a block among handlers is not "
+     "supported; write the handler's tasks one by one"),
+    (_validated, "block_failed_task_outside_rescue.yml",
+     "block_failed_task_outside_rescue.yml:6:28: plays[0].tasks[0].always[0].command.argv[0]: "
+     "undefined variable 'ansible_failed_task'"),
     # module arguments
     (_playbook, "unknown_argument.yml",
      "unknown_argument.yml:7:9: plays[0].tasks[0].docker_network.drvier: unknown argument "

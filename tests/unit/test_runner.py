@@ -107,6 +107,53 @@ def test_failure_stops_the_host_and_reports_the_command(tmp_path):
     assert hosts.remotes["h1"].stdin[-1] == b"reload\n"
 
 
+BLOCKS = """
+- name: blocks
+  hosts: cluster
+  gather_facts: false
+  tasks:
+    - name: guarded
+      block:
+        - name: breaks on h1
+          fail: {}
+          when: inventory_hostname == 'h1'
+        - name: rest of the block
+          ensure_file: {path: /block}
+      rescue:
+        - name: rescue
+          ensure_file: {path: /rescued, content: "{{ ansible_failed_task.name }}"}
+      always:
+        - name: always
+          ensure_file: {path: /always}
+    - name: unguarded
+      block:
+        - name: breaks on h2
+          fail: {}
+          when: inventory_hostname == 'h2'
+      always:
+        - name: always again
+          ensure_file: {path: /always-again}
+    - name: after
+      ensure_file: {path: /after}
+"""
+
+
+def test_a_block_s_rescue_takes_care_of_a_failure_and_its_always_runs_anyway(tmp_path):
+    book, inv = load(tmp_path, BLOCKS)
+    hosts = Hosts()
+    report = run(book, inv, hosts)
+    files = {host: {path for h, path in hosts.files if h == host} for host in ("h1", "h2")}
+    # h1: rescued (the rest of the block skipped), always ran, and it went on to the end
+    assert files["h1"] == {"/rescued", "/always", "/always-again", "/after"}
+    assert hosts.files[("h1", "/rescued")] == "breaks on h1"
+    # h2: no failure in the first block (no rescue); the second has no rescue: its always
+    # runs, then the host stops before "after"
+    assert files["h2"] == {"/block", "/always", "/always-again"}
+    assert (report.recap["h1"].rescued, report.recap["h1"].failed) == (1, 0)
+    assert (report.recap["h2"].rescued, report.recap["h2"].failed) == (0, 1)
+    assert report.failed and "h1" not in report.errors
+
+
 def test_pending_handler_runs_on_the_next_run(tmp_path):
     book, inv = load(tmp_path, PLAY.replace("gather_facts: false", "gather_facts: true"))
     hosts = Hosts()
