@@ -205,3 +205,53 @@ def test_the_sandbox_server_runs_the_realism_layer_unless_turned_off(
         assert _launch_and_describe(ensure_server(off)) == "running"  # moto's own: at once
     finally:
         stop_server(off, forget=True)
+
+
+@pytest.mark.parametrize("realism", ["1", "0"], ids=["realism-on", "realism-off"])
+def test_the_sandbox_server_answers_the_console_from_the_host_s_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, realism: str
+):
+    """GetConsoleOutput of a sandbox instance is its host container's log (where the host
+    prints cloud-init's host-key block at boot), found by the instance's label; with the
+    realism layer on, the buffered output (no ``Latest``) is still empty, as on EC2. The
+    engine is a stand-in ``docker`` on PATH that records what it is asked."""
+    from provision.aws.hostkeys import parse_console_host_keys
+    from provision.sandbox.cloud import INSTANCE_LABEL
+    from provision.sandbox.realism import REALISM_ENV
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "hk")],
+                   check=True)  # fmt: skip
+    key = " ".join((tmp_path / "hk.pub").read_text().split()[:2])
+    (bin_dir / "console.txt").write_text(
+        "[  OK  ] Started ssh-hostkeys.service.\n-----BEGIN SSH HOST KEY KEYS-----\n"
+        f"{key} root@host\n-----END SSH HOST KEY KEYS-----\n"
+    )
+    asked = tmp_path / "asked"
+    (bin_dir / "docker").write_text(
+        f'#!/bin/sh\necho "$*" >> {asked}\n'
+        f'case "$1" in ps) echo c0ffee ;; logs) cat {bin_dir}/console.txt ;; esac\n'
+    )
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(REALISM_ENV, realism)
+    folder = tmp_path / "cloud"
+    try:
+        ec2 = new_session().client("ec2", REGION, endpoint_url=ensure_server(folder))
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        (instance,) = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"]
+        instance_id = instance["InstanceId"]
+        from provision.aws import waits
+        from provision.aws.calls import call
+
+        latest = waits.poll(  # a new ID answers NotFound a moment under the realism layer
+            lambda: call(ec2, "get_console_output", {"InstanceId": instance_id, "Latest": True}),
+            what="console", timeout=30, interval=0.2,
+        )  # fmt: skip
+        assert parse_console_host_keys(str(latest.get("Output") or "")) == (key,)
+        assert f"label={INSTANCE_LABEL}={instance_id}" in asked.read_text()
+        buffered = ec2.get_console_output(InstanceId=instance_id)
+        assert bool(buffered.get("Output")) == (realism == "0"), buffered
+    finally:
+        stop_server(folder, forget=True)

@@ -178,14 +178,12 @@ def up(
     if target.cloud == "sandbox":
         from provision.sandbox import cloud
 
-        # The host key is read from the container itself (out of band, as a console output
-        # would give it); moto's console output never carries one, so do not wait for it.
-        extra = {"endpoint_for": cloud.endpoint_for(target.cluster, progress=say,
+        # Host keys as on EC2: from the console output (the host prints them at boot).
+        extra = {**extra,
+                 "endpoint_for": cloud.endpoint_for(target.cluster, progress=say,
                                                     shared_network=spec.swarm,
                                                     cloud_dir=cloud.sandbox_dir(target.state_dir)),
-                 "host_key_scanner": cloud.host_key_scanner(target.cluster),
-                 "trust_on_first_use": True,
-                 "timeouts": aws.Timeouts(console=0, poll=0.5)}  # fmt: skip
+                 "timeouts": aws.Timeouts(poll=0.5)}  # fmt: skip
     with _endpoint(target) as url:
         return aws.up(
             spec,

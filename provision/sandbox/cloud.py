@@ -1,9 +1,10 @@
 """The sandbox cloud: a moto server plays EC2, and each instance it launches is an EC2-like
 SSH host container of the local engine (systemd, sshd, user ``admin``, its own Docker).
 
-The AWS layer runs unchanged against the moto server; only two things are mapped: where an
-instance's SSH answers (a loopback port), and its host key, which is read out of band from
-the container, as the real cloud's console output would give it.
+The AWS layer runs unchanged against the moto server; only one thing is mapped: where an
+instance's SSH answers (a loopback port). Host keys come as on EC2: each host prints
+cloud-init's host-key block to its console at boot (its container's log), and the moto
+server answers ``GetConsoleOutput`` from that console (``console_output``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from provision.connection.keys import ensure_key_file
-from provision.errors import SandboxError
+from provision.errors import CommandError, SandboxError
 from provision.sandbox import hosts, images, localdocker
 
 if TYPE_CHECKING:
@@ -24,9 +25,9 @@ __all__ = [
     "CLUSTER_LABEL",
     "DOCKER_READY_ENV",
     "PRELOADED_ENV",
+    "console_output",
     "endpoint_for",
     "host_for_instance",
-    "host_key_scanner",
     "remove_cluster",
     "sandbox_dir",
 ]
@@ -36,6 +37,8 @@ CLUSTER_LABEL = "io.provision.sandbox.cluster"
 #: so that one cloud's moto server is stopped when *its* last cluster is gone, whatever other
 #: sandbox clouds (other state folders) still run on the same engine.
 CLOUD_LABEL = "io.provision.sandbox.cloud"
+#: On each host container: the instance it plays, so that the moto server finds its console.
+INSTANCE_LABEL = "io.provision.sandbox.instance"
 #: Set to 1, the sandbox's hosts start with Docker and Compose installed (the stand-in for
 #: an AMI that ships Docker) instead of bare: for runs that are not about installing Docker,
 #: such as most of the test suite. Read once, when a run's endpoint mapping is made.
@@ -99,6 +102,7 @@ def endpoint_for(
                 public_key=ensure_key_file(instance.key_file),
                 labels={
                     CLUSTER_LABEL: cluster,
+                    INSTANCE_LABEL: instance.instance_id,
                     **({CLOUD_LABEL: str(cloud_dir)} if cloud_dir else {}),
                 },
                 network=cluster_network(cluster) if shared_network else None,
@@ -126,16 +130,17 @@ def existing_endpoint(cluster: str) -> Callable[[Instance], tuple[str, int]]:
     return endpoint
 
 
-def host_key_scanner(cluster: str) -> Callable[[str, int], str]:
-    """The host key of the sandbox host on that port, read from inside the container."""
-
-    def scan(address: str, port: int) -> str:
-        host = hosts.find_by_port(port, f"{CLUSTER_LABEL}={cluster}")
-        if host is None:
-            raise LookupError(f"no sandbox host of {cluster} on port {port}")
-        return hosts.host_key(host)
-
-    return scan
+def console_output(instance_id: str) -> str:
+    """What the instance's console shows: its host container's log, where the host prints
+    cloud-init's host-key block at every boot; "" while it has no host (or no engine)."""
+    try:
+        found = localdocker.container_ids(f"{INSTANCE_LABEL}={instance_id}")
+        if not found:
+            return ""
+        done = localdocker.docker("logs", found[0], check=False)
+    except (localdocker.EngineUnavailable, CommandError):
+        return ""
+    return done.stdout + done.stderr
 
 
 def remove_cluster(cluster: str) -> list[str]:

@@ -54,8 +54,12 @@ SERVICE_SUITE = "bookworm"
 
 # systemd as PID 1 and a nested Docker engine need these; `--privileged` fails
 # on machines whose bounding set lacks CAP_SYS_RESOURCE ("unable to apply caps").
+# `--tty` gives the host a /dev/console (systemd sends its own output to /dev/null
+# without one), the serial console whose text the container's log keeps and the
+# sandbox's EC2 answers GetConsoleOutput with.
 #: ``docker run`` options every host image needs.
 HOST_RUN_FLAGS = (
+    "--tty",
     "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
     "--security-opt", "seccomp=unconfined",
     "--security-opt", "apparmor=unconfined",

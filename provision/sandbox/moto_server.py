@@ -33,7 +33,7 @@ from typing import Any
 
 from provision.connection.keys import make_private_dir
 from provision.errors import CloudError
-from provision.sandbox import realism
+from provision.sandbox import cloud, realism
 
 _SEED = 20240601  # moto's ids are random: the same seed makes a replay give the same ids
 #: The realism layer's refusals, beside the recording: a replay refuses the same requests.
@@ -236,12 +236,15 @@ def main(argv: list[str] | None = None) -> None:
 
     port = (argv if argv is not None else sys.argv[1:])[0]
     _publish_stand_in_parameters()
-    if os.environ.get(realism.REALISM_ENV, "1") != "0":
-        # EC2's documented behaviours (pending, eventual consistency, buffered console,
-        # teardown order), on real seconds scaled down: ``realism.SANDBOX``.
-        recording = os.environ.get("MOTO_RECORDER_FILEPATH")
-        journal = Path(recording).with_name(JOURNAL) if recording else None
-        realism.install(realism.Layer(realism.SANDBOX, journal=journal))
+    # EC2's documented behaviours (pending, eventual consistency, buffered console, teardown
+    # order), on real seconds scaled down: ``realism.SANDBOX``; turned off, none of them
+    # (``realism.NONE``). Either way each instance's console is its host's (host keys).
+    on = os.environ.get(realism.REALISM_ENV, "1") != "0"
+    recording = os.environ.get("MOTO_RECORDER_FILEPATH")
+    journal = Path(recording).with_name(JOURNAL) if recording else None
+    scenario = realism.Scenario(console=cloud.console_output)
+    timings = realism.SANDBOX if on else realism.NONE
+    realism.install(realism.Layer(timings, scenario, journal=journal))
     moto_main(["-H", "127.0.0.1", "-p", str(int(port))])
 
 

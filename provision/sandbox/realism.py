@@ -37,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "BEHAVIOURS",
+    "NONE",
     "REAL",
     "REALISM_ENV",
     "SANDBOX",
@@ -117,6 +118,9 @@ REAL = Timings(pending=18, status_checks=180, consistency=3, console_buffer=300,
 #: Scaled down for the sandbox (real seconds): the same phases, a quick ``up``.
 SANDBOX = Timings(pending=1.5, status_checks=20, consistency=0.5, console_buffer=20,
                   teardown=1.0, burst=0, window=1.0)  # fmt: skip
+#: The layer turned off: moto's own timings (everything at once), only the scenario's hooks.
+NONE = Timings(pending=0, status_checks=0, consistency=0, console_buffer=0, teardown=0,
+               burst=0, window=1.0)  # fmt: skip
 
 
 @dataclass

@@ -55,6 +55,14 @@ def test_up_again_down_again(sandbox):
     ids = report["resources"]["created"]
     assert any(i.startswith("i-") for i in ids) and any(i.startswith("sg-") for i in ids)
     assert localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+    # The host key was pinned as on EC2: from the console output (the host printed it at
+    # boot; the sandbox's EC2 answered GetConsoleOutput with it), not trusted on first use,
+    # and it is the key the host's sshd presents.
+    (record,) = json.loads((cwd / ".provision" / name / "state.json").read_text())["instances"]
+    assert record["host_key_source"] == "console", record
+    (container,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+    presented = localdocker.docker("exec", container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub")
+    assert " ".join(presented.stdout.split()[:2]) in record["host_keys"], record
 
     # Routes from Python through the SSH tunnel; a request through OpenResty reaches echo.
     added = provision(
