@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from provision import errors as _errors
+
 if TYPE_CHECKING:
     from provision.api import Cluster, down, run_playbook, up, verify
     from provision.errors import (
@@ -72,21 +74,7 @@ __all__ = [
 _HOMES = {
     "provision.api": ("Cluster", "down", "run_playbook", "up", "verify"),
     "provision.run.options": ("Options",),
-    "provision.errors": (
-        "CloudError",
-        "ClusterFailed",
-        "CommandError",
-        "ConfigError",
-        "ConnectError",
-        "EngineUnavailable",
-        "Interrupted",
-        "LockHeld",
-        "ProvisionError",
-        "RouteError",
-        "SandboxError",
-        "TaskError",
-        "VerifyError",
-    ),
+    "provision.errors": tuple(_errors.__all__),  # light: no third-party import
     "provision.run.events": ("Event",),
     "provision.models": ("CheckResult", "HostSpec", "Result", "Status", "TaskResult"),
     "provision.run.report": ("HostRecap", "RunReport"),

@@ -33,15 +33,34 @@ RESUME_HINT = (
 )
 
 
+# The flags that playbook commands and cluster commands share, defined once.
+INVENTORY_OPTION = click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory file (default: the local sandbox).",
+)
+EXTRA_VARS_OPTION = click.option(
+    "-e",
+    "--extra-vars",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra variables (highest precedence); @file.yml loads a file.",
+)
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".provision"),
+    show_default=True,
+    help="Where keys, known_hosts and cluster state live.",
+)
+
+
 def run_options(func: F) -> F:
     """The flags every playbook command takes."""
     options = [
-        click.option(
-            "-i",
-            "--inventory",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Inventory file (default: the local sandbox).",
-        ),
+        INVENTORY_OPTION,
         click.option(
             "--host",
             "host",
@@ -57,14 +76,7 @@ def run_options(func: F) -> F:
         click.option("--diff", is_flag=True, help="Show file differences."),
         click.option("--tags", multiple=True, help="Only tasks with these tags (a,b)."),
         click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
-        click.option(
-            "-e",
-            "--extra-vars",
-            "extra",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Extra variables (highest precedence); @file.yml loads a file.",
-        ),
+        EXTRA_VARS_OPTION,
         click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON."),
         click.option(
             "--events",
@@ -83,13 +95,7 @@ def run_options(func: F) -> F:
             metavar="SECONDS",
             help="How long to keep retrying an SSH connection.",
         ),
-        click.option(
-            "--state-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=Path(".provision"),
-            show_default=True,
-            help="Where keys, known_hosts and cluster state live.",
-        ),
+        STATE_DIR_OPTION,
     ]
     for option in reversed(options):
         func = option(func)
@@ -329,26 +335,9 @@ def _bad_input() -> Iterator[None]:
 def cluster_options(func: F) -> F:
     """The flags of commands that act on an existing cluster."""
     options = [
-        click.option(
-            "-i",
-            "--inventory",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Inventory file (default: the local sandbox).",
-        ),
-        click.option(
-            "-e",
-            "--extra-vars",
-            "extra",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Extra variables (highest precedence).",
-        ),
-        click.option(
-            "--state-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=Path(".provision"),
-            show_default=True,
-        ),
+        INVENTORY_OPTION,
+        EXTRA_VARS_OPTION,
+        STATE_DIR_OPTION,
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
     for option in reversed(options):

@@ -28,7 +28,12 @@ from provision.connection.commands import put_argv, run_batched
 from provision.errors import CommandError, ConfigError
 from provision.models import HostSpec, Result
 
-__all__ = ["BaseConnection", "Remote"]
+__all__ = ["BaseConnection", "Chunks", "OnBytes", "Remote"]
+
+#: What ``_execute`` feeds to a command's stdin, chunk by chunk.
+Chunks = Iterable[bytes]
+#: Told how many bytes of input went out, as they go (progress); None: not told.
+OnBytes = Callable[[int], None] | None
 
 _CHUNK = 1 << 16
 
@@ -96,11 +101,7 @@ class BaseConnection:
 
     # -- the primitives a transport supplies ----------------------------------------------
     def _execute(
-        self,
-        argv: list[str],
-        chunks: Iterable[bytes],
-        timeout: float | None,
-        on_bytes: Callable[[int], None] | None,
+        self, argv: list[str], chunks: Chunks, timeout: float | None, on_bytes: OnBytes
     ) -> Result:
         """Run ``argv`` (already with sudo, if asked) feeding ``chunks`` to its stdin."""
         raise NotImplementedError

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 
-from provision.connection.base import BaseConnection, Duplex
+from provision.connection.base import BaseConnection, Chunks, Duplex, OnBytes
 from provision.models import HostSpec, Result
 
 __all__ = ["LocalConnection"]
@@ -34,11 +34,7 @@ class LocalConnection(BaseConnection):
         return os.geteuid() == 0
 
     def _execute(
-        self,
-        argv: list[str],
-        chunks: Iterable[bytes],
-        timeout: float | None,
-        on_bytes: Callable[[int], None] | None,
+        self, argv: list[str], chunks: Chunks, timeout: float | None, on_bytes: OnBytes
     ) -> Result:
         command = shlex.join(argv)
         # Output goes to files, so the process never blocks on a full pipe while we feed it.

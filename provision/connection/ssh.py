@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from provision.connection.base import BaseConnection, Duplex
+from provision.connection.base import BaseConnection, Chunks, Duplex, OnBytes
 from provision.connection.keys import make_private_dir
 from provision.errors import ConnectError
 from provision.models import HostSpec, Result
@@ -178,25 +178,12 @@ class Connection(BaseConnection):
                 allow_agent=key is None,
                 look_for_keys=key is None,
             )
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise ConnectError(
-                f"host key mismatch: expected {exc.expected_key.get_base64()[:16]}..., "
-                f"got {exc.key.get_base64()[:16]}...; refusing to connect",
-                host=self.host.target,
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise ConnectError(
-                f"authentication failed for user {self.host.user!r} with key "
-                f"{self.host.key_file}: {exc}",
-                host=self.host.target,
-            ) from exc
         except paramiko.SSHException as exc:
             client.close()
-            if "host key" in str(exc) and "not in" in str(exc):
-                raise ConnectError(str(exc), host=self.host.target) from exc
-            raise
+            refused = self._refusal(exc)
+            if refused is None:
+                raise
+            raise ConnectError(refused, host=self.host.target) from exc
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(self.keepalive)
@@ -226,13 +213,25 @@ class Connection(BaseConnection):
         for client in clients:
             client.close()
 
+    def _refusal(self, exc: paramiko.SSHException) -> str | None:
+        """What a refused connection means (a host key or the login); None for other errors."""
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return (
+                f"host key mismatch: expected {exc.expected_key.get_base64()[:16]}..., "
+                f"got {exc.key.get_base64()[:16]}...; refusing to connect"
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return (
+                f"authentication failed for user {self.host.user!r} with key "
+                f"{self.host.key_file}: {exc}"
+            )
+        if "host key" in str(exc) and "not in" in str(exc):
+            return str(exc)
+        return None
+
     # -- the primitives ----------------------------------------------------------------------
     def _execute(
-        self,
-        argv: list[str],
-        chunks: Iterable[bytes],
-        timeout: float | None,
-        on_bytes: Callable[[int], None] | None,
+        self, argv: list[str], chunks: Chunks, timeout: float | None, on_bytes: OnBytes
     ) -> Result:
         command = shlex.join(argv)
         pending = iter(chunks)

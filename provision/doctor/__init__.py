@@ -11,7 +11,6 @@ after the folder, as the playbooks run them.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from provision.doctor import _sources as dc
 from provision.errors import ConfigError
+from provision.models.names import is_ip, is_loopback
 
 __all__ = [
     "CLUSTER_NO_ANNOUNCE",
@@ -137,18 +137,6 @@ _STRING = re.compile(r"""(["'])([^"']+)\1""")
 _GETENV = re.compile(r"""getenv\s*\(\s*(["'])[^"']*\1\s*\)""")
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(host: str) -> bool:
-    return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
-
-
 def _connect_hosts(src: dc.Source) -> Iterator[tuple[int, str, int]]:
     """(connect line, host literal, line of that literal) for each resolvable connect call."""
     for number, text in src.numbered():
@@ -178,14 +166,14 @@ def _lua_findings(
     loaders = _loaders(nginx, lua)
     for src in [*lua, *nginx]:
         for line, host, host_line in _connect_hosts(src):
-            if _is_loopback(host):
+            if is_loopback(host):
                 yield _finding(
                     src.path,
                     host_line,
                     LOOPBACK_REDIS,
                     f"Lua connects to {host} from inside a container",
                 )
-            elif not _is_ip(host) and not host.startswith("unix:"):
+            elif not is_ip(host) and not host.startswith("unix:"):
                 missing = _without_resolver(src, loaders, nginx)
                 if missing:
                     yield _finding(
@@ -286,14 +274,14 @@ def _nginx_line(
     proxy = _PROXY_PASS.search(text)
     if proxy and "$" not in proxy.group(1) and proxy.group(1) not in upstreams:
         host = proxy.group(1)
-        if not _is_ip(host) and host != "localhost":
+        if not is_ip(host) and host != "localhost":
             yield _finding(
                 path, number, STATIC_PROXY_PASS, f"proxy_pass to the fixed host name {host!r}"
             )
     server = _SERVER.match(text) if upstream else None
     if (
         server
-        and not _is_ip(server.group(1))
+        and not is_ip(server.group(1))
         and server.group(1) != "localhost"
         and (" resolve" not in text)
     ):
@@ -313,7 +301,7 @@ def _compose_findings(projects: list[dc.Project], envs: list[dc.Source]) -> Iter
             continue  # host or container network mode: loopback may be right, DNS is moot
         for env in service.env:
             host = dc.host_of(env.value)
-            if _is_loopback(host) and _redisish(env.key, env.value):
+            if is_loopback(host) and _redisish(env.key, env.value):
                 yield _finding(
                     env.file,
                     env.line,
@@ -334,7 +322,7 @@ def _compose_findings(projects: list[dc.Project], envs: list[dc.Source]) -> Iter
     for src in envs:
         for number, text in src.numbered():
             key, _, value = text.strip().partition("=")
-            if _is_loopback(dc.host_of(value.strip())) and _redisish(key, value):
+            if is_loopback(dc.host_of(value.strip())) and _redisish(key, value):
                 yield _finding(
                     src.path,
                     number,

@@ -20,6 +20,8 @@ __all__ = [
     "check_port",
     "check_region",
     "check_seconds",
+    "is_ip",
+    "is_loopback",
     "whole_number",
 ]
 
@@ -130,3 +132,21 @@ def check_address(value: Any, field: str) -> str:
         except ValueError:
             pass
     raise ConfigError(f"invalid host address {value!r}: a DNS name or an IP address", field=field)
+
+
+def is_ip(value: str) -> bool:
+    """Whether ``value`` is an IPv4 or IPv6 address (not a name)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: inside a container, the container itself."""
+    import ipaddress
+
+    return host == "localhost" or (is_ip(host) and ipaddress.ip_address(host).is_loopback)

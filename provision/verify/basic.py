@@ -10,6 +10,7 @@ from provision.cluster import lookup
 from provision.cluster.layout import Layout
 from provision.connection.base import Remote
 from provision.models import CheckResult
+from provision.models.names import is_loopback
 from provision.verify import probes as c
 
 __all__ = [
@@ -239,14 +240,14 @@ def check_negative_control(conn: Remote, config: Layout) -> CheckResult:
         "error": error[:4],
         "REDIS_HOST": host,
     }
-    if refused and not c.loopback(host):
+    if refused and not is_loopback(host):
         return CheckResult(
             "negative-control",
             True,
             f"127.0.0.1:6379 refused inside openresty; REDIS_HOST={host}",
             evidence,
         )
-    why = "REDIS_HOST is a loopback address" if c.loopback(host) else "127.0.0.1:6379 not refused"
+    why = "REDIS_HOST is a loopback address" if is_loopback(host) else "127.0.0.1:6379 not refused"
     evidence.update(failure_evidence(conn, config, ("openresty", "openresty")))
     return CheckResult("negative-control", False, why, evidence)
 

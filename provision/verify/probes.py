@@ -20,7 +20,6 @@ __all__ = [
     "HttpReply",
     "env_of",
     "http_get",
-    "loopback",
     "network_gateway",
     "parse_gateway",
     "parse_getent",
@@ -137,18 +136,6 @@ def router_details(conn: Remote, config: Layout) -> Any:
 
 def tail(text: str, lines: int = 30) -> list[str]:
     return text.strip().splitlines()[-lines:]
-
-
-def loopback(host: str) -> bool:
-    return host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def env_of(conn: Remote, config: Layout, cid: str) -> dict[str, str]:
