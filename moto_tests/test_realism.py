@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from moto_tests.conftest import REGION, BannerServer, make_spec, new_session, operator
-from provision.aws import down, instances, up
+from provision.aws import down, find_ended, find_hosts, instances, up
 from provision.aws.calls import make_clients
 from provision.aws.results import DEFAULT_TIMEOUTS
 from provision.errors import CloudError, ConfigError
@@ -177,6 +177,21 @@ def test_realism_client_token(realism, state_dir):
         instances.launch(clients, dataclasses.replace(request, count=2), TAGS, interval=1.0)
     assert "IdempotentParameterMismatch" in (mismatch.value.code or "")
     assert realism.layer.seen["client_token"] == 2
+
+
+def test_realism_shutdown(realism, state_dir, server):
+    """The ttl schedule powers the OS off: EC2 terminates the instance (it was launched with
+    InstanceInitiatedShutdownBehavior=terminate) and says why; status finds it ended."""
+    keys_on_console(realism)
+    (host,) = real_up(state_dir, server).instances
+    realism.layer.scenario.powered_off = lambda: {host.instance_id}
+    realism.clock.sleep(layer_module.POWER_POLL)
+    assert find_hosts("alpha", region=REGION, session=new_session()) == []
+    (ended,) = find_ended("alpha", region=REGION, session=new_session())
+    assert ended["instance_id"] == host.instance_id and ended["state"] == "terminated"
+    assert ended["state_reason"] == "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
+    assert ended["expires_at"].endswith("Z")  # its provision:expires-at tag
+    assert realism.layer.seen["shutdown"] == 1
 
 
 def test_realism_teardown(realism, state_dir, server):

@@ -42,26 +42,41 @@ def _schedule(expires_at: str) -> str:
 
 
 def _run_schedule(tmp_path: Path, expires: dt.datetime) -> str:
-    """The per-boot schedule run by a real sh and GNU date, with ``shutdown`` recording its
-    arguments instead of powering anything off."""
+    """The per-boot schedule run by a real sh and GNU date, with ``systemd-run`` and
+    ``systemctl`` recording their arguments instead of powering anything off."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
-    fake = bindir / "shutdown"
-    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/called\n')
-    fake.chmod(0o755)
+    for name in ("systemd-run", "systemctl"):
+        fake = bindir / name
+        fake.write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp_path}/called\n')
+        fake.chmod(0o755)
+    (tmp_path / "called").unlink(missing_ok=True)
     schedule = tmp_path / "provision-ttl"
     schedule.write_text(_schedule(expires.strftime("%Y-%m-%dT%H:%M:%SZ")))
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
     subprocess.run(["sh", str(schedule)], check=True, env=env, timeout=10)
-    return (tmp_path / "called").read_text().strip()
+    return (tmp_path / "called").read_text().strip().splitlines()[-1]
 
 
-def test_the_schedule_counts_the_minutes_left_and_powers_off_at_once_when_past(tmp_path: Path):
+def test_the_schedule_counts_the_seconds_left_and_powers_off_at_once_when_past(tmp_path: Path):
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     later = _run_schedule(tmp_path, now + dt.timedelta(minutes=90, seconds=30))
-    assert later.startswith("-P +") and 89 <= int(later.split()[1][1:]) <= 90, later
+    assert later.startswith("systemd-run --unit=provision-ttl "), later
+    (active,) = [w for w in later.split() if w.startswith("--on-active=")]
+    assert 5425 <= int(active.removeprefix("--on-active=").removesuffix("s")) <= 5430, later
+    assert later.endswith(" systemctl poweroff"), later
     past = _run_schedule(tmp_path, now - dt.timedelta(minutes=5))
-    assert past.startswith("-P now"), past
+    assert past == "systemctl poweroff", past
+
+
+def test_the_schedule_never_uses_shutdown_s_minutes(tmp_path: Path):
+    """`shutdown +N` counts whole minutes (a power-off up to a minute early or late) and
+    writes /run/nologin for its last five: every login but root's refused, so a cluster
+    with a short ttl could not even be converged. A timer to the second does neither."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    soon = _run_schedule(tmp_path, now + dt.timedelta(seconds=40))
+    assert "--on-active=" in soon and "shutdown" not in soon, soon
+    assert "shutdown" not in _schedule("2026-12-07T05:00:00Z")
 
 
 def test_a_malformed_expiry_is_refused():

@@ -48,6 +48,9 @@ def _in_ci() -> bool:
 # left the swarm module to the end, one worker running it while the other had nothing to do).
 # The rest follow in their own order, the quick unit and moto tests last, to fill the gaps.
 LONGEST_FIRST = (
+    # ~130 s, nearly all of it waiting for the host's power-off at its ttl: first, so that the
+    # other worker has the machine meanwhile.
+    "integration/test_sandbox_ttl.py",
     "integration/test_swarm.py",  # ~220 s
     "integration/test_pipeline.py",  # ~170 s
     "integration/test_pytest_plugin_faults.py",  # ~130 s

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provision.aws.calls import Clients, make_clients
-    from provision.aws.discovery import find_hosts
+    from provision.aws.discovery import find_ended, find_hosts
     from provision.aws.hostkeys import (
         decide_host_keys,
         known_hosts_name,
@@ -38,6 +38,7 @@ __all__ = [
     "decide_host_keys",
     "down",
     "enabled_regions",
+    "find_ended",
     "find_hosts",
     "known_hosts_name",
     "make_clients",
@@ -54,6 +55,7 @@ _HOME = {
     "known_hosts_name": "hostkeys",
     "parse_console_host_keys": "hostkeys",
     "write_known_hosts": "hostkeys",
+    "find_ended": "discovery",
     "find_hosts": "discovery",
     "up": "lifecycle",
     "ClusterResult": "results",

@@ -55,3 +55,21 @@ def find_hosts(
             host = replace(host, address=address, port=port)
         hosts.append(host)
     return hosts
+
+
+def find_ended(
+    cluster: str, *, region: str, session: Any = None, endpoint_url: str | None = None
+) -> list[dict[str, Any]]:
+    """The cluster's instances that are no longer running (EC2 shows a terminated one for about
+    an hour): name, ID, state, AWS's ``StateReason`` and the expiry tag, in launch order. An
+    instance that reached its ttl powers itself off and is terminated
+    (``Client.InstanceInitiatedShutdown``)."""
+    check_cluster_name(cluster)
+    clients = make_clients(region, session=session, endpoint_url=endpoint_url)
+    states = ["shutting-down", "terminated", "stopping", "stopped"]
+    return [{"name": host_name(cluster, described),
+             "instance_id": str(described["InstanceId"]),
+             "state": described.get("State", {}).get("Name", ""),
+             "state_reason": described.get("StateReason", {}).get("Message", ""),
+             "expires_at": tag_dict(described.get("Tags")).get(EXPIRES_AT)}
+            for described in find_instances(clients, cluster, states=states)]  # fmt: skip

@@ -4,10 +4,12 @@
 ``provision sweep``. The instance now ends itself: launched with
 ``InstanceInitiatedShutdownBehavior=terminate`` (an OS shutdown terminates it, where an
 EBS-backed instance would otherwise only stop and keep its volume costing), it schedules a
-power-off at the cluster's ``provision:expires-at`` time. The schedule is a cloud-init
-per-boot script, since ``shutdown +N`` lives in memory and a reboot would drop it; it is
-written and run once by the user-data (cloud-init runs that once per instance, late in boot)
-and again at every boot after.
+power-off at the cluster's ``provision:expires-at`` time, to the second: a transient systemd
+timer (``systemd-run --on-active``), not ``shutdown +N``, which counts whole minutes and
+refuses every login but root's for the last five (``/run/nologin``). The schedule is a
+cloud-init per-boot script, since the timer lives in memory and a reboot would drop it; it
+is written and run once by the user-data (cloud-init runs that once per instance, late in
+boot) and again at every boot after.
 
 User-data is readable by any process on the instance (instance metadata), so it carries no
 secret: only the expiry time. It stays far below EC2's 16 KB limit.
@@ -29,14 +31,15 @@ PER_BOOT = "/var/lib/cloud/scripts/per-boot/provision-ttl"
 
 _SCHEDULE = """#!/bin/sh
 # provision: power off at the cluster's expiry (InstanceInitiatedShutdownBehavior=terminate
-# makes that a termination). Run by cloud-init at every boot.
+# makes that a termination). Run by cloud-init at every boot: the timer lives in memory.
 deadline=$(date -u -d '{expires}' +%s) || exit 1
 left=$(( deadline - $(date -u +%s) ))
-if [ "$left" -le 60 ]; then
-    shutdown -P now 'provision: ttl reached'
-else
-    shutdown -P "+$(( left / 60 ))" 'provision: ttl reached'
+if [ "$left" -le 0 ]; then
+    exec systemctl poweroff
 fi
+systemctl stop provision-ttl.timer 2>/dev/null
+exec systemd-run --unit=provision-ttl --description='provision: ttl reached' \\
+    --on-active="${{left}}s" --timer-property=AccuracySec=1s systemctl poweroff
 """
 
 

@@ -445,14 +445,19 @@ def status(**kw: Any) -> None:
     if kw["as_json"]:
         click.echo(json.dumps(hosts, indent=2))
         return
-    for host in hosts:
+    running = [h for h in hosts if h["state"] == "running"]
+    for host in running:
         click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
-    if not hosts:
+    for host in hosts:
+        if host["state"] != "running":
+            click.echo(f"{host['name']:<20} {host['state']:<28} {host['state_reason']}")
+    if not running:
         click.echo("no running host", err=True)
     if any(h.get("expired") for h in hosts):
-        click.echo(f"the cluster expired at {hosts[0]['expires_at']}: its hosts power "
-                   "themselves off; `provision down` removes it now", err=True)  # fmt: skip
-    elif hosts and hosts[0].get("expires_at"):
+        what = "power themselves off" if running else "powered themselves off"
+        click.echo(f"the cluster expired at {hosts[0]['expires_at']}: its hosts {what}; "
+                   "`provision down` removes what is left", err=True)  # fmt: skip
+    elif running and running[0].get("expires_at"):
         click.echo(f"expires at {hosts[0]['expires_at']}", err=True)
 
 

@@ -141,14 +141,23 @@ def host_entry(instance: Instance, target: Target) -> dict[str, Any]:
 
 
 def status(target: Target, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """The cluster's running hosts as plain data (name, id, SSH target, public IP, URL, when
-    it expires and whether it has: an expired host powers itself off)."""
+    """The cluster's running hosts as plain data (name, id, state, SSH target, public IP,
+    URL, when it expires and whether it has: an expired host powers itself off); with none
+    running, the instances that ended (state, AWS's reason), such as those that powered
+    themselves off at the expiry."""
     moment = now or dt.datetime.now(dt.timezone.utc)
-    return [{"name": i.name, "instance_id": i.instance_id,
-             "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
-             "url": host_entry(i, target)["url"], "expires_at": i.expires_at,
-             "expired": expired(i.expires_at, moment)}
-            for i in find(target)]  # fmt: skip
+    running = [{"name": i.name, "instance_id": i.instance_id, "state": "running",
+                "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
+                "url": host_entry(i, target)["url"], "expires_at": i.expires_at,
+                "expired": expired(i.expires_at, moment)}
+               for i in find(target)]  # fmt: skip
+    if running or (target.cloud == "sandbox" and not _sandbox_exists(target)):
+        return running
+    from provision import aws
+
+    with _endpoint(target, read_only=True) as url:
+        ended = aws.find_ended(target.cluster, region=target.region, endpoint_url=url)
+    return [{**i, "expired": expired(i["expires_at"], moment)} for i in ended]
 
 
 def expired(expires_at: str | None, now: dt.datetime) -> bool:
@@ -175,16 +184,18 @@ def up(
         {"cluster": target.cluster, "region": target.region, **spec_vars}
     )
     extra: dict[str, Any] = {"trust_on_first_use": trust_on_first_use}
-    if target.cloud == "sandbox":
-        from provision.sandbox import cloud
-
-        # Host keys as on EC2: from the console output (the host prints them at boot).
-        extra = {**extra,
-                 "endpoint_for": cloud.endpoint_for(target.cluster, progress=say,
-                                                    shared_network=spec.swarm,
-                                                    cloud_dir=cloud.sandbox_dir(target.state_dir)),
-                 "timeouts": aws.Timeouts(poll=0.5)}  # fmt: skip
     with _endpoint(target) as url:
+        if target.cloud == "sandbox" and url is not None:
+            from provision.sandbox import cloud
+
+            # As on EC2: host keys from the console output (the host prints them at boot),
+            # the user-data run by the host at its first boot.
+            extra = {**extra,
+                     "endpoint_for": cloud.endpoint_for(
+                         target.cluster, progress=say, shared_network=spec.swarm,
+                         cloud_dir=cloud.sandbox_dir(target.state_dir),
+                         user_data=cloud.user_data_reader(target.region, url)),
+                     "timeouts": aws.Timeouts(poll=0.5)}  # fmt: skip
         return aws.up(
             spec,
             state_dir=target.state_dir,

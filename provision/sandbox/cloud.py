@@ -9,11 +9,13 @@ server answers ``GetConsoleOutput`` from that console (``console_output``).
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from provision.aws.hostkeys import BEGIN
 from provision.connection.keys import ensure_key_file
 from provision.errors import CommandError, SandboxError
 from provision.sandbox import hosts, images, localdocker
@@ -28,8 +30,10 @@ __all__ = [
     "console_output",
     "endpoint_for",
     "host_for_instance",
+    "powered_off",
     "remove_cluster",
     "sandbox_dir",
+    "user_data_reader",
 ]
 
 CLUSTER_LABEL = "io.provision.sandbox.cluster"
@@ -80,12 +84,14 @@ def endpoint_for(
     progress: Callable[[str], None] | None = None,
     shared_network: bool = False,
     cloud_dir: Path | None = None,
+    user_data: Callable[[str], str] | None = None,
 ) -> Callable[[Instance], tuple[str, int]]:
     """For ``provision.aws.up``: an instance → the loopback address and port of its host
     container, started (with the cluster's public key) on first sight. With
     ``shared_network`` (a Swarm cluster) the hosts join one network: ``cluster_network``.
     The hosts start bare, or Docker-ready when ``DOCKER_READY_ENV`` is 1 (and then with the
-    service images loaded when ``PRELOADED_ENV`` is 1 too)."""
+    service images loaded when ``PRELOADED_ENV`` is 1 too). ``user_data`` (an instance ID →
+    what it was launched with: ``user_data_reader``) is run by each host at its first boot."""
     docker_ready = os.environ.get(DOCKER_READY_ENV, "") == "1"
     preloaded = docker_ready and os.environ.get(PRELOADED_ENV, "") == "1"
 
@@ -108,10 +114,26 @@ def endpoint_for(
                 network=cluster_network(cluster) if shared_network else None,
                 docker_ready=docker_ready,
                 preloaded=preloaded,
+                user_data=user_data(instance.instance_id) if user_data else "",
             )
         return host.address, host.port
 
     return endpoint
+
+
+def user_data_reader(region: str, endpoint_url: str) -> Callable[[str], str]:
+    """An instance ID → the user-data ``RunInstances`` received (the sandbox's EC2 keeps it),
+    read as an instance's cloud-init reads it from the instance metadata; "" for none."""
+    from provision.aws.calls import call, make_clients
+
+    def read(instance_id: str) -> str:
+        ec2 = make_clients(region, endpoint_url=endpoint_url).ec2
+        answer = call(ec2, "describe_instance_attribute",
+                      {"InstanceId": instance_id, "Attribute": "userData"})  # fmt: skip
+        value = answer.get("UserData", {}).get("Value")
+        return base64.b64decode(value).decode("utf-8") if value else ""
+
+    return read
 
 
 def existing_endpoint(cluster: str) -> Callable[[Instance], tuple[str, int]]:
@@ -141,6 +163,33 @@ def console_output(instance_id: str) -> str:
     except (localdocker.EngineUnavailable, CommandError):
         return ""
     return done.stdout + done.stderr
+
+
+#: The line the kernel prints as a machine powers off; the host's power-off.service prints it
+#: on the console (a ``docker stop`` halts instead: no line).
+POWER_DOWN = "reboot: Power down"
+
+
+def powered_off() -> set[str]:
+    """The instances whose host container ended by powering itself off (``systemctl
+    poweroff``, as the ttl schedule does): stopped, with ``POWER_DOWN`` on its console after
+    its last boot (the last host-key block)."""
+    try:
+        found = localdocker.docker(
+            "ps", "--all", "--filter", f"label={INSTANCE_LABEL}", "--filter", "status=exited",
+            "--format", f'{{{{.ID}}}} {{{{.Label "{INSTANCE_LABEL}"}}}}', check=False,
+        ).stdout  # fmt: skip
+        off = set()
+        for line in found.splitlines():
+            container, _, instance_id = line.strip().partition(" ")
+            if not instance_id:
+                continue
+            console = localdocker.docker("logs", container, check=False).stdout
+            if POWER_DOWN in console[console.rfind(BEGIN) :]:
+                off.add(instance_id)
+        return off
+    except (localdocker.EngineUnavailable, CommandError):
+        return set()
 
 
 def remove_cluster(cluster: str) -> list[str]:

@@ -100,6 +100,7 @@ def start_host(
     network: str | None = None,
     docker_ready: bool = False,
     preloaded: bool = False,
+    user_data: str = "",
 ) -> SandboxHost:
     """Start a sandbox host whose user ``admin`` accepts ``public_key``.
 
@@ -110,6 +111,8 @@ def start_host(
     starts with Docker and Compose installed (``images.docker_ready_image``), as from an
     AMI that ships them; otherwise it is bare. ``preloaded`` (with ``docker_ready``): its
     engine also holds the service images (``seed.fill``), as from an AMI baked with them.
+    ``user_data``: what the instance was launched with; the host's cloud-init stand-in runs
+    it late in its first boot, as cloud-init runs an EC2 instance's (a script, ``#!``).
     Does not wait for SSH: call ``wait_for_ssh``.
     """
     if preloaded and not docker_ready:
@@ -123,7 +126,7 @@ def start_host(
         raise ConfigError(
             f"sandbox host {name!r} already exists; remove it first (remove_host)", field="name"
         )
-    keydir = _write_key_dir(public_key)
+    keydir = _write_key_dir(public_key, user_data)
     all_labels = {**(labels or {}), _HOST_LABEL: name, _KEYDIR_LABEL: str(keydir)}
     label_args = [arg for k, v in all_labels.items() for arg in ("--label", f"{k}={v}")]
     volume = _volume_name(name)
@@ -137,6 +140,7 @@ def start_host(
             *images.HOST_RUN_FLAGS,
             "--volume", f"{volume}:/var/lib/docker",
             "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
+            "--volume", f"{keydir / _SEED}:/var/lib/cloud/seed/nocloud:ro",
             *(["--network", network] if network else []),
         ])  # fmt: skip
         port = localdocker.published_port(container_id, "22/tcp")
@@ -172,14 +176,21 @@ def _run_on_fixed_ports(image: str, name: str, options: list[str]) -> str:
     raise AssertionError("unreachable")
 
 
-def _write_key_dir(public_key: str) -> Path:
+#: The folder (in the key folder) of the host's NoCloud seed: its ``user-data``.
+_SEED = "seed"
+
+
+def _write_key_dir(public_key: str, user_data: str = "") -> Path:
     # sshd reads the key as the user (StrictModes): root-owned, not writable
-    # by others, and traversable by `admin`.
+    # by others, and traversable by `admin`. The seed beside it is root's only.
     keydir = Path(tempfile.mkdtemp(prefix=_KEYDIR_PREFIX))
     keydir.chmod(0o755)
     keyfile = keydir / "admin"
     keyfile.write_text(public_key.strip() + "\n", encoding="utf-8")
     keyfile.chmod(0o644)
+    seed = keydir / _SEED
+    seed.mkdir(mode=0o700)
+    (seed / "user-data").write_text(user_data, encoding="utf-8")
     return keydir
 
 

@@ -238,11 +238,12 @@ def main(argv: list[str] | None = None) -> None:
     _publish_stand_in_parameters()
     # EC2's documented behaviours (pending, eventual consistency, buffered console, teardown
     # order), on real seconds scaled down: ``realism.SANDBOX``; turned off, none of them
-    # (``realism.NONE``). Either way each instance's console is its host's (host keys).
+    # (``realism.NONE``). Either way each instance's console is its host's (host keys), and
+    # a host that powers itself off (its ttl) terminates its instance.
     on = os.environ.get(realism.REALISM_ENV, "1") != "0"
     recording = os.environ.get("MOTO_RECORDER_FILEPATH")
     journal = Path(recording).with_name(JOURNAL) if recording else None
-    scenario = realism.Scenario(console=cloud.console_output)
+    scenario = realism.Scenario(console=cloud.console_output, powered_off=cloud.powered_off)
     timings = realism.SANDBOX if on else realism.NONE
     realism.install(realism.Layer(timings, scenario, journal=journal))
     moto_main(["-H", "127.0.0.1", "-p", str(int(port))])

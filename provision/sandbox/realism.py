@@ -93,6 +93,10 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     Behaviour("client_token", "the same ClientToken returns the first reservation; other "
               "parameters under it answer `IdempotentParameterMismatch`",
               "EC2 API reference, ensuring idempotency"),
+    Behaviour("shutdown", "an instance whose OS powers off (provision's ttl schedule) is "
+              "terminated, `InstanceInitiatedShutdownBehavior=terminate`, with the "
+              "`StateReason` `Client.InstanceInitiatedShutdown`", "EC2 User Guide, change "
+              "the instance initiated shutdown behavior; StateReason codes"),
     Behaviour("teardown", "a security group answers `DependencyViolation` until its "
               "instances' network interfaces are gone, a while after `terminated`",
               "EC2 User Guide, delete a security group", "seconds to a minute"),
@@ -134,6 +138,13 @@ class Scenario:
     dies_at_launch: tuple[str, str] | None = None
     #: instance id -> what its console shows now (default: moto's canned text)
     console: Callable[[str], str] | None = None
+    #: the ids of the instances whose OS has powered off (asked at most every
+    #: ``POWER_POLL`` seconds: it may be slow): each then goes as its shutdown behaviour says
+    powered_off: Callable[[], set[str]] | None = None
+
+
+#: How often (layer clock seconds) the scenario's ``powered_off`` is asked.
+POWER_POLL = 2.0
 
 
 class RealismError(Exception):
@@ -163,6 +174,8 @@ class Layer:
         self.journal = journal
         self.refusals: dict[str, tuple[str, str]] = {}
         self.occurrences: Counter[str] = Counter()
+        self._powered_off: set[str] = set()
+        self._power_asked = -POWER_POLL
         if journal is not None and journal.exists():
             for line in journal.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
@@ -226,6 +239,29 @@ class Layer:
             self.seen["dies_at_launch"] += 1
         elif instance._state.name == "pending":
             instance._state.name, instance._state.code = "running", 16
+        elif instance._state.name == "running" and instance.id in self.powered_off():
+            self.shut_down(instance)
+
+    def powered_off(self) -> set[str]:
+        ask = self.scenario.powered_off
+        if ask is not None and self.clock() - self._power_asked >= POWER_POLL:
+            self._power_asked = self.clock()
+            self._powered_off = ask()
+        return self._powered_off
+
+    def shut_down(self, instance: Any) -> None:
+        """The instance's OS powered off: terminated or stopped, as it was launched to."""
+        if instance.instance_initiated_shutdown_behavior == "terminate":
+            instance._state.name, instance._state.code = "terminated", 48
+            self.terminated[instance.id] = self.clock()
+        else:
+            instance._state.name, instance._state.code = "stopped", 80
+        instance._reason = "User initiated"
+        instance.state_reason = _state_reason(
+            "Client.InstanceInitiatedShutdown",
+            "Client.InstanceInitiatedShutdown: Instance initiated shutdown",
+        )
+        self.seen["shutdown"] += 1
 
     def status_ok(self, instance: Any) -> bool:
         launched = self.launched.get(instance.id)

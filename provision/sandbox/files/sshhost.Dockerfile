@@ -1,6 +1,7 @@
 # An EC2-like Debian host: systemd as PID 1, sshd, a sudo-capable `admin`
-# user (as on Debian's cloud images), and nothing else: provision itself
-# installs Docker on it over SSH, so the host must start bare.
+# user (as on Debian's cloud images), cloud-init's final stage (the user-data
+# and per-boot scripts; `cloud-init status`), and nothing else: provision
+# itself installs Docker on it over SSH, so the host must start bare.
 ARG SUITE=bookworm
 FROM provision/debian-base:${SUITE}
 ARG SUITE=bookworm
@@ -21,9 +22,13 @@ RUN apt-get update \
  && systemctl enable ssh.service
 COPY sudoers-admin /etc/sudoers.d/90-admin
 COPY sshd-provision.conf /etc/ssh/sshd_config.d/10-provision.conf
-COPY ssh-hostkeys.service /etc/systemd/system/ssh-hostkeys.service
+COPY ssh-hostkeys.service cloud-final.service power-off.service /etc/systemd/system/
+COPY cloud-final /usr/lib/provision/cloud-final
+COPY cloud-init /usr/bin/cloud-init
 RUN chmod 0440 /etc/sudoers.d/90-admin \
- && systemctl enable ssh-hostkeys.service
+ && chmod 0755 /usr/lib/provision/cloud-final /usr/bin/cloud-init \
+ && mkdir -p /var/lib/cloud/seed/nocloud \
+ && systemctl enable ssh-hostkeys.service cloud-final.service power-off.service
 ENV container=docker
 STOPSIGNAL SIGRTMIN+3
 EXPOSE 22

@@ -1,0 +1,76 @@
+"""A cluster's ttl on the sandbox, as on EC2: the host runs the user-data it was launched with
+at its first boot (the sandbox's cloud-init), which schedules a power-off at the cluster's
+expiry; at the expiry the host powers itself off, the sandbox's EC2 terminates its instance
+(``InstanceInitiatedShutdownBehavior=terminate``, ``Client.InstanceInitiatedShutdown``), and
+``provision status`` says the cluster expired; ``down`` removes what is left."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from provision.aws.userdata import PER_BOOT
+from provision.sandbox import cloud, localdocker
+from provision.sandbox.moto_server import stop_server
+from tests import bounds
+from tests.helpers import left_behind, provision
+
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
+
+
+def host_id(cwd, name: str) -> str:
+    (record,) = json.loads((cwd / ".provision" / name / "state.json").read_text())["instances"]
+    return str(record["instance_id"])
+
+
+def _state(container: str) -> str:
+    found = localdocker.docker("inspect", "--format", "{{.State.Status}}", container, check=False)
+    return found.stdout.strip() or "gone"
+
+
+def test_a_two_minute_ttl_powers_the_host_off_and_status_says_the_cluster_expired(
+    tmp_path, sandbox_images
+):
+    name = f"ttl-{uuid.uuid4().hex[:6]}"
+    cluster = ("-e", f"cluster_name={name}")
+    try:
+        launched_by = time.monotonic()
+        up = provision(tmp_path, "up", "--tags", "cloud", *cluster, "-e", "ttl=2m")
+        assert up.returncode == 0, up.stderr
+        (container,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
+        # The user-data ran at the first boot: cloud-init is done and the schedule in place.
+        init = localdocker.docker("exec", container, "timeout", "60", "cloud-init", "status",
+                                  "--wait", check=False)  # fmt: skip
+        assert init.ok and "status: done" in init.stdout, (init.stdout, init.stderr)
+        assert localdocker.docker("exec", container, "test", "-x", PER_BOOT, check=False).ok
+        before = provision(tmp_path, "status", *cluster)
+        assert before.returncode == 0 and "expires at" in before.stderr, before.stderr
+
+        # The host powers itself off by the deadline, without anyone running anything.
+        while _state(container) == "running":
+            waited = time.monotonic() - launched_by
+            assert waited < bounds.TTL_POWER_OFF, f"still running {waited:.0f} s after launch"
+            time.sleep(2)
+        assert _state(container) == "exited"
+        assert localdocker.container_ids(f"{cloud.INSTANCE_LABEL}={host_id(tmp_path, name)}")
+        assert cloud.powered_off() >= {host_id(tmp_path, name)}  # the console says so
+
+        after = provision(tmp_path, "status", "--json", *cluster)
+        assert after.returncode == 0, after.stderr
+        (host,) = json.loads(after.stdout)
+        assert host["state"] == "terminated" and host["expired"] is True, host
+        assert host["state_reason"].startswith("Client.InstanceInitiatedShutdown"), host
+        said = provision(tmp_path, "status", *cluster)
+        assert "the cluster expired at" in said.stderr, said.stderr
+        assert "powered themselves off" in said.stderr, said.stderr
+
+        down = provision(tmp_path, "down", *cluster)
+        assert down.returncode == 0, down.stderr
+        assert left_behind(name) == []
+    finally:
+        provision(tmp_path, "down", *cluster)
+        cloud.remove_cluster(name)
+        stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
