@@ -41,6 +41,19 @@ if TYPE_CHECKING:
     from provision.run.options import Options
     from provision.run.report import HostRecap, RunReport
 
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("provision")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
+#: The installed distribution's version (``pip show provision``).
+__version__: str = _version()
+
 __all__ = [
     "CheckResult",
     "CloudError",
@@ -65,6 +78,7 @@ __all__ = [
     "TaskError",
     "TaskResult",
     "VerifyError",
+    "__version__",
     "down",
     "run_playbook",
     "up",
@@ -82,11 +96,13 @@ _HOMES = {
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'provision' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+if not TYPE_CHECKING:  # a type checker sees only the names above: a misspelt one is an error
+
+    def __getattr__(name: str) -> Any:
+        module = _WHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module 'provision' has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
 
 
 def __dir__() -> list[str]:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
@@ -36,6 +36,9 @@ from provision.run.events import EventSink
 from provision.run.lock import RunLock
 from provision.run.options import Options
 from provision.run.report import RunReport
+
+if TYPE_CHECKING:
+    from provision.api.routes import ClusterRoutes
 
 __all__ = [
     "PLAYBOOKS",
@@ -220,26 +223,42 @@ def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
 
 
 def up(
-    inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
+    inventory: str | Path | Inventory | None = None,
+    options: Options | None = None,
+    *,
+    on_event: EventSink | None = None,
+    stop: threading.Event | None = None,
+    lock_wait: float | None = 0.0,
 ) -> RunReport:
     """Provision, converge and verify the cluster (``playbooks/up.yml``)."""
-    kwargs.setdefault("lock_wait", 0.0)
-    return run_playbook(PLAYBOOKS / "up.yml", inventory, options, **kwargs)
+    return run_playbook(PLAYBOOKS / "up.yml", inventory, options,
+                        on_event=on_event, stop=stop, lock_wait=lock_wait)  # fmt: skip
 
 
 def down(
-    inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
+    inventory: str | Path | Inventory | None = None,
+    options: Options | None = None,
+    *,
+    on_event: EventSink | None = None,
+    stop: threading.Event | None = None,
+    lock_wait: float | None = 0.0,
 ) -> RunReport:
     """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed."""
-    kwargs.setdefault("lock_wait", 0.0)
-    return run_playbook(PLAYBOOKS / "down.yml", inventory, options, **kwargs)
+    return run_playbook(PLAYBOOKS / "down.yml", inventory, options,
+                        on_event=on_event, stop=stop, lock_wait=lock_wait)  # fmt: skip
 
 
 def verify(
-    inventory: str | Path | Inventory | None = None, options: Options | None = None, **kwargs: Any
+    inventory: str | Path | Inventory | None = None,
+    options: Options | None = None,
+    *,
+    on_event: EventSink | None = None,
+    stop: threading.Event | None = None,
+    lock_wait: float | None = None,
 ) -> RunReport:
     """Run the verification suite only (``playbooks/verify.yml``)."""
-    return run_playbook(PLAYBOOKS / "verify.yml", inventory, options, **kwargs)
+    return run_playbook(PLAYBOOKS / "verify.yml", inventory, options,
+                        on_event=on_event, stop=stop, lock_wait=lock_wait)  # fmt: skip
 
 
 def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:
@@ -323,7 +342,7 @@ class Cluster:
         return verify(self.inventory, self.options, on_event=self.on_event)
 
     @property
-    def routes(self) -> Any:
+    def routes(self) -> ClusterRoutes:
         from provision.api.routes import ClusterRoutes
 
         return ClusterRoutes(self.inventory, self.options)
@@ -367,10 +386,16 @@ class Cluster:
         known = ", ".join(h.name for h in hosts)
         raise ConfigError(f"no host {name!r} in the cluster (hosts: {known})", field="host")
 
-    def run_playbook(self, playbook: str | Path, **kwargs: Any) -> RunReport:
-        """Run one more playbook on the cluster (same inventory and options)."""
-        kwargs.setdefault("on_event", self.on_event)
-        return run_playbook(playbook, self.inventory, self.options, **kwargs)
+    def run_playbook(
+        self,
+        playbook: str | Path,
+        *,
+        stop: threading.Event | None = None,
+        lock_wait: float | None = None,
+    ) -> RunReport:
+        """Run one more playbook on the cluster (same inventory, options and events)."""
+        return run_playbook(playbook, self.inventory, self.options, on_event=self.on_event,
+                            stop=stop, lock_wait=lock_wait)  # fmt: skip
 
 
 def _inventory(inventory: str | Path | Inventory | None) -> Inventory:

@@ -12,7 +12,14 @@ def test_all_names_resolve_and_are_listed():
     assert sorted(provision.__all__) == provision.__all__
     for name in provision.__all__:
         assert getattr(provision, name) is not None, name
-    assert set(provision.__all__) == set(provision._WHERE)
+    # every name is imported on first use from its home, but the version, read at import
+    assert set(provision.__all__) == set(provision._WHERE) | {"__version__"}
+
+
+def test_the_version_is_the_installed_distribution_s():
+    from importlib.metadata import version
+
+    assert provision.__version__ == version("provision")
 
 
 def test_import_is_cheap():
