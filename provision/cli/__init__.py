@@ -65,7 +65,7 @@ def run_options(func: F) -> F:
             "--host",
             "host",
             metavar="USER@ADDR[:PORT]",
-            help="Converge this one SSH host instead of an inventory (no cloud).",
+            help="Act on this one SSH host instead of an inventory (no cloud).",
         ),
         click.option(
             "--key",
@@ -377,6 +377,10 @@ def routes_add(
         ClusterRoutes(_inventory_of(kw), _cluster_options(kw)).add(
             prefix, service, endpoints, allow_local=allow_local
         )
+    if kw["as_json"]:
+        route = {"service": service, "endpoints": list(endpoints)}
+        click.echo(json.dumps({"added": {prefix: route}}, indent=2))
+        return
     click.echo(f"{prefix} -> {service} ({', '.join(endpoints)})")
 
 
@@ -389,6 +393,9 @@ def routes_rm(prefix: str, **kw: Any) -> None:
 
     with _bad_input():
         removed = ClusterRoutes(_inventory_of(kw), _cluster_options(kw)).remove(prefix)
+    if kw["as_json"]:
+        click.echo(json.dumps({"prefix": prefix, "removed": bool(removed)}, indent=2))
+        return
     click.echo(f"removed {prefix}" if removed else f"no route {prefix}")
 
 
@@ -474,6 +481,13 @@ def unlock(force: bool, **kw: Any) -> None:
     with _bad_input():
         done = break_locks(_inventory_of(kw), _cluster_options(kw), force=force)
     now = time.time()
+    if kw["as_json"]:
+        broken = [{"host": lock.host, "pid": lock.holder.pid, "holder_host": lock.holder.host,
+                   "command": lock.holder.command, "started": lock.holder.started,
+                   "message": lock.describe(now)} for lock in done.broken]  # fmt: skip
+        summary = {"cluster": done.cluster, "broken": broken, "unreachable": done.unreachable}
+        click.echo(json.dumps(summary, indent=2))
+        return
     for lock in done.broken:
         click.echo(lock.describe(now))
     for name in done.unreachable:

@@ -65,19 +65,20 @@ def test_up_again_down_again(sandbox):
     assert " ".join(presented.stdout.split()[:2]) in record["host_keys"], record
 
     # Routes from Python through the SSH tunnel; a request through OpenResty reaches echo.
-    added = provision(
-        cwd, "routes", "add", "/api/users", "users", "echo-a:80", "-e", f"cluster_name={name}"
-    )
+    added = provision(cwd, "routes", "add", "/api/users", "users", "echo-a:80",
+                      "-e", f"cluster_name={name}", "--json")  # fmt: skip
     assert added.returncode == 0, added.stderr
+    route = {"service": "users", "endpoints": ["echo-a:80"]}
+    assert json.loads(added.stdout) == {"added": {"/api/users": route}}
     with urllib.request.urlopen(f"{url}/api/users/7", timeout=10) as reply:
         assert json.loads(reply.read())["instance"] == "echo-a"
     listed = provision(cwd, "routes", "ls", "--json", "-e", f"cluster_name={name}")
     assert json.loads(listed.stdout) == {
         "/api/users": {"service": "users", "endpoints": ["echo-a:80"]}
     }
-    assert (
-        provision(cwd, "routes", "rm", "/api/users", "-e", f"cluster_name={name}").returncode == 0
-    )
+    unrouted = provision(cwd, "routes", "rm", "/api/users", "-e", f"cluster_name={name}", "--json")
+    assert unrouted.returncode == 0, unrouted.stderr
+    assert json.loads(unrouted.stdout) == {"prefix": "/api/users", "removed": True}
 
     again = provision(cwd, "up", "-e", f"cluster_name={name}", "--json")
     assert again.returncode == 0, again.stderr

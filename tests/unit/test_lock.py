@@ -213,6 +213,21 @@ def test_cli_unlock_breaks_a_stale_lock_and_refuses_a_live_one(
         assert forced.returncode == 0 and not path.exists()
 
 
+def test_cli_unlock_json_says_what_it_broke(empty_docker_engine, tmp_path: Path) -> None:
+    """--json was accepted and ignored (#28): it now prints what was broken, as JSON."""
+    path = tmp_path / "state" / "sandbox" / "run.lock"
+    pid = _dead_pid()
+    _plant(path, Holder(pid, socket.gethostname(), "provision up", time.time()))
+    done = _cli("unlock", "--json", "--state-dir", "state", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["cluster"] == "sandbox" and summary["unreachable"] == []
+    (broken,) = summary["broken"]
+    assert broken["host"] is None and broken["pid"] == pid and broken["command"] == "provision up"
+    again = json.loads(_cli("unlock", "--json", "--state-dir", "state", cwd=tmp_path).stdout)
+    assert again == {"cluster": "sandbox", "broken": [], "unreachable": []}
+
+
 def test_extra_vars_values_stay_out_of_the_lock_record_and_the_refusal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
