@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
@@ -222,43 +222,44 @@ def resolve_sources(inventory: Inventory, state_dir: Path) -> Inventory:
     return inventory
 
 
+class RunKeywords(TypedDict, total=False):
+    """The keywords ``up``, ``down`` and ``verify`` take, as ``run_playbook`` does."""
+
+    on_event: EventSink | None
+    stop: threading.Event | None
+    lock_wait: float | None
+
+
 def up(
     inventory: str | Path | Inventory | None = None,
     options: Options | None = None,
-    *,
-    on_event: EventSink | None = None,
-    stop: threading.Event | None = None,
-    lock_wait: float | None = 0.0,
+    **keywords: Unpack[RunKeywords],
 ) -> RunReport:
-    """Provision, converge and verify the cluster (``playbooks/up.yml``)."""
-    return run_playbook(PLAYBOOKS / "up.yml", inventory, options,
-                        on_event=on_event, stop=stop, lock_wait=lock_wait)  # fmt: skip
+    """Provision, converge and verify the cluster (``playbooks/up.yml``); holds the cluster's
+    run lock (``lock_wait`` 0 unless given: refused at once while another run holds it)."""
+    keywords.setdefault("lock_wait", 0.0)
+    return run_playbook(PLAYBOOKS / "up.yml", inventory, options, **keywords)
 
 
 def down(
     inventory: str | Path | Inventory | None = None,
     options: Options | None = None,
-    *,
-    on_event: EventSink | None = None,
-    stop: threading.Event | None = None,
-    lock_wait: float | None = 0.0,
+    **keywords: Unpack[RunKeywords],
 ) -> RunReport:
-    """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed."""
-    return run_playbook(PLAYBOOKS / "down.yml", inventory, options,
-                        on_event=on_event, stop=stop, lock_wait=lock_wait)  # fmt: skip
+    """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed.
+    Holds the run lock as ``up`` does."""
+    keywords.setdefault("lock_wait", 0.0)
+    return run_playbook(PLAYBOOKS / "down.yml", inventory, options, **keywords)
 
 
 def verify(
     inventory: str | Path | Inventory | None = None,
     options: Options | None = None,
-    *,
-    on_event: EventSink | None = None,
-    stop: threading.Event | None = None,
-    lock_wait: float | None = None,
+    **keywords: Unpack[RunKeywords],
 ) -> RunReport:
-    """Run the verification suite only (``playbooks/verify.yml``)."""
-    return run_playbook(PLAYBOOKS / "verify.yml", inventory, options,
-                        on_event=on_event, stop=stop, lock_wait=lock_wait)  # fmt: skip
+    """Run the verification suite only (``playbooks/verify.yml``); takes no lock unless
+    ``lock_wait`` is given."""
+    return run_playbook(PLAYBOOKS / "verify.yml", inventory, options, **keywords)
 
 
 def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:
