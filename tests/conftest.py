@@ -77,11 +77,22 @@ def _run_order(item: pytest.Item) -> tuple[int, int]:
     return (2 if quick else 1, 0)
 
 
+#: The xdist group (``--dist loadgroup``) of every test that uses the session's shared cluster:
+#: one worker runs them all, so that the cluster is made once, not once per worker.
+SHARED_CLUSTER_GROUP = "shared-cluster"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Everything under tests/integration is an integration test, marked or not; every
     # integration test is slow (a Docker engine, hosts, clusters): `-m "not slow"` leaves
-    # the unit, moto and packaging tests, the quick loop.
+    # the unit, moto and packaging tests, the quick loop. Each test's xdist group is its file
+    # (a file stays whole on one worker: a module's host or cluster is made once), or the
+    # shared cluster's.
     for item in items:
+        shared = "shared_cluster" in getattr(item, "fixturenames", ())
+        group = SHARED_CLUSTER_GROUP if shared else item.path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
         if "integration" in item.path.parts and item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.integration)
         if item.get_closest_marker("integration") is not None:

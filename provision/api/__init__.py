@@ -378,14 +378,9 @@ class Cluster:
         return fabric_connection(spec, known_hosts=self.options.known_hosts)
 
     def _host(self, name: str | None) -> HostSpec:
-        hosts = self.hosts
-        if name is None:
-            return hosts[0]
-        for spec in hosts:
-            if name in (spec.name, spec.address):
-                return spec
-        known = ", ".join(h.name for h in hosts)
-        raise ConfigError(f"no host {name!r} in the cluster (hosts: {known})", field="host")
+        from provision.api.shell import pick_host
+
+        return pick_host(self.hosts, name)
 
     def run_playbook(
         self,

@@ -21,6 +21,7 @@ import click
 
 if TYPE_CHECKING:
     from provision.api import Options
+    from provision.models import HostSpec
     from provision.run.events import Event
     from provision.run.report import RunReport
 
@@ -494,6 +495,144 @@ def unlock(force: bool, **kw: Any) -> None:
         click.echo(f"warning: host {name!r} did not answer; its run lock, if any, stays", err=True)
     if not done.broken:
         click.echo(f"cluster {done.cluster!r} is not locked", err=True)
+
+
+# -- day two: ssh, exec, logs --------------------------------------------------------------
+def target_options(func: F) -> F:
+    """The flags that find an existing cluster (no --json: these commands print what the
+    host prints)."""
+    for option in reversed([INVENTORY_OPTION, EXTRA_VARS_OPTION, STATE_DIR_OPTION]):
+        func = option(func)
+    return func
+
+
+def _cluster_hosts(kw: dict[str, Any]) -> tuple[list[HostSpec], Options]:
+    from provision.api import Cluster
+
+    options = _cluster_options(kw)
+    return Cluster(_inventory_of(kw), options=options).hosts, options
+
+
+class _CommandAfterDashes(click.Command):
+    """A command whose words after ``--`` are a command line to run elsewhere, kept whole
+    (``ctx.meta["command"]``) and never taken for its own arguments or options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        cut = args.index("--") if "--" in args else len(args)
+        ctx.meta["command"] = tuple(args[cut + 1 :])
+        return super().parse_args(ctx, args[:cut])
+
+
+def _ssh(argv: list[str]) -> None:
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        click.echo(f"error: cannot run ssh: {exc.strerror}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("ssh", cls=_CommandAfterDashes)
+@click.argument("host", required=False)
+@target_options
+@click.pass_context
+def ssh_command(ctx: click.Context, /, host: str | None, **kw: Any) -> None:
+    """A shell on HOST (default: the cluster's first), or COMMAND run there after `--`:
+    the cluster's user, key and port, and only its pinned host keys (an unknown one is
+    refused). Exits with the command's (or ssh's 255) code.
+
+    \b
+    provision ssh                        # a shell on the first host
+    provision ssh demo-2 -- docker ps    # one command on demo-2
+    """
+    from provision.api.shell import pick_host, ssh_argv
+
+    with _bad_input():
+        hosts, options = _cluster_hosts(kw)
+        spec = pick_host(hosts, host)
+        argv = ssh_argv(spec, known_hosts=options.known_hosts, command=ctx.meta["command"])
+    _ssh(argv)
+
+
+@main.command("exec", cls=_CommandAfterDashes)
+@click.argument("service")
+@click.option("--node", metavar="HOST", help="The host whose container to use (default: first).")
+@target_options
+@click.pass_context
+def exec_command(ctx: click.Context, /, service: str, node: str | None, **kw: Any) -> None:
+    """Run COMMAND (after `--`) in SERVICE's container, with a terminal when run on one.
+
+    \b
+    provision exec openresty -- nginx -t
+    provision exec redis --node demo-1 -- sh
+    """
+    from provision.api.shell import exec_command as remote
+    from provision.api.shell import pick_host, ssh_argv
+
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    with _bad_input():
+        # checked before any host is asked
+        in_container = remote(service, ctx.meta["command"], tty=tty)
+        hosts, options = _cluster_hosts(kw)
+        spec = pick_host(hosts, node)
+        argv = ssh_argv(spec, known_hosts=options.known_hosts, tty=tty, command=in_container)
+    _ssh(argv)
+
+
+@main.command()
+@click.argument("service", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="The last N lines only.")
+@click.option("--since", metavar="TIME", help="Lines since TIME (10m, 2026-12-07T10:00:00).")
+@target_options
+def logs(service: str | None, follow: bool, tail: int | None, since: str | None, **kw: Any) -> None:
+    """The logs of SERVICE's containers (default: every service's) on every host, each line
+    prefixed with its host and container. Ctrl-C ends a --follow.
+
+    \b
+    provision logs openresty --tail 20
+    provision logs -f
+    """
+    import subprocess
+
+    from provision.api.shell import logs_command, ssh_argv
+
+    with _bad_input():
+        remote = logs_command(service, tail=tail, since=since, follow=follow)
+        hosts, options = _cluster_hosts(kw)
+    lock = threading.Lock()
+
+    def relay(spec: HostSpec, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with lock:
+                click.echo(f"{spec.name} {line}", nl=False)
+
+    procs = [(spec, subprocess.Popen(ssh_argv(spec, known_hosts=options.known_hosts,
+                                              command=remote),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     text=True, errors="replace"))
+             for spec in hosts]  # fmt: skip
+    threads = [threading.Thread(target=relay, args=pair, daemon=True) for pair in procs]
+    for thread in threads:
+        thread.start()
+    try:
+        codes = [proc.wait() for _, proc in procs]
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:  # the end of a --follow: stop every host's ssh, exit 0
+        for _, proc in procs:
+            proc.terminate()
+        for _, proc in procs:
+            proc.wait()
+        return
+    failed = [spec.name for (spec, _), code in zip(procs, codes, strict=True) if code != 0]
+    if failed:
+        click.echo(f"error: no logs from {', '.join(failed)} (ssh or docker failed)", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 # -- inventory ------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""Day two on a running cluster: a shell or a command on a host, a command in a service's
+container, the services' logs; each over OpenSSH (``ssh``) with the cluster's user, key, port
+and pinned ``known_hosts``, so that an unknown host key is refused here as everywhere else in
+provision (``StrictHostKeyChecking=yes``; the user's ``~/.ssh/config`` is not read).
+
+These build ``ssh`` command lines; the CLI runs them (``provision ssh``, ``exec``, ``logs``).
+
+    >>> argv = ssh_argv(spec, known_hosts=Path(".provision/known_hosts"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from provision.errors import ConfigError
+from provision.models.names import check_name
+
+if TYPE_CHECKING:
+    from provision.models import HostSpec
+
+__all__ = ["exec_command", "logs_command", "pick_host", "ssh_argv"]
+
+# A service's running container on this host: a compose project's (its service label) or a
+# swarm stack's task (its service is STACK_SERVICE).
+_FIND = (
+    'c=$(docker ps -q --filter "label=com.docker.compose.service=$1" | head -n 1); '
+    '[ -n "$c" ] || c=$(docker ps --format \'{{.ID}} {{.Label "com.docker.swarm.service.name"}}\''
+    ' | awk -v s="$1" \'$2 ~ ("_" s "$") { print $1; exit }\'); '
+    '[ -n "$c" ] || { echo "no running container of service $1 on $(hostname)" >&2; exit 1; }; '
+)
+
+
+def ssh_argv(
+    spec: HostSpec, *, known_hosts: Path, command: Sequence[str] = (), tty: bool = False
+) -> list[str]:
+    """``ssh`` to ``spec`` trusting only ``known_hosts``; ``command`` (argv, quoted for the
+    remote shell) or a login shell; ``tty`` forces a terminal (``-t``)."""
+    argv = ["ssh", "-F", "none", "-p", str(spec.port), "-l", spec.user,
+            "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=15"]  # fmt: skip
+    if spec.key_file is not None:
+        argv += ["-i", str(spec.key_file)]
+    if tty:
+        argv.append("-t")
+    argv.append(spec.address)
+    if command:
+        argv += ["--", shlex.join(command)]
+    return argv
+
+
+def pick_host(hosts: Sequence[HostSpec], name: str | None) -> HostSpec:
+    """The host called ``name`` (its inventory name or address); the first when None."""
+    if not hosts:
+        raise ConfigError("the cluster has no host", field="host")
+    if name is None:
+        return hosts[0]
+    for spec in hosts:
+        if name in (spec.name, spec.address):
+            return spec
+    known = ", ".join(h.name for h in hosts)
+    raise ConfigError(f"no host {name!r} in the cluster (hosts: {known})", field="host")
+
+
+def exec_command(service: str, command: Sequence[str], *, tty: bool) -> list[str]:
+    """The remote command that runs ``command`` in ``service``'s container on that host."""
+    check_name(service, "service")
+    if not command:
+        raise ConfigError("give the command to run after --", field="command")
+    flags = "-it" if tty else "-i"
+    script = _FIND + f'shift; exec docker exec {flags} "$c" "$@"'
+    return ["sh", "-c", script, "sh", service, *command]
+
+
+def logs_command(
+    service: str | None, *, tail: int | None, since: str | None, follow: bool
+) -> list[str]:
+    """The remote command that prints the logs of ``service``'s containers on that host (of
+    every compose or stack container when None), each line prefixed with its container."""
+    if service is not None:
+        check_name(service, "service")
+    if since is not None and (not since or since.startswith("-") or len(since) > 40):
+        raise ConfigError(f"not a time: {since!r} (e.g. 10m, 2026-12-07T10:00:00)", field="since")
+    if tail is not None and tail < 0:
+        raise ConfigError(f"not a number of lines: {tail}", field="tail")
+    options = [*(["--tail", str(tail)] if tail is not None else []),
+               *(["--since", since] if since else []),
+               *(["--follow"] if follow else [])]  # fmt: skip
+    select = (
+        f"--filter label=com.docker.compose.service={service}"
+        if service
+        else "--filter label=com.docker.compose.project"
+    )
+    swarm = f'$2 ~ ("_" "{service}" "$")' if service else '$2 != ""'
+    script = (
+        f"{{ docker ps -q {select}; docker ps --format "
+        "'{{.ID}} {{.Label \"com.docker.swarm.service.name\"}}' "
+        f"| awk '{swarm} {{ print $1 }}'; }} | sort -u | while read -r c; do "
+        'name=$(docker inspect --format "{{.Name}}" "$c" | cut -c2-); '
+        f'docker logs {shlex.join(options)} "$c" 2>&1 | sed "s/^/$name | /" & '
+        "done; wait"
+    )
+    return ["sh", "-c", script]

@@ -1,0 +1,56 @@
+"""Day two on a running cluster (the session's shared sandbox cluster, which these only read):
+`provision ssh` runs a command on the host with the cluster's key and pinned host key, and
+refuses a host whose key is not the pinned one; `provision exec` runs a command inside a
+service's container; `provision logs` prints a service's lines prefixed with host and
+container."""
+
+from __future__ import annotations
+
+import pytest
+
+from provision.sandbox import localdocker
+from tests.clirun import provision_cli
+
+pytestmark = pytest.mark.integration
+
+REDIS_PING = '. /run/secrets/redis_env && REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping'
+
+
+def test_ssh_runs_a_command_on_the_host_and_refuses_an_unknown_host_key(shared_cluster):
+    cwd, var = shared_cluster.cwd, shared_cluster.var
+    done = provision_cli("ssh", "-e", var, "--", "cat", "/etc/hostname", cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hostname = localdocker.docker("exec", shared_cluster.container, "hostname").stdout.strip()
+    assert done.stdout.strip() == hostname
+    assert provision_cli("ssh", "-e", var, "--", "false", cwd=cwd, timeout=120).returncode == 1
+
+    known = cwd / ".provision" / "known_hosts"
+    pinned = known.read_text()
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHtLqRr0n8b8hq3bM2kEk1fPjw1Gm8n8oZ0lcdM6Xy4a"
+    try:  # another key pinned for the host: ssh refuses it (the shared cluster's restored)
+        known.write_text("".join(f"{line.split()[0]} {other}\n" for line in pinned.splitlines()))
+        refused = provision_cli("ssh", "-e", var, "--", "true", cwd=cwd, timeout=120)
+    finally:
+        known.write_text(pinned)
+    assert refused.returncode == 255, refused.stderr
+    assert "Host key verification failed" in refused.stderr, refused.stderr
+
+
+def test_exec_runs_a_command_in_the_service_s_container(shared_cluster):
+    cwd, var = shared_cluster.cwd, shared_cluster.var
+    done = provision_cli("exec", "redis", "-e", var, "--", "sh", "-c", REDIS_PING,
+                         cwd=cwd, timeout=120)  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "PONG"), done.stderr
+    missing = provision_cli("exec", "nosuch", "-e", var, "--", "true", cwd=cwd, timeout=120)
+    assert missing.returncode == 1 and "no running container of service nosuch" in missing.stderr
+
+
+def test_logs_prints_a_service_s_last_lines_prefixed_with_host_and_container(shared_cluster):
+    cwd, var = shared_cluster.cwd, shared_cluster.var
+    done = provision_cli("logs", "openresty", "--tail", "5", "-e", var, cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert 1 <= len(lines) <= 5, lines
+    host = f"{shared_cluster.name}-1"
+    assert all(line.startswith(f"{host} ") and "openresty" in line.split(" | ")[0]
+               for line in lines), lines  # fmt: skip
