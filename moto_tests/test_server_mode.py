@@ -216,7 +216,7 @@ def test_the_sandbox_server_answers_the_console_from_the_host_s_log(
     realism layer on, the buffered output (no ``Latest``) is still empty, as on EC2. The
     engine is a stand-in ``docker`` on PATH that records what it is asked."""
     from provision.aws.hostkeys import parse_console_host_keys
-    from provision.sandbox.cloud import INSTANCE_LABEL
+    from provision.sandbox.cloud import CLOUD_LABEL, INSTANCE_LABEL
     from provision.sandbox.realism import REALISM_ENV
 
     bin_dir = tmp_path / "bin"
@@ -250,7 +250,10 @@ def test_the_sandbox_server_answers_the_console_from_the_host_s_log(
             what="console", timeout=30, interval=0.2,
         )  # fmt: skip
         assert parse_console_host_keys(str(latest.get("Output") or "")) == (key,)
-        assert f"label={INSTANCE_LABEL}={instance_id}" in asked.read_text()
+        # by instance and by cloud: every sandbox cloud's moto hands out the same IDs
+        lookups = [line for line in asked.read_text().splitlines()
+                   if f"label={INSTANCE_LABEL}={instance_id}" in line]  # fmt: skip
+        assert lookups and all(f"label={CLOUD_LABEL}={folder}" in ps for ps in lookups), lookups
         buffered = ec2.get_console_output(InstanceId=instance_id)
         assert bool(buffered.get("Output")) == (realism == "0"), buffered
     finally:

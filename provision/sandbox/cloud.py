@@ -152,11 +152,14 @@ def existing_endpoint(cluster: str) -> Callable[[Instance], tuple[str, int]]:
     return endpoint
 
 
-def console_output(instance_id: str) -> str:
-    """What the instance's console shows: its host container's log, where the host prints
-    cloud-init's host-key block at every boot; "" while it has no host (or no engine)."""
+def console_output(instance_id: str, cloud_dir: Path) -> str:
+    """What the instance of the sandbox cloud in ``cloud_dir`` shows on its console: its host
+    container's log, where the host prints cloud-init's host-key block at every boot; "" while
+    it has no host (or no engine). By cloud as well as instance: every sandbox cloud's moto
+    starts from one seed, so two clouds (two state folders) hand out the same instance IDs."""
     try:
-        found = localdocker.container_ids(f"{INSTANCE_LABEL}={instance_id}")
+        found = localdocker.container_ids(f"{INSTANCE_LABEL}={instance_id}",
+                                           f"{CLOUD_LABEL}={cloud_dir}")  # fmt: skip
         if not found:
             return ""
         done = localdocker.docker("logs", found[0], check=False)
@@ -170,13 +173,14 @@ def console_output(instance_id: str) -> str:
 POWER_DOWN = "reboot: Power down"
 
 
-def powered_off() -> set[str]:
-    """The instances whose host container ended by powering itself off (``systemctl
-    poweroff``, as the ttl schedule does): stopped, with ``POWER_DOWN`` on its console after
-    its last boot (the last host-key block)."""
+def powered_off(cloud_dir: Path) -> set[str]:
+    """The instances of the sandbox cloud in ``cloud_dir`` whose host container ended by
+    powering itself off (``systemctl poweroff``, as the ttl schedule does): stopped, with
+    ``POWER_DOWN`` on its console after its last boot (the last host-key block)."""
     try:
         found = localdocker.docker(
             "ps", "--all", "--filter", f"label={INSTANCE_LABEL}", "--filter", "status=exited",
+            "--filter", f"label={CLOUD_LABEL}={cloud_dir}",
             "--format", f'{{{{.ID}}}} {{{{.Label "{INSTANCE_LABEL}"}}}}', check=False,
         ).stdout  # fmt: skip
         off = set()

@@ -211,8 +211,10 @@ def exec_in(container: str, argv: Sequence[str], *, timeout: float = 60.0) -> Re
     return docker("exec", container, *argv, timeout=timeout)
 
 
-def container_ids(label: str) -> list[str]:
-    out = docker("ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={label}").stdout
+def container_ids(label: str, *labels: str) -> list[str]:
+    """The containers (running or not) that carry every one of the labels (``key=value``)."""
+    filters = [arg for one in (label, *labels) for arg in ("--filter", f"label={one}")]
+    out = docker("ps", "--all", "--quiet", "--no-trunc", *filters).stdout
     return out.split()
 
 

@@ -120,7 +120,7 @@ def ensure_server(state_dir: Path, *, timeout: float = 20.0) -> str:
     with open(folder / "server.log", "ab") as log:
         # A new session: the server outlives the CLI command that started it.
         process = subprocess.Popen(
-            [sys.executable, "-m", "provision.sandbox.moto_server", str(port)],
+            [sys.executable, "-m", "provision.sandbox.moto_server", str(port), str(state_dir)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -231,10 +231,13 @@ def _publish_stand_in_parameters() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m provision.sandbox.moto_server PORT``: the process ``ensure_server`` runs."""
+    """``python -m provision.sandbox.moto_server PORT CLOUD_DIR``: the process
+    ``ensure_server`` runs for the sandbox cloud in ``CLOUD_DIR``."""
+    import functools
+
     from moto.server import main as moto_main
 
-    port = (argv if argv is not None else sys.argv[1:])[0]
+    port, cloud_dir = (argv if argv is not None else sys.argv[1:])[:2]
     _publish_stand_in_parameters()
     # EC2's documented behaviours (pending, eventual consistency, buffered console, teardown
     # order), on real seconds scaled down: ``realism.SANDBOX``; turned off, none of them
@@ -243,7 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     on = os.environ.get(realism.REALISM_ENV, "1") != "0"
     recording = os.environ.get("MOTO_RECORDER_FILEPATH")
     journal = Path(recording).with_name(JOURNAL) if recording else None
-    scenario = realism.Scenario(console=cloud.console_output, powered_off=cloud.powered_off)
+    scenario = realism.Scenario(
+        console=functools.partial(cloud.console_output, cloud_dir=Path(cloud_dir)),
+        powered_off=functools.partial(cloud.powered_off, Path(cloud_dir)),
+    )
     timings = realism.SANDBOX if on else realism.NONE
     realism.install(realism.Layer(timings, scenario, journal=journal))
     moto_main(["-H", "127.0.0.1", "-p", str(int(port))])
