@@ -1,6 +1,7 @@
 """The ``provision`` command. The only module that prints or picks exit codes.
 
-Exit codes: 0 ok, 1 a failed task or check, 2 bad input, 130 interrupted.
+Exit codes: 0 ok, 1 a failed task or check, 2 bad input, 3 (with --detailed-exitcode)
+changes made or, with --check, pending, 130 interrupted.
 Heavy imports (boto3, paramiko, rich) happen inside the commands, so ``--help`` is fast.
 """
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: With --detailed-exitcode: the run succeeded and changed something (with --check: would).
+#: Terraform's plan says 2 for that; 2 is bad input here, so 3.
+EXIT_CHANGED = 3
 RESUME_HINT = (
     "Interrupted: state is saved. Run the same command again to finish, "
     "or `provision down{inv}` to tear everything down."
@@ -75,6 +79,13 @@ def run_options(func: F) -> F:
         ),
         click.option("--check", is_flag=True, help="Change nothing; report what would change."),
         click.option("--diff", is_flag=True, help="Show file differences."),
+        click.option(
+            "--detailed-exitcode",
+            is_flag=True,
+            help="Exit 3 when a task changed something (with --check: would), 0 when none did; "
+            "1 and 2 keep their meaning. Drift detection in a pipeline: up --check "
+            "--detailed-exitcode.",
+        ),
         click.option("--tags", multiple=True, help="Only tasks with these tags (a,b)."),
         click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
         EXTRA_VARS_OPTION,
@@ -114,7 +125,8 @@ def main() -> None:
 
 
 def lock_option(func: F) -> F:
-    """``--lock-wait``: how long ``up`` and ``down`` wait for another run of the cluster."""
+    """``--lock-wait``: how long ``up``, ``down`` and ``play`` wait for another run of the
+    cluster."""
     return click.option(
         "--lock-wait",
         type=float,
@@ -151,8 +163,16 @@ def verify(**kw: Any) -> None:
 @main.command()
 @click.argument("playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @run_options
+@lock_option
 def play(playbook: Path, **kw: Any) -> None:
-    """Run any playbook."""
+    """Run any playbook. On a cluster (an inventory that names a cluster_name, such as the
+    sandbox's) it holds the cluster's run lock as up and down do; on other hosts, none."""
+    from provision.api import cluster_vars
+
+    with _bad_input():
+        options, inventory = _options(kw)
+        if not cluster_vars(inventory, options).get("cluster_name"):
+            kw["lock_wait"] = None
     _run(playbook, kw)
 
 
@@ -221,7 +241,9 @@ def _finish(report: RunReport, console: Any, kw: dict[str, Any]) -> None:
         console.rich.print(f"\nOpenResty: [bold]{url}[/bold]")
     if kw.get("as_json"):
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
-    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+    if report.failed:
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_CHANGED if kw.get("detailed_exitcode") and report.changed else EXIT_OK)
 
 
 def _urls(report: RunReport) -> list[str]:

@@ -1,8 +1,8 @@
-"""Day two on a running cluster (the session's shared sandbox cluster, which these only read):
-`provision ssh` runs a command on the host with the cluster's key and pinned host key, and
-refuses a host whose key is not the pinned one; `provision exec` runs a command inside a
-service's container; `provision logs` prints a service's lines prefixed with host and
-container."""
+"""Day two on a running cluster (the session's shared sandbox cluster, which these only read
+or restore): `provision ssh` runs a command on the host with the cluster's key and pinned host
+key, and refuses a host whose key is not the pinned one; `provision exec` runs a command inside
+a service's container; `provision logs` prints a service's lines prefixed with host and
+container; `up --check --detailed-exitcode` tells drift from a converged cluster."""
 
 from __future__ import annotations
 
@@ -54,3 +54,25 @@ def test_logs_prints_a_service_s_last_lines_prefixed_with_host_and_container(sha
     host = f"{shared_cluster.name}-1"
     assert all(line.startswith(f"{host} ") and "openresty" in line.split(" | ")[0]
                for line in lines), lines  # fmt: skip
+
+
+def test_detailed_exitcode_tells_a_drifted_cluster_from_a_converged_one(shared_cluster):
+    """`up --check --detailed-exitcode`, as a pipeline detects drift: 3 when something would
+    change (a stray file in the openresty project, which the upload would delete), 0 when
+    nothing would; the check changes nothing either way (the file is removed by the test)."""
+    cwd, var = shared_cluster.cwd, shared_cluster.var
+    stray = "/opt/provision/openresty/stray.conf"
+    localdocker.docker("exec", shared_cluster.container, "touch", stray)
+    try:
+        drifted = provision_cli("up", "--check", "--detailed-exitcode", "-e", var,
+                                cwd=cwd, timeout=600)  # fmt: skip
+        assert drifted.returncode == 3, drifted.stderr
+        assert "Upload the openresty project" in drifted.stderr, drifted.stderr
+        still = localdocker.docker("exec", shared_cluster.container, "test", "-e", stray,
+                                   check=False)  # fmt: skip
+        assert still.ok  # check mode: reported, not done
+    finally:
+        localdocker.docker("exec", shared_cluster.container, "rm", "-f", stray)
+    converged = provision_cli("up", "--check", "--detailed-exitcode", "-e", var,
+                              cwd=cwd, timeout=600)  # fmt: skip
+    assert converged.returncode == 0, converged.stderr

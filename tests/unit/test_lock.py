@@ -213,6 +213,26 @@ def test_cli_unlock_breaks_a_stale_lock_and_refuses_a_live_one(
         assert forced.returncode == 0 and not path.exists()
 
 
+def test_cli_play_holds_the_cluster_s_run_lock_and_none_off_a_cluster(tmp_path: Path) -> None:
+    """`play` ran unlocked (#28): `provision play playbooks/up.yml` beside an `up` of the same
+    cluster. It now takes the run lock as up and down do; a playbook for hosts that name no
+    cluster takes none."""
+    book = tmp_path / "say.yml"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                    "    - debug: {msg: hi}\n")  # fmt: skip
+    path = tmp_path / "state" / "sandbox" / "run.lock"
+    with RunLock(path, "sandbox").acquire(wait=0, command="provision up"):
+        held = _cli("play", str(book), "--state-dir", "state", cwd=tmp_path)
+        assert held.returncode == 1, held.stderr
+        assert "is locked by another run: pid" in held.stderr, held.stderr
+        local = tmp_path / "local.yml"
+        local.write_text("all:\n  hosts:\n    localhost: {ansible_connection: local}\n")
+        free = _cli("play", str(book), "-i", str(local), "--state-dir", "state", cwd=tmp_path)
+        assert free.returncode == 0, free.stderr
+    done = _cli("play", str(book), "--state-dir", "state", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 def test_cli_unlock_json_says_what_it_broke(empty_docker_engine, tmp_path: Path) -> None:
     """--json was accepted and ignored (#28): it now prints what was broken, as JSON."""
     path = tmp_path / "state" / "sandbox" / "run.lock"
