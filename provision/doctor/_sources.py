@@ -8,6 +8,7 @@ them (a base file plus strategy overrides).
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -186,8 +187,12 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         raise ConfigError(
             f"not UTF-8 text (byte {exc.start}), as Compose reads it", file=str(path)
         ) from exc
-    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, _, v in pairs if not k.strip().startswith("#")}
+    # As Compose reads it (python-dotenv's rules: quotes, `export`, comments, ${VAR}), not a
+    # split on "=": REDIS_HOST="127.0.0.1" is 127.0.0.1, not a quoted name.
+    from dotenv import dotenv_values
+
+    values = dotenv_values(stream=io.StringIO(text), interpolate=True)
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _map(node: yaml.Node | None) -> dict[str, yaml.Node]:

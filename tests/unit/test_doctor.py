@@ -114,3 +114,20 @@ def test_format_names_file_line_code_and_hint() -> None:
     assert format_finding(finding) == (
         "a/nginx.conf:7: proxy-pass-static-host: proxy_pass to 'x'\n    hint: use $v"
     )
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['REDIS_HOST="127.0.0.1"', "REDIS_HOST='127.0.0.1'", "export REDIS_HOST=127.0.0.1",
+     "REDIS_HOST=127.0.0.1  # the trap", 'LOOP=127.0.0.1\nREDIS_HOST="${LOOP}"'],
+)  # fmt: skip
+def test_a_dotenv_value_is_read_as_compose_reads_it(tmp_path: Path, line: str) -> None:
+    """#28: the .env was split on "=", so a quoted REDIS_HOST="127.0.0.1" (or an `export`, an
+    inline comment, a ${VAR}) passed unflagged while the plain form was found."""
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  openresty:\n    image: openresty/openresty:latest\n"
+        "    environment:\n      - REDIS_HOST=${REDIS_HOST}\n"
+    )
+    (tmp_path / ".env").write_text(line + "\n")
+    # the compose line that takes it (the .env line itself may be flagged as well)
+    assert ("docker-compose.yml", 5, LOOPBACK_REDIS) in _found(tmp_path)
