@@ -167,13 +167,7 @@ def verify(**kw: Any) -> None:
 def play(playbook: Path, **kw: Any) -> None:
     """Run any playbook. On a cluster (an inventory that names a cluster_name, such as the
     sandbox's) it holds the cluster's run lock as up and down do; on other hosts, none."""
-    from provision.api import cluster_vars
-
-    with _bad_input():
-        options, inventory = _options(kw)
-        if not cluster_vars(inventory, options).get("cluster_name"):
-            kw["lock_wait"] = None
-    _run(playbook, kw)
+    _run(playbook, kw, lock_needs_cluster=True)
 
 
 def _run_named(name: str, kw: dict[str, Any]) -> None:
@@ -198,9 +192,17 @@ def init(directory: Path, force: bool) -> None:
     click.echo(f"next: cd {directory} && provision up --check", err=True)
 
 
-def _run(playbook: Path, kw: dict[str, Any]) -> None:
+def _run(playbook: Path, kw: dict[str, Any], *, lock_needs_cluster: bool = False) -> None:
+    """Run ``playbook`` with the CLI's flags; with ``lock_needs_cluster``, no run lock when the
+    inventory names no ``cluster_name`` (``play`` on hosts that are no cluster)."""
     with _bad_input():
         options, inventory = _options(kw)
+        lock_wait = kw.get("lock_wait")
+        if lock_needs_cluster and lock_wait is not None:
+            from provision.api import cluster_vars
+
+            if not cluster_vars(inventory, options).get("cluster_name"):
+                lock_wait = None
         from provision.api import run_playbook
         from provision.cli.console import Console, JsonLines
 
@@ -218,7 +220,7 @@ def _run(playbook: Path, kw: dict[str, Any]) -> None:
                 options,
                 on_event=_fanout(sinks),
                 stop=stop,
-                lock_wait=kw.get("lock_wait"),
+                lock_wait=lock_wait,
             )
         except KeyboardInterrupt:
             _interrupted(kw)
@@ -355,17 +357,19 @@ def _bad_input() -> Iterator[None]:
 
 
 # -- routes, sweep, status ------------------------------------------------------------------
-def cluster_options(func: F) -> F:
-    """The flags of commands that act on an existing cluster."""
-    options = [
-        INVENTORY_OPTION,
-        EXTRA_VARS_OPTION,
-        STATE_DIR_OPTION,
-        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
-    ]
-    for option in reversed(options):
+def target_options(func: F) -> F:
+    """The flags that find an existing cluster (no --json: these commands print what the
+    host prints)."""
+    for option in reversed([INVENTORY_OPTION, EXTRA_VARS_OPTION, STATE_DIR_OPTION]):
         func = option(func)
     return func
+
+
+def cluster_options(func: F) -> F:
+    """The flags of commands that act on an existing cluster and report: ``target_options``
+    and ``--json``."""
+    json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    return target_options(json_option(func))
 
 
 def _cluster_options(kw: dict[str, Any]) -> Options:
@@ -520,14 +524,6 @@ def unlock(force: bool, **kw: Any) -> None:
 
 
 # -- day two: ssh, exec, logs --------------------------------------------------------------
-def target_options(func: F) -> F:
-    """The flags that find an existing cluster (no --json: these commands print what the
-    host prints)."""
-    for option in reversed([INVENTORY_OPTION, EXTRA_VARS_OPTION, STATE_DIR_OPTION]):
-        func = option(func)
-    return func
-
-
 def _cluster_hosts(kw: dict[str, Any]) -> tuple[list[HostSpec], Options]:
     from provision.api import Cluster
 

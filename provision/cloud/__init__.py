@@ -104,23 +104,27 @@ def _endpoint(target: Target, *, read_only: bool = False) -> Iterator[str | None
 
 def find(target: Target) -> list[Instance]:
     """The cluster's running instances, by tags; in the sandbox, mapped to their containers."""
+    if target.cloud == "sandbox" and not _sandbox_exists(target):
+        return []  # no server, no recording, no host: nothing to find (and nothing started)
+    with _endpoint(target, read_only=True) as url:
+        return _find(target, url)
+
+
+def _find(target: Target, url: str | None) -> list[Instance]:
     from provision import aws
 
     endpoint_for = None
     if target.cloud == "sandbox":
         from provision.sandbox.cloud import existing_endpoint
 
-        if not _sandbox_exists(target):
-            return []  # no server, no recording, no host: nothing to find (and nothing started)
         endpoint_for = existing_endpoint(target.cluster)
-    with _endpoint(target, read_only=True) as url:
-        return aws.find_hosts(
-            target.cluster,
-            region=target.region,
-            state_dir=target.state_dir,
-            endpoint_for=endpoint_for,
-            endpoint_url=url,
-        )
+    return aws.find_hosts(
+        target.cluster,
+        region=target.region,
+        state_dir=target.state_dir,
+        endpoint_for=endpoint_for,
+        endpoint_url=url,
+    )
 
 
 def host_entry(instance: Instance, target: Target) -> dict[str, Any]:
@@ -145,19 +149,21 @@ def status(target: Target, *, now: dt.datetime | None = None) -> list[dict[str, 
     URL, when it expires and whether it has: an expired host powers itself off); with none
     running, the instances that ended (state, AWS's reason), such as those that powered
     themselves off at the expiry."""
+    from provision import aws
+
     moment = now or dt.datetime.now(dt.timezone.utc)
+    if target.cloud == "sandbox" and not _sandbox_exists(target):
+        return []
+    with _endpoint(target, read_only=True) as url:  # one server for both reads
+        found = _find(target, url)
+        ended = [] if found else aws.find_ended(target.cluster, region=target.region,
+                                                 endpoint_url=url)  # fmt: skip
     running = [{"name": i.name, "instance_id": i.instance_id, "state": "running",
                 "target": f"{i.user}@{i.address}:{i.port}", "public_ip": i.public_ip,
                 "url": host_entry(i, target)["url"], "expires_at": i.expires_at,
                 "expired": expired(i.expires_at, moment)}
-               for i in find(target)]  # fmt: skip
-    if running or (target.cloud == "sandbox" and not _sandbox_exists(target)):
-        return running
-    from provision import aws
-
-    with _endpoint(target, read_only=True) as url:
-        ended = aws.find_ended(target.cluster, region=target.region, endpoint_url=url)
-    return [{**i, "expired": expired(i["expires_at"], moment)} for i in ended]
+               for i in found]  # fmt: skip
+    return running or [{**i, "expired": expired(i["expires_at"], moment)} for i in ended]
 
 
 def expired(expires_at: str | None, now: dt.datetime) -> bool:
