@@ -233,11 +233,13 @@ class HostFactory:
         wait: bool = True,
         bare: bool = False,
         preloaded: bool = True,
+        apt_daily: float = 0,
     ) -> SandboxHost:
         """A host with Docker and Compose installed (the Docker-ready image) whose engine
         holds the service images, or without them (``preloaded=False``: for the tests of
         sending images), or with ``bare`` neither: only the tests of the install path need
-        a bare host."""
+        a bare host. ``apt_daily``: seconds its apt-daily stand-in holds the apt lists
+        lock from boot (the realism layer's host row)."""
         name = f"{self._prefix}-{name or 'host'}-{next(_host_numbers)}"
         host = hosts.start_host(
             name,
@@ -246,6 +248,7 @@ class HostFactory:
             labels=self._labels,
             docker_ready=not bare,
             preloaded=preloaded and not bare,
+            apt_daily=apt_daily,
         )
         self.started.append(host)
         if wait:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from provision.aws.hostkeys import BEGIN
 from provision.connection.keys import ensure_key_file
 from provision.errors import CommandError, SandboxError
-from provision.sandbox import hosts, images, localdocker
+from provision.sandbox import hosts, images, localdocker, realism
 
 if TYPE_CHECKING:
     from provision.aws.results import Instance
@@ -94,6 +94,9 @@ def endpoint_for(
     what it was launched with: ``user_data_reader``) is run by each host at its first boot."""
     docker_ready = os.environ.get(DOCKER_READY_ENV, "") == "1"
     preloaded = docker_ready and os.environ.get(PRELOADED_ENV, "") == "1"
+    # Under the realism layer (the default) a host's apt-daily holds the apt lists lock for
+    # a while after boot, as on a fresh Debian or Ubuntu instance.
+    apt_daily = realism.SANDBOX.apt_lists if realism.sandbox_on() else 0.0
 
     def endpoint(instance: Instance) -> tuple[str, int]:
         host = host_for_instance(cluster, instance.instance_id)
@@ -115,6 +118,7 @@ def endpoint_for(
                 docker_ready=docker_ready,
                 preloaded=preloaded,
                 user_data=user_data(instance.instance_id) if user_data else "",
+                apt_daily=apt_daily,
             )
         return host.address, host.port
 

@@ -101,6 +101,7 @@ def start_host(
     docker_ready: bool = False,
     preloaded: bool = False,
     user_data: str = "",
+    apt_daily: float = 0,
 ) -> SandboxHost:
     """Start a sandbox host whose user ``admin`` accepts ``public_key``.
 
@@ -113,6 +114,8 @@ def start_host(
     engine also holds the service images (``seed.fill``), as from an AMI baked with them.
     ``user_data``: what the instance was launched with; the host's cloud-init stand-in runs
     it late in its first boot, as cloud-init runs an EC2 instance's (a script, ``#!``).
+    ``apt_daily``: seconds its apt-daily stand-in holds the apt lists lock from boot, as
+    apt-daily's first ``apt-get update`` does on a fresh instance (0: not at all).
     Does not wait for SSH: call ``wait_for_ssh``.
     """
     if preloaded and not docker_ready:
@@ -138,6 +141,7 @@ def start_host(
         container_id = _run_on_fixed_ports(image, name, [
             "--hostname", name, "--label", localdocker.SANDBOX_LABEL, *label_args,
             *images.HOST_RUN_FLAGS,
+            *(["--env", f"PROVISION_APT_DAILY={apt_daily:g}"] if apt_daily > 0 else []),
             "--volume", f"{volume}:/var/lib/docker",
             "--volume", f"{keydir}:/etc/ssh/authorized_keys.d:ro",
             "--volume", f"{keydir / _SEED}:/var/lib/cloud/seed/nocloud:ro",

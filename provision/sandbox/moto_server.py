@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     # order), on real seconds scaled down: ``realism.SANDBOX``; turned off, none of them
     # (``realism.NONE``). Either way each instance's console is its host's (host keys), and
     # a host that powers itself off (its ttl) terminates its instance.
-    on = os.environ.get(realism.REALISM_ENV, "1") != "0"
+    on = realism.sandbox_on()
     recording = os.environ.get("MOTO_RECORDER_FILEPATH")
     journal = Path(recording).with_name(JOURNAL) if recording else None
     scenario = realism.Scenario(

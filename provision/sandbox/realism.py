@@ -28,6 +28,7 @@ import functools
 import hashlib
 import importlib
 import json
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "BEHAVIOURS",
+    "HOST_BEHAVIOURS",
     "NONE",
     "REAL",
     "REALISM_ENV",
@@ -47,11 +49,17 @@ __all__ = [
     "Timings",
     "install",
     "installed",
+    "sandbox_on",
     "uninstall",
 ]
 
 #: The sandbox's moto server runs the layer unless this is "0".
 REALISM_ENV = "PROVISION_SANDBOX_REALISM"
+
+
+def sandbox_on() -> bool:
+    """Whether the sandbox runs the layer (its moto server, and its hosts' apt-daily)."""
+    return os.environ.get(REALISM_ENV, "1") != "0"
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,15 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
               "EC2 User Guide, delete a security group", "seconds to a minute"),
 )  # fmt: skip
 
+#: What the sandbox's EC2-like hosts do at boot as instances do (tested in ``tests/``, on a
+#: host: ``pytest tests -k realism``), beside the EC2 API's rows above.
+HOST_BEHAVIOURS: tuple[Behaviour, ...] = (
+    Behaviour("apt_lists", "apt-daily's first `apt-get update` holds `/var/lib/apt/lists/lock` "
+              "after boot; another `apt-get update` fails at once (\"Could not get lock\")",
+              "canonical/cloud-init#2908 (LP #1693361); geerlingguy/ansible-role-docker#159; "
+              "cfengine/buildscripts#2482 (EC2)", "tens of seconds to minutes after boot"),
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -114,14 +131,15 @@ class Timings:
     teardown: float  # terminated -> its security group may be deleted
     burst: int  # calls within `window` before one answers RequestLimitExceeded (0: never)
     window: float
+    apt_lists: float = 0  # boot -> apt-daily releases the apt lists lock (the sandbox hosts)
 
 
 #: Typical timings of real EC2 (``BEHAVIOURS``), for the fake clock of moto_tests.
 REAL = Timings(pending=18, status_checks=180, consistency=3, console_buffer=300, teardown=30,
-               burst=40, window=1.0)  # fmt: skip
+               burst=40, window=1.0, apt_lists=90)  # fmt: skip
 #: Scaled down for the sandbox (real seconds): the same phases, a quick ``up``.
 SANDBOX = Timings(pending=1.5, status_checks=20, consistency=0.5, console_buffer=20,
-                  teardown=1.0, burst=0, window=1.0)  # fmt: skip
+                  teardown=1.0, burst=0, window=1.0, apt_lists=8)  # fmt: skip
 #: The layer turned off: moto's own timings (everything at once), only the scenario's hooks.
 NONE = Timings(pending=0, status_checks=0, consistency=0, console_buffer=0, teardown=0,
                burst=0, window=1.0)  # fmt: skip

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 import provision.sandbox as sandbox
+from provision.aws.results import Instance
 from provision.errors import CommandError, ConfigError
-from provision.sandbox import hosts, images, localdocker
+from provision.sandbox import cloud, hosts, images, localdocker, realism
 
 
 def _fake_bin(folder: Path, name: str, script: str) -> None:
@@ -240,3 +241,24 @@ def test_the_docker_ready_image_installs_what_docker_engine_would_pick():
     assert f"packages=$({PICK_PACKAGES})" in dockerfile
     assert "install -y --no-install-recommends docker.io $packages" in dockerfile
     assert "usermod -aG docker admin" in dockerfile
+
+
+def test_a_sandbox_cloud_s_hosts_hold_it_only_under_the_realism_layer(monkeypatch):
+    """``endpoint_for`` starts each host with apt-daily's hold from the layer's sandbox
+    timings, and none with the layer off."""
+    seen: list[float] = []
+
+    def start_host(name: str, **kwargs: object) -> object:
+        seen.append(float(kwargs["apt_daily"]))  # type: ignore[arg-type]
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cloud.hosts, "start_host", start_host)
+    monkeypatch.setattr(cloud.hosts, "find_host", lambda name: None)
+    monkeypatch.setattr(cloud.images, "ensure_images", lambda *a, **k: None)
+    monkeypatch.setattr(cloud, "ensure_key_file", lambda path: "ssh-ed25519 AAAA test")
+    instance = Instance("c-1", "i-0123456789abcdef0", None, "10.0.0.1", 22, "admin", Path("k"))
+    for value, want in (("1", realism.SANDBOX.apt_lists), ("0", 0.0)):
+        monkeypatch.setenv(realism.REALISM_ENV, value)
+        with pytest.raises(RuntimeError):
+            cloud.endpoint_for("c")(instance)
+        assert seen.pop() == want

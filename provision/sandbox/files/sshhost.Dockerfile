@@ -22,13 +22,14 @@ RUN apt-get update \
  && systemctl enable ssh.service
 COPY sudoers-admin /etc/sudoers.d/90-admin
 COPY sshd-provision.conf /etc/ssh/sshd_config.d/10-provision.conf
-COPY ssh-hostkeys.service cloud-final.service power-off.service /etc/systemd/system/
-COPY cloud-final /usr/lib/provision/cloud-final
+COPY ssh-hostkeys.service cloud-final.service power-off.service apt-daily.service /etc/systemd/system/
+COPY cloud-final apt-daily /usr/lib/provision/
 COPY cloud-init /usr/bin/cloud-init
 RUN chmod 0440 /etc/sudoers.d/90-admin \
- && chmod 0755 /usr/lib/provision/cloud-final /usr/bin/cloud-init \
+ && chmod 0755 /usr/lib/provision/cloud-final /usr/lib/provision/apt-daily /usr/bin/cloud-init \
  && mkdir -p /var/lib/cloud/seed/nocloud \
- && systemctl enable ssh-hostkeys.service cloud-final.service power-off.service
+ && systemctl mask apt-daily.timer apt-daily-upgrade.timer \
+ && systemctl enable ssh-hostkeys.service cloud-final.service power-off.service apt-daily.service
 ENV container=docker
 STOPSIGNAL SIGRTMIN+3
 EXPOSE 22
