@@ -54,17 +54,30 @@ class ClusterRoutes:
         validate(prefix, service, endpoints, allow_local=allow_local)
         with self._table() as table:
             table.add_route(prefix, service, endpoints, allow_local=allow_local)
+            self._record(table)
 
     def remove(self, prefix: str) -> bool:
         from provision.cluster.routes import validate_prefix
 
         validate_prefix(prefix)
         with self._table() as table:
-            return table.remove_route(prefix)
+            removed = table.remove_route(prefix)
+            self._record(table)
+            return removed
 
     def list(self) -> dict[str, Route]:
         with self._table() as table:
             return table.list_routes()
+
+    def _record(self, table: RouteTable) -> None:
+        """A cloud cluster's table, as it is now, in the controller's record (``up`` puts it
+        back into a Redis that lost its volume with its host: the ``routes`` task)."""
+        from provision.cluster import route_record
+
+        cluster = self.variables.get("cluster_name")
+        if self.variables.get("cloud", "none") != "none" and cluster:
+            where = route_record.path(self.options.state_dir.resolve(), str(cluster))
+            route_record.save(where, table.list_routes())
 
     @contextmanager
     def _table(self) -> Iterator[RouteTable]:

@@ -1,7 +1,8 @@
 """``docker_node``: this host's Swarm node labels, set on the manager; and, on the manager, the
 nodes of hosts gone for good removed from the swarm.
 
-``labels`` are the node's ``io.provision.*`` labels, exactly (others are left alone): Redis is
+``labels`` are the node's ``io.provision.*`` labels, exactly (others are left alone), set
+through this host when it is a manager, else through ``manager``: Redis is
 pinned by ``io.provision.redis=true`` to the node that holds its volume. ``members`` (on the
 manager): the inventory names of the cluster's hosts; a node that is ``Down`` and is none of
 theirs is removed (a replaced instance's old node).
@@ -17,12 +18,19 @@ from provision.connection.base import Remote
 from provision.errors import ConfigError, TaskError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
-from provision.tasks.docker_swarm import SWARM_INFO, parse_swarm, swarm_info
+from provision.tasks.docker_swarm import (
+    JOIN_WAIT,
+    SWARM_INFO,
+    SwarmInfo,
+    parse_swarm,
+    swarm_info,
+    wait_for_manager,
+)
 
 __all__ = ["LABEL_PREFIX", "SPEC", "DockerNodeArgs", "label_changes", "parse_nodes"]
 
 LABEL_PREFIX = "io.provision."
-NODES = ["docker", "node", "ls", "--format", "{{.ID}} {{.Status}} {{.Hostname}}"]
+NODES = ["docker", "node", "ls", "--format", "{{.ID}} {{.Status}} {{.Hostname}} {{.ManagerStatus}}"]
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,14 @@ def label_changes(held: Mapping[str, str], wanted: Mapping[str, str]) -> list[st
     return args + [a for k in sorted(set(ours) - set(wanted)) for a in ("--label-rm", k)]
 
 
-def parse_nodes(stdout: str) -> list[tuple[str, str, str]]:
-    """(id, status, hostname) rows of ``docker node ls``; the id's "*" mark dropped."""
+def parse_nodes(stdout: str) -> list[tuple[str, str, str, str]]:
+    """(id, status, hostname, manager status) rows of ``docker node ls``; the id's "*" mark
+    dropped; the manager status is "" for a worker (Leader, Reachable, Unreachable else)."""
     rows = []
     for line in stdout.splitlines():
         parts = line.replace(" * ", " ").split()
         if len(parts) >= 3:
-            rows.append((parts[0], parts[1], parts[2]))
+            rows.append((parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else ""))
     return rows
 
 
@@ -75,10 +84,25 @@ def _prune(ctx: TaskContext, manager: Remote, members: tuple[str, ...]) -> list[
         if info is not None and info.node_id:
             keep.add(info.node_id)
     listed = parse_nodes(manager.run(NODES, sudo=ctx.become, warn=True).stdout)
-    gone = [(node, host) for node, status, host in listed if status == "Down" and node not in keep]
-    for node, _ in gone:
+    gone = [row for row in listed if row[1] == "Down" and row[0] not in keep]
+    for node, _, _, managing in gone:
+        if managing:
+            _on(ctx, manager, ["docker", "node", "demote", node])
         _on(ctx, manager, ["docker", "node", "rm", "--force", node])
-    return [host for _, host in gone]
+    return [host for _, _, host, _ in gone]
+
+
+def _labeller(ctx: TaskContext, args: DockerNodeArgs, mine: SwarmInfo) -> Remote:
+    """A manager to set this node's labels through: this host when it manages (every host of
+    three does), else ``manager``, waited for while it joins (a replacement for the first
+    host joins side by side with the others' tasks)."""
+    if mine.manager:
+        return ctx.conn
+    manager = ctx.peer(args.manager)
+    theirs = wait_for_manager(manager, ctx.become, 0 if ctx.check else JOIN_WAIT)
+    if theirs is None or theirs.state != "active" or not theirs.manager:
+        raise TaskError(f"{args.manager} is not a swarm manager: cannot label {ctx.host.name}")
+    return manager
 
 
 def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
@@ -87,14 +111,14 @@ def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
         if ctx.check:
             return ctx.changed("would label the node once it is in the swarm")
         raise TaskError(f"{ctx.host.name} is in no swarm: run docker_swarm first")
-    manager = ctx.peer(args.manager)
+    manager = _labeller(ctx, args, mine)
     shown = manager.run(["docker", "node", "inspect", "--format", "{{json .Spec.Labels}}",
                          mine.node_id], sudo=ctx.become, warn=True)  # fmt: skip
     held = json.loads(shown.stdout.strip() or "{}") or {} if shown.ok else {}
     changes = label_changes(held, args.labels)
     if changes:
         _on(ctx, manager, ["docker", "node", "update", *changes, mine.node_id])
-    removed = _prune(ctx, manager, args.members) if ctx.host.name == args.manager else []
+    removed = _prune(ctx, ctx.conn, args.members) if ctx.host.name == args.manager else []
     if not changes and not removed:
         return ctx.ok(f"node {mine.node_id[:12]} as asked", node_id=mine.node_id)
     words = [f"labels {' '.join(changes[1::2])}"] if changes else []

@@ -1,9 +1,15 @@
 """``docker_swarm``: this host in the cluster's Docker Swarm (present) or out of any (absent).
 
 The host named ``manager`` initialises the swarm (advertise address: its private address, the
-source address of its default route, unless ``advertise_addr`` is given); every other host
-joins it as a worker with the worker token read over SSH on the manager. The token travels on
-stdin, never on a command line: it is in no output, event, report, state file or error.
+source address of its default route, unless ``advertise_addr`` is given) when no host of
+``members`` is in one yet; every other host joins it. The first ``managers`` hosts of
+``members`` join as managers (three, where there are three or more hosts: Raft keeps the
+swarm, its services, networks and secrets, with one of them lost), the rest as workers, with
+the token read over SSH on a manager. A host that is not in the swarm (a replacement for one
+gone for good, the first host included) joins it through whichever member still manages it,
+rather than starting a second swarm; a worker that should be a manager is promoted. The token
+travels on stdin, never on a command line: it is in no output, event, report, state file or
+error.
 
 Re-run: ok. A host that is already in another swarm is an error that says so (leave it first,
 ``docker swarm leave``); nothing is forced.
@@ -18,11 +24,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from provision.connection.base import Remote
-from provision.errors import CommandError, TaskError
+from provision.errors import CommandError, ConfigError, TaskError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 
-__all__ = ["SPEC", "SWARM_INFO", "DockerSwarmArgs", "SwarmInfo", "parse_swarm", "swarm_info"]
+__all__ = [
+    "JOIN_WAIT",
+    "SPEC",
+    "SWARM_INFO",
+    "DockerSwarmArgs",
+    "SwarmInfo",
+    "parse_swarm",
+    "swarm_info",
+    "wait_for_manager",
+]
 
 SWARM_INFO = ["docker", "info", "--format", "{{json .Swarm}}"]
 # The source address of the default route (no packet is sent): the private address on EC2,
@@ -35,7 +50,6 @@ ADDRESS = (
 # $1 the manager's address:2377, $2 this host's advertise address; the token on stdin.
 JOIN = 'read -r token && exec docker swarm join --advertise-addr "$2" --token "$token" "$1"'
 JOIN_WAIT = 120.0  # seconds a worker waits for the manager's swarm
-TOKEN = ["docker", "swarm", "join-token", "-q", "worker"]
 # Exit 0 while something listens on the gossip port, 7946/tcp (0x1F0A), on a host in no swarm.
 # Seen here: after `docker swarm leave`, dockerd keeps its old networkdb agent bound to it,
 # so the next join's agent cannot start ("bind: address already in use") and the overlay's
@@ -49,12 +63,20 @@ RESTART = (
 
 @dataclass(frozen=True)
 class DockerSwarmArgs:
-    manager: str  # the inventory name of the host that holds the swarm
+    manager: str  # the inventory name of the host that makes the swarm when there is none
     state: Literal["present", "absent"] = "present"
     advertise_addr: str = ""  # "" = the host's private address
+    #: the cluster's hosts, in order: a host joins through whichever of them manages the swarm
+    members: tuple[str, ...] = ()
+    managers: int = 1  # how many of the first ``members`` are managers
 
     def __post_init__(self) -> None:
         check_name(self.manager, "docker_swarm.manager")
+        for i, name in enumerate(self.members):
+            check_name(name, f"docker_swarm.members[{i}]")
+        if not isinstance(self.managers, int) or self.managers < 1:
+            raise ConfigError("managers must be a whole number of at least 1",
+                              field="docker_swarm.managers")  # fmt: skip
         if self.advertise_addr:
             check_name(self.advertise_addr, "docker_swarm.advertise_addr")
 
@@ -109,15 +131,27 @@ def _address(ctx: TaskContext, args: DockerSwarmArgs) -> str:
     return address
 
 
-def _init(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
-    if mine.state == "active" and mine.manager:
-        return ctx.ok(f"manager of swarm {mine.cluster_id[:12]}", node_id=mine.node_id,
-                      role="manager", address=mine.node_addr)  # fmt: skip
-    if mine.state != "inactive":
-        raise TaskError(
-            f"{ctx.host.name} is already in another swarm as a worker (state {mine.state}, "
-            f"managers {', '.join(mine.managers) or '?'}): run `docker swarm leave` there first"
-        )
+def _role(ctx: TaskContext, args: DockerSwarmArgs) -> str:
+    """``manager`` for the manager and the first ``managers`` members, else ``worker``."""
+    names = list(args.members) or [args.manager]
+    if ctx.host.name == args.manager:
+        return "manager"
+    rank = names.index(ctx.host.name) if ctx.host.name in names else len(names)
+    return "manager" if rank < args.managers else "worker"
+
+
+def _managing(ctx: TaskContext, args: DockerSwarmArgs) -> tuple[str, SwarmInfo] | None:
+    """The first other member (``manager`` first) that manages a swarm now, and its state."""
+    for name in dict.fromkeys([args.manager, *args.members]):
+        if name == ctx.host.name:
+            continue
+        theirs = swarm_info(ctx.peer(name), ctx.become)
+        if theirs is not None and theirs.state == "active" and theirs.manager:
+            return name, theirs
+    return None
+
+
+def _init(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
     address = _address(ctx, args)
     _free_gossip_port(ctx)
     ctx.run(["docker", "swarm", "init", "--advertise-addr", address])
@@ -126,7 +160,7 @@ def _init(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
                        node_id=after.node_id if after else "")  # fmt: skip
 
 
-def _manager_info(manager: Remote, sudo: bool, wait: float) -> SwarmInfo | None:
+def wait_for_manager(manager: Remote, sudo: bool, wait: float) -> SwarmInfo | None:
     """The manager's swarm state, waiting up to ``wait`` seconds for it to be an active
     manager: hosts run their tasks side by side, so the join may come before the init."""
     deadline = time.monotonic() + wait
@@ -143,33 +177,55 @@ def _in_swarm_of(manager: Remote, sudo: bool, node_id: str) -> bool:
     return known.ok and known.stdout.strip() == node_id
 
 
-def _join(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
-    manager = ctx.peer(args.manager)
-    theirs = _manager_info(manager, ctx.become, 0 if ctx.check else JOIN_WAIT)
-    if theirs is None or theirs.state != "active" or not theirs.manager:
-        if ctx.check:
-            return ctx.changed(f"would join the swarm of {args.manager}")
-        state = theirs.state if theirs else "no answer"
-        raise TaskError(f"{args.manager} is not a swarm manager ({state}): cannot join")
-    if mine.state == "active":
-        if _in_swarm_of(manager, ctx.become, mine.node_id):
-            return ctx.ok(f"worker of {args.manager}'s swarm", node_id=mine.node_id,
-                          role="manager" if mine.manager else "worker",
-                          address=mine.node_addr)  # fmt: skip
+def _member(ctx: TaskContext, args: DockerSwarmArgs, mine: SwarmInfo) -> Outcome:
+    """This host is in a swarm: ok if it is the cluster's (promoted if it should manage)."""
+    if mine.state != "active":
+        raise TaskError(f"{ctx.host.name}: swarm state {mine.state}; leave it first")
+    role = _role(ctx, args)
+    if mine.manager:
+        return ctx.ok(f"manager of swarm {mine.cluster_id[:12]}", node_id=mine.node_id,
+                      role="manager", address=mine.node_addr)  # fmt: skip
+    found = _managing(ctx, args)
+    if found is None or not _in_swarm_of(ctx.peer(found[0]), ctx.become, mine.node_id):
         raise TaskError(
             f"{ctx.host.name} is already in another swarm (managers "
-            f"{', '.join(mine.managers) or '?'}), not {args.manager}'s: "
+            f"{', '.join(mine.managers) or '?'}), not the cluster's: "
             "run `docker swarm leave` there first"
         )
-    if mine.state != "inactive":
-        raise TaskError(f"{ctx.host.name}: swarm state {mine.state}; leave it first")
+    if role == "worker":
+        return ctx.ok(f"worker of {found[0]}'s swarm", node_id=mine.node_id, role="worker",
+                      address=mine.node_addr)  # fmt: skip
+    promote = ["docker", "node", "promote", mine.node_id]
+    ctx.executed.append(f"{found[0]}: {' '.join(promote)}")
+    if not ctx.check:
+        ctx.peer(found[0]).run(promote, sudo=ctx.become)
+    return ctx.changed(f"promoted to manager (through {found[0]})", node_id=mine.node_id,
+                       role="manager", address=mine.node_addr)  # fmt: skip
+
+
+def _join(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
+    """This host is in no swarm: join the one a member manages, or make it (``manager``),
+    or wait for ``manager`` to make it."""
+    found = _managing(ctx, args)
+    if found is None and ctx.host.name == args.manager:
+        return _init(ctx, args)
+    if found is None:
+        theirs = wait_for_manager(ctx.peer(args.manager), ctx.become, 0 if ctx.check else JOIN_WAIT)
+        if theirs is None or theirs.state != "active" or not theirs.manager:
+            if ctx.check:
+                return ctx.changed(f"would join the swarm of {args.manager}")
+            state = theirs.state if theirs else "no answer"
+            raise TaskError(f"{args.manager} is not a swarm manager ({state}): cannot join")
+        found = (args.manager, theirs)
+    through, theirs = found
+    role = _role(ctx, args)
     address = _address(ctx, args)
     target = f"{theirs.node_addr}:2377"
     ctx.executed.append(f"docker swarm join --advertise-addr {address} --token *** {target}")
     if not ctx.check:
         _free_gossip_port(ctx)
-        _send_join(ctx, manager, target, address)
-    return ctx.changed(f"joined the swarm at {target}", role="worker", address=address)
+        _send_join(ctx, ctx.peer(through), role, target, address)
+    return ctx.changed(f"joined the swarm at {target} as a {role}", role=role, address=address)
 
 
 def _free_gossip_port(ctx: TaskContext) -> None:
@@ -186,12 +242,12 @@ def _free_gossip_port(ctx: TaskContext) -> None:
         )
 
 
-def _send_join(ctx: TaskContext, manager: Remote, target: str, address: str) -> None:
-    read = manager.run(TOKEN, sudo=ctx.become, warn=True)
+def _send_join(ctx: TaskContext, manager: Remote, role: str, target: str, address: str) -> None:
+    read = manager.run(["docker", "swarm", "join-token", "-q", role], sudo=ctx.become, warn=True)
     token = read.stdout.strip()
     if not read.ok or not token:
-        raise TaskError(f"could not read the worker token on the manager (exit "
-                             f"{read.exit_code})")  # fmt: skip
+        raise TaskError(f"could not read the {role} token on {manager.host.name} (exit "
+                        f"{read.exit_code})")  # fmt: skip
     ctx.changing()
     try:
         ctx.conn.run(["sh", "-c", JOIN, "sh", target, address], sudo=ctx.become,
@@ -209,9 +265,9 @@ def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
             return ctx.ok("in no swarm")
         ctx.run(["docker", "swarm", "leave", "--force"])
         return ctx.changed("left the swarm")
-    if ctx.host.name == args.manager:
-        return _init(ctx, args, mine)
-    return _join(ctx, args, mine)
+    if mine.state == "inactive":
+        return _join(ctx, args)
+    return _member(ctx, args, mine)
 
 
 def look(args: DockerSwarmArgs, variables: Mapping[str, Any]) -> list[list[str]]:

@@ -8,9 +8,14 @@ module (each `up` of three hosts costs a minute):
 - a node that runs an echo replica (not the manager) is stopped: Swarm reschedules the replica
   on a remaining node, and a bounded loop of requests through another node's URL sees routing
   continue (the count of failed requests is printed and bounded);
-- a node gone for good (its instance terminated, its host removed): `provision up` again
-  launches one new instance, which joins (its images relayed by the manager) and the cluster
-  verifies on all three nodes; the old node is no longer in `docker node ls`;
+- the first host gone for good (its instance terminated, its host removed): the manager that
+  made the swarm, held the stacks' files and ran Redis on its volume. Every node of three is
+  a manager, so the swarm lives on; `provision up` again launches one new instance, which
+  takes the first host's name and joins the same swarm as a manager (no second swarm), takes
+  the Redis password the other managers kept, runs Redis (empty) and gets back the routes the
+  controller recorded; the cluster verifies on all three nodes; the old node is demoted and
+  removed from `docker node ls`; the swarm kept its state (its ID, its services) and the route
+  added at the start answers through every node;
 - `down` leaves no container, network or volume of the cluster (the last test).
 
 The tests run in this order (pytest keeps a module's order); each leaves the cluster with
@@ -67,15 +72,32 @@ class Swarm:
                 found[hostname] = cid
         return found
 
-    def manager(self) -> str:
-        """The hostname of the swarm's manager."""
-        for hostname, cid in self.containers().items():
+    def on_manager(self, *argv: str) -> str:
+        """Run ``argv`` on a node that manages the swarm (any: every node of three does)."""
+        for cid in self.containers().values():
             if on(cid, "docker", "info", "--format", "{{.Swarm.ControlAvailable}}") == "true":
-                return hostname
+                return on(cid, *argv)
         raise AssertionError(f"no manager among {self.containers()}")
 
-    def on_manager(self, *argv: str) -> str:
-        return on(self.containers()[self.manager()], *argv)
+    def manager(self) -> str:
+        """The hostname of the first host: it made the swarm, holds the stacks' files and runs
+        Redis (its node is labelled io.provision.redis=true)."""
+        (first,) = self.on_manager(
+            "docker",
+            "node",
+            "ls",
+            "--format",
+            "{{.Hostname}}",
+            "--filter",
+            "node.label=io.provision.redis=true",
+        ).split()
+        return first
+
+    def managers(self) -> dict[str, str]:
+        """{hostname: manager status} of the nodes that are managers (Leader, Reachable...)."""
+        rows = self.on_manager("docker", "node", "ls", "--format",
+                               "{{.Hostname}} {{.ManagerStatus}}").splitlines()  # fmt: skip
+        return dict(r.split() for r in rows if len(r.split()) == 2)
 
     def nodes(self) -> dict[str, str]:
         """{hostname: status} as the manager's `docker node ls` lists them."""
@@ -167,6 +189,8 @@ def test_swarm_up_verified_on_every_node_routed_through_every_node_again(swarm: 
     node_urls = urls.group(1).split(", ")
     assert len(node_urls) == N and all(u.startswith("http://127.0.0.1:") for u in node_urls)
     assert_verified_on_every_node(report, hosts)
+    # Three managers: Raft keeps the swarm with one of them lost.
+    assert set(swarm.managers()) == set(swarm.containers()), swarm.managers()
     # The images crossed the controller's link once: to the manager, which relayed them.
     # One task sent them, on the manager; the others skip it (their results say so).
     ran = [
@@ -268,11 +292,13 @@ def _terminate_instance(swarm: Swarm, hostname: str) -> str:
     return ids[0]
 
 
-def test_a_node_gone_for_good_is_replaced_and_removed_from_the_swarm(swarm: Swarm):
+def test_the_first_host_gone_for_good_is_replaced_and_the_swarm_keeps_its_state(swarm: Swarm):
     swarm.wait_nodes(None)
-    manager = swarm.manager()
+    gone = swarm.manager()  # made the swarm, holds the stacks' files, runs Redis
     before = swarm.nodes()
-    gone = sorted(h for h in before if h != manager)[0]
+    assert set(swarm.managers()) == set(before), swarm.managers()
+    cluster_id = swarm.on_manager("docker", "info", "--format", "{{.Swarm.Cluster.ID}}")
+    services = swarm.on_manager("docker", "service", "ls", "--format", "{{.ID}} {{.Name}}")
     _terminate_instance(swarm, gone)
     hosts.remove_host(gone)  # the instance and its disk, gone for good
     swarm.wait_nodes({**before, gone: "Down"}, deadline=90)
@@ -285,19 +311,29 @@ def test_a_node_gone_for_good_is_replaced_and_removed_from_the_swarm(swarm: Swar
     assert_verified_on_every_node(report, inventory)
     nodes = swarm.nodes()
     new = set(nodes) - set(before)
-    assert gone not in nodes, nodes  # the old node removed from the swarm
+    assert gone not in nodes, nodes  # the old node demoted and removed from the swarm
     assert len(new) == 1 and set(nodes.values()) == {"Ready"} and len(nodes) == N, nodes
-    # The newcomer's images came from the manager over the cluster's network, not from here.
-    # One task sent them, on the manager; the others skip it (their results say so).
-    ran = [
-        t for t in report["tasks"] if t["module"] == "docker_images" and t["status"] != "skipped"
-    ]
-    (images,) = ran
-    assert images["host"] == inventory[0], ran  # <cluster>-1, the manager
-    assert images["status"] == "changed" and "relayed to " in images["msg"], images
-    assert "from the controller" not in images["msg"], images
+    # The newcomer joined the same swarm, as a manager: three again; nothing was re-made.
+    assert set(swarm.managers()) == set(nodes), swarm.managers()
+    assert swarm.on_manager("docker", "info", "--format", "{{.Swarm.Cluster.ID}}") == cluster_id
+    assert swarm.on_manager("docker", "service", "ls", "--format", "{{.ID}} {{.Name}}") == (
+        services
+    )
+    (newcomer,) = new
+    assert swarm.manager() == newcomer  # Redis runs on the new first host now
+    tasks = {(t["host"], t["module"]): t for t in report["tasks"] if t["status"] != "skipped"}
+    first = inventory[0]
+    joined = tasks[(first, "docker_swarm")]
+    assert joined["status"] == "changed" and "as a manager" in joined["msg"], joined
+    kept = tasks[(first, "secret")]
+    assert "copied from" in kept["msg"] and "(value kept)" in kept["msg"], kept
+    restored = tasks[(first, "routes")]
+    assert restored["status"] == "changed" and "restored 1 route(s)" in restored["msg"], restored
     removed = [t for t in report["tasks"] if t["module"] == "docker_node" and gone in t["msg"]]
     assert removed and "removed gone node" in removed[0]["msg"], report["tasks"]
+    # The route added at the start answers through every node, the newcomer's included.
+    for hostname in nodes:
+        wait_routed(f"{swarm.url(hostname)}{ROUTE}/x")
 
 
 def test_down_leaves_nothing_of_the_swarm(swarm: Swarm):

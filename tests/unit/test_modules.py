@@ -318,7 +318,7 @@ def _result(stdout: str):
 # -- secret, command --------------------------------------------------------------------------
 def test_secret_generated_once_and_never_logged():
     remote = FakeRemote()
-    remote.answer(r"^test -s", code=1)
+    remote.answer(r"sha256sum", "")  # no file yet
     outcome, ctx = run(
         "secret", {"path": "/opt/provision/secrets/redis.env", "key": "REDIS_PASSWORD"}, remote
     )
@@ -328,10 +328,54 @@ def test_secret_generated_once_and_never_logged():
     secret = value.split("=", 1)[1].strip()
     assert all(secret not in c for c in remote.commands() + ctx.executed + [outcome.msg])
     again = FakeRemote()
+    again.answer(r"sha256sum", "ab" * 32 + "\n")
     outcome, _ = run(
         "secret", {"path": "/opt/provision/secrets/redis.env", "key": "REDIS_PASSWORD"}, again
     )
     assert not outcome.changed and not again.stdin
+
+
+SECRET = {"path": "/opt/provision/secrets/redis.env", "key": "REDIS_PASSWORD"}
+KEPT = "REDIS_PASSWORD=kept-value-kept-value-kept-value\n"
+
+
+def _secret_host(name: str, digest: str) -> FakeRemote:
+    from provision.models import HostSpec
+
+    remote = FakeRemote(host=HostSpec(name, "127.0.0.1", user="admin"))
+    remote.answer(r"sha256sum", digest)
+    remote.answer(r"^cat /opt/provision/secrets/redis.env", KEPT)
+    return remote
+
+
+def _secret_ctx(remote: FakeRemote, peers: dict[str, FakeRemote]) -> TaskContext:
+    return TaskContext(remote, become=True, peers=lambda name: peers[name])
+
+
+def test_a_secret_is_kept_on_the_other_managers_and_a_replacement_takes_it_from_them():
+    """The first host makes the value and keeps a copy on the others (once); its
+    replacement, whose file is missing, takes the kept value instead of making a new one,
+    which would not match what the swarm's services were deployed with."""
+    spec = registry()["secret"]
+    args = build_args(spec, {**SECRET, "keep_on": ["c-2", "c-3"]})
+    first = _secret_host("c-1", "")
+    peers = {"c-2": _secret_host("c-2", ""), "c-3": _secret_host("c-3", "")}
+    outcome = spec.apply(_secret_ctx(first, peers), args)
+    assert outcome.changed and "a copy kept on c-2, c-3" in outcome.msg
+    made = first.stdin[0]
+    assert peers["c-2"].stdin == [made] and peers["c-3"].stdin == [made]
+    assert all(made.decode().split("=")[1].strip() not in c for c in peers["c-2"].commands())
+
+    same = "cd" * 32
+    kept = {"c-2": _secret_host("c-2", same), "c-3": _secret_host("c-3", same)}
+    again = spec.apply(_secret_ctx(_secret_host("c-1", same), kept), args)
+    assert not again.changed and not kept["c-2"].stdin and not kept["c-3"].stdin
+
+    replacement = _secret_host("c-1", "")
+    healed = spec.apply(_secret_ctx(replacement, kept), args)
+    assert healed.changed and "copied from c-2 (value kept)" in healed.msg, healed.msg
+    assert replacement.stdin == [KEPT.encode()]  # the kept value, not a new one
+    assert not kept["c-2"].stdin and not kept["c-3"].stdin
 
 
 def test_command_creates_and_read_only():

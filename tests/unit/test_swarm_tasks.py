@@ -123,9 +123,10 @@ def test_label_changes_touch_only_our_prefix():
 
 
 def test_parse_nodes_drops_the_self_mark():
-    text = "n1 *   Ready m1\nn2 Down w-old\nn3 Ready w2\n"
+    text = "n1 *   Ready m1 Leader\nn2 Down w-old Unreachable\nn3 Ready w2\n"
     assert parse_nodes(text.replace("n1 *   ", "n1 * ")) == [
-        ("n1", "Ready", "m1"), ("n2", "Down", "w-old"), ("n3", "Ready", "w2")]  # fmt: skip
+        ("n1", "Ready", "m1", "Leader"), ("n2", "Down", "w-old", "Unreachable"),
+        ("n3", "Ready", "w2", "")]  # fmt: skip
 
 
 def test_docker_node_labels_on_the_manager_and_removes_a_gone_node():
@@ -142,6 +143,72 @@ def test_docker_node_labels_on_the_manager_and_removes_a_gone_node():
     assert "docker node update --label-add io.provision.redis=true n1" in commands
     assert "docker node rm --force n2" in commands
     assert not any("rm --force n4" in c for c in commands)
+    assert not any("demote" in c for c in commands)  # n2 was a worker
+
+
+def test_a_gone_manager_is_demoted_then_removed():
+    """Swarm refuses `docker node rm` of a manager; with the others a majority, Raft lets
+    the unreachable one be demoted first."""
+    manager = host("m", active("n1", "10.0.0.5", True))
+    manager.answer(r"node inspect --format \{\{json .Spec.Labels\}\} n1", "{}")
+    manager.answer(r"docker node ls", "n1 * Ready m Leader\nn2 Down m2 Unreachable\n"
+                                      "n3 Ready m3 Reachable\n")  # fmt: skip
+    peers = {
+        "m": manager,
+        "m3": host("m3", active("n3", "10.0.0.7", True)),
+        "m2": host("m2", INACTIVE),
+    }  # its replacement, not in the swarm yet
+    out = node_apply(
+        ctx_for(manager, peers), DockerNodeArgs(manager="m", members=("m", "m2", "m3"))
+    )
+    assert out.data["removed"] == ["m2"]
+    commands = manager.commands()
+    demote = commands.index("docker node demote n2")
+    assert commands.index("docker node rm --force n2") > demote, commands
+
+
+def test_three_managers_the_first_three_members_join_with_the_manager_token():
+    manager = host("c-1", active("n1", "10.0.0.5", True))
+    manager.answer(r"join-token -q manager", "SWMTKN-manager\n")
+    manager.answer(r"join-token -q worker", TOKEN + "\n")
+    members = ("c-1", "c-2", "c-3", "c-4")
+    for name, role, token in (("c-3", "manager", "SWMTKN-manager"), ("c-4", "worker", TOKEN)):
+        node = host(name, INACTIVE)
+        node.answer(r"python3 -c", "10.0.0.9\n")
+        peers = {"c-1": manager, "c-2": host("c-2", INACTIVE), "c-3": node, "c-4": node}
+        out = apply(ctx_for(node, peers), DockerSwarmArgs("c-1", members=members, managers=3))
+        assert out.changed and out.data["role"] == role and f"as a {role}" in out.msg
+        assert node.stdin == [f"{token}\n".encode()]
+
+
+def test_a_replacement_for_the_first_host_joins_the_swarm_its_managers_kept():
+    """The first host (the one that makes the swarm) is gone for good and its replacement
+    takes its name: it joins through a manager that is left, as a manager, instead of
+    starting a second swarm that the others could not join."""
+    new = host("c-1", INACTIVE)
+    new.answer(r"python3 -c", "10.0.0.8\n")
+    left = host("c-2", active("n2", "10.0.0.6", True, ("10.0.0.6:2377",)))
+    left.answer(r"join-token -q manager", "SWMTKN-manager\n")
+    peers = {"c-1": new, "c-2": left, "c-3": host("c-3", active("n3", "10.0.0.7", True))}
+    args = DockerSwarmArgs("c-1", members=("c-1", "c-2", "c-3"), managers=3)
+    out = apply(ctx_for(new, peers), args)
+    assert out.changed and out.data["role"] == "manager", out
+    assert not any("swarm init" in c for c in new.commands())
+    assert "sh -c " in " ".join(new.commands()) and new.stdin == [b"SWMTKN-manager\n"]
+    assert "joined the swarm at 10.0.0.6:2377" in out.msg
+
+
+def test_a_worker_that_should_manage_is_promoted_through_a_manager():
+    """A cluster grown from two hosts to three: its second host, a worker, is promoted."""
+    manager = host("c-1", active("n1", "10.0.0.5", True))
+    manager.answer(r"node inspect --format \{\{.ID\}\} n2", "n2\n")
+    worker = host("c-2", active("n2", "10.0.0.6", False, ("10.0.0.5:2377",)))
+    args = DockerSwarmArgs("c-1", members=("c-1", "c-2", "c-3"), managers=3)
+    out = apply(ctx_for(worker, {"c-1": manager}), args)
+    assert out.changed and "promoted" in out.msg
+    assert "docker node promote n2" in manager.commands()
+    again = host("c-2", active("n2", "10.0.0.6", True))
+    assert not apply(ctx_for(again, {"c-1": manager}), args).changed
 
 
 def test_cloud_hosts_come_in_name_order_whatever_the_launch_order(tmp_path: Path) -> None:
@@ -193,3 +260,17 @@ def test_a_gossip_port_held_by_something_else_is_an_error_before_the_join():
     with pytest.raises(ProvisionError, match=r"port 7946/tcp .* held by another process"):
         apply(ctx_for(worker, {"m": manager}), DockerSwarmArgs(manager="m"))
     assert not any("swarm join" in c for c in worker.commands())
+
+
+def test_a_manager_labels_its_own_node_without_waiting_for_the_first_host():
+    """A replacement for the first host joins side by side with the other hosts' tasks: the
+    other managers label their own nodes, never through a first host that is still joining
+    (seen: `docker node update` refused there, as it was not yet a manager)."""
+    joining = host("c-1", INACTIVE)
+    second = host("c-2", active("n2", "10.0.0.6", True))
+    second.answer(r"node inspect --format \{\{json .Spec.Labels\}\} n2", "{}")
+    args = DockerNodeArgs(manager="c-1", labels={"io.provision.redis": "false"})
+    out = node_apply(ctx_for(second, {"c-1": joining, "c-2": second}), args)
+    assert out.changed
+    assert "docker node update --label-add io.provision.redis=false n2" in second.commands()
+    assert joining.commands() == []
