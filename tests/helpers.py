@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -216,3 +217,56 @@ ENDPOINTS_ACCEPTED = (
     "echo-b:80", "10.0.0.1:8080", "a.b-c.d:1", "0.0.0.9:65535",
     ".".join([_LABEL63] * 3) + "." + "a" * 61 + ":80",  # 253 characters
 )  # fmt: skip
+
+
+class Recording:
+    """A connection that records each command sent, as (host of the task that sent it, its
+    module, this connection's host, "BATCH of N" or the command), attributed by thread: each
+    host's play runs in its own thread, which announces its task (``Event("task")``)."""
+
+    def __init__(
+        self, conn: Any, current: dict[int | str, tuple[str, str]], log: list[Any]
+    ) -> None:
+        self._conn, self._current, self._log = conn, current, log
+
+    def _note(self, what: str) -> None:
+        # A thread a module started itself (verify's checks run side by side): the task of
+        # this connection's host.
+        mine = self._conn.host.name
+        host, module = self._current.get(threading.get_ident()) or self._current.get(mine, ("", ""))
+        self._log.append((host, module, mine, what))
+
+    def run(self, argv: Any, **kwargs: Any) -> Any:
+        self._note(" ".join(argv)[:100])
+        return self._conn.run(argv, **kwargs)
+
+    def run_many(self, commands: Any, **kwargs: Any) -> Any:
+        self._note(f"BATCH of {len(commands)}")
+        return self._conn.run_many(commands, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def recorded_up(monkeypatch: Any, cwd: Path, extra_vars: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """``up`` of the sandbox cluster whose state is in ``cwd``, in this process, every SSH
+    command recorded (``Recording``): (the report, the log)."""
+    from provision.run.events import Event
+    from provision.run.runner import Runner
+
+    current: dict[int | str, tuple[str, str]] = {}  # by thread, and by host
+    log: list[Any] = []
+    real = Runner._ssh
+
+    def ssh(self: Runner, spec: Any) -> Any:
+        return Recording(real(self, spec), current, log)
+
+    def on_event(event: Event) -> None:
+        if event.kind == "task" and event.host:
+            task = (event.host, str(event.data.get("module", "")))
+            current[threading.get_ident()] = current[event.host] = task
+
+    monkeypatch.setattr(Runner, "_ssh", ssh)
+    monkeypatch.chdir(cwd)
+    options = Options(state_dir=cwd / ".provision", extra_vars=extra_vars)
+    return run_playbook(PLAYBOOKS / "up.yml", None, options, on_event=on_event), log

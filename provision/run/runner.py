@@ -362,7 +362,7 @@ class Runner:
         variables = self._vars(play, host, inventory)
         for task in play.tasks:
             spec = self.modules.get(task.module)
-            if spec is None or spec.look is None or not self._selected(task):
+            if spec is None or spec.reads is None or not self._selected(task):
                 continue
             try:
                 if task.when is not None and not evaluate(task.when, variables, loc=task.loc):

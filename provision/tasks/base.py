@@ -3,6 +3,11 @@
 A module is "look, then act": it reads a fact through ``ctx``, returns ``ctx.ok()`` when the
 host is already as asked, and otherwise runs its commands at once with ``ctx.run`` (which, in
 check mode, records the command instead of running it) and returns ``ctx.changed(...)``.
+
+What a module reads is declared once, as pyinfra declares facts: its ``reads`` (name ->
+read-only argv, for given arguments and variables). The runner sends every task's declared
+reads to a host in one round trip at the start of a play; ``apply`` gets them with
+``ctx.looked(reads(args, ctx.vars))``, answered from that batch while nothing has changed.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from provision.models import CheckResult, HostSpec, Result
 from provision.models.names import whole_number
 
 __all__ = [
+    "Looked",
     "ModuleSpec",
     "Outcome",
+    "Reads",
     "TaskContext",
     "build_args",
     "check_arg_names",
@@ -42,6 +49,8 @@ class Outcome:
 
 
 Progress = Callable[[str, int, int], None]
+#: A module's declared reads: a name -> the read-only command (argv) ``apply`` looks at.
+Reads = Mapping[str, Sequence[str]]
 
 
 def _no_progress(label: str, done: int, total: int) -> None:
@@ -86,6 +95,11 @@ class TaskContext:
     def read_sh(self, script: str, *args: str, sudo: bool | None = None) -> Result:
         return self.read(["sh", "-c", script, "sh", *args], sudo=sudo)
 
+    def looked(self, reads: Reads) -> Looked:
+        """A module's declared reads (see ``ModuleSpec.reads``), each read when asked for by
+        name: from the play's batch while nothing has changed, else on the host."""
+        return Looked(self, reads)
+
     def peer(self, name: str) -> Remote:
         """The connection to host ``name`` of the inventory (``ConfigError`` if none)."""
         if name == self.host.name:
@@ -125,6 +139,22 @@ class TaskContext:
         return Outcome(True, msg, diff=diff, data=data)
 
 
+class Looked(Mapping[str, Result]):
+    """A module's declared reads by name, each read (``TaskContext.read``) when looked up."""
+
+    def __init__(self, ctx: TaskContext, reads: Reads) -> None:
+        self._ctx, self._reads = ctx, reads
+
+    def __getitem__(self, name: str) -> Result:
+        return self._ctx.read(self._reads[name])
+
+    def __iter__(self) -> typing.Iterator[str]:
+        return iter(self._reads)
+
+    def __len__(self) -> int:
+        return len(self._reads)
+
+
 A = TypeVar("A")
 
 
@@ -135,9 +165,9 @@ class ModuleSpec:
     name: str
     args: type[Any]
     apply: Callable[[TaskContext, Any], Outcome]
-    # The read commands ``apply`` will make for these arguments (and variables), exactly as it
-    # will make them, so that the runner can fetch them ahead in one round trip.
-    look: Callable[[Any, Mapping[str, Any]], list[list[str]]] | None = None
+    # What ``apply`` reads, declared once (see the module docstring): for these arguments and
+    # variables, each read by name; the runner fetches them ahead in one round trip.
+    reads: Callable[[Any, Mapping[str, Any]], Reads] | None = None
     # Checks the controller's own files the arguments name (a ``copy``/``template`` ``src``),
     # given the variables (``playbook_dir``): run at load, so a missing source fails before
     # the first task, not after earlier tasks changed the host.
@@ -151,6 +181,10 @@ class ModuleSpec:
     # A module that may be given one string instead of a mapping (``shell: echo hi``): the
     # argument the string is.
     text_arg: str | None = None
+
+    def look(self, args: Any, variables: Mapping[str, Any]) -> list[list[str]]:
+        """The commands of ``reads`` for these arguments, as the runner sends them."""
+        return [list(argv) for argv in self.reads(args, variables).values()] if self.reads else []
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.args))

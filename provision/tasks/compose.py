@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from provision.errors import TaskError
 from provision.models.names import check_name, check_path
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 from provision.tasks.facts import COMPOSE_STATE_DIR, ContainerInfo, host_facts, parse_containers
 
 __all__ = ["SPEC", "ComposeArgs", "ProjectState", "parse_project_state"]
@@ -103,9 +103,13 @@ def parse_project_state(stdout: str) -> ProjectState:
     )
 
 
+def reads(args: ComposeArgs, variables: Mapping[str, Any]) -> Reads:
+    return {"project": ["sh", "-c", PROJECT_STATE, "sh", args.project_src, args.project_name,
+                        *args.files]}  # fmt: skip
+
+
 def _state(ctx: TaskContext, args: ComposeArgs) -> ProjectState:
-    out = ctx.read_sh(PROJECT_STATE, args.project_src, args.project_name, *args.files)
-    return parse_project_state(out.stdout)
+    return parse_project_state(ctx.looked(reads(args, ctx.vars))["project"].stdout)
 
 
 def _compose(ctx: TaskContext, args: ComposeArgs, *words: str) -> None:
@@ -185,8 +189,4 @@ def apply(ctx: TaskContext, args: ComposeArgs) -> Outcome:
     return ctx.changed(f"removed {len(before.containers)} container(s)")
 
 
-def look(args: ComposeArgs, variables: Mapping[str, Any]) -> list[list[str]]:
-    return [["sh", "-c", PROJECT_STATE, "sh", args.project_src, args.project_name, *args.files]]
-
-
-SPEC = ModuleSpec("compose", ComposeArgs, apply, look=look)
+SPEC = ModuleSpec("compose", ComposeArgs, apply, reads=reads)

@@ -20,7 +20,7 @@ from typing import Any
 
 from provision.errors import ConfigError
 from provision.models.names import check_name, check_path
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 
 __all__ = ["SPEC", "CopyArgs", "Entry", "parse_remote", "plan"]
 
@@ -168,7 +168,7 @@ def _diff(ctx: TaskContext, root: str, want: dict[str, Entry], names: list[str])
 
 def apply(ctx: TaskContext, args: CopyArgs) -> Outcome:
     root, want = local_entries(args, Path(str(ctx.vars.get("playbook_dir", "."))))
-    have = parse_remote(ctx.read_sh(REMOTE_MANIFEST, root).stdout)
+    have = parse_remote(ctx.looked(reads(args, ctx.vars))["manifest"].stdout)
     owner = f"{args.owner}:{args.group}"
     if args.exclude:
         want = {k: v for k, v in want.items() if not _excluded(k, args.exclude)}
@@ -185,9 +185,9 @@ def apply(ctx: TaskContext, args: CopyArgs) -> Outcome:
     return ctx.changed(msg, diff=diff, files=send, removed=delete)
 
 
-def look(args: CopyArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+def reads(args: CopyArgs, variables: Mapping[str, Any]) -> Reads:
     root, _ = local_entries(args, Path(str(variables.get("playbook_dir", "."))))
-    return [["sh", "-c", REMOTE_MANIFEST, "sh", root]]
+    return {"manifest": ["sh", "-c", REMOTE_MANIFEST, "sh", root]}
 
 
-SPEC = ModuleSpec("copy", CopyArgs, apply, look=look, sources=sources)
+SPEC = ModuleSpec("copy", CopyArgs, apply, reads=reads, sources=sources)

@@ -23,7 +23,7 @@ from typing import Any
 from provision.connection.base import Remote
 from provision.errors import TaskError
 from provision.models.names import check_image, check_name
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 from provision.tasks.image_relay import Target, relay
 
 __all__ = ["SPEC", "DockerImagesArgs", "parse_remote_ids"]
@@ -154,7 +154,7 @@ def _serve_nodes(ctx: TaskContext, targets: Mapping[str, Target],
 
 def apply(ctx: TaskContext, args: DockerImagesArgs) -> Outcome:
     local = local_images(args.images)
-    missing = _missing(ctx.read_sh(REMOTE_IDS, *args.images).stdout, local)
+    missing = _missing(ctx.looked(reads(args, ctx.vars))["ids"].stdout, local)
     targets = _nodes(ctx, args, local)
     if not missing and not targets:
         hosts = len({ctx.host.name, *args.nodes})
@@ -181,8 +181,8 @@ def apply(ctx: TaskContext, args: DockerImagesArgs) -> Outcome:
                        from_controller=fallback)  # fmt: skip
 
 
-def look(args: DockerImagesArgs, variables: Mapping[str, Any]) -> list[list[str]]:
-    return [["sh", "-c", REMOTE_IDS, "sh", *args.images]]
+def reads(args: DockerImagesArgs, variables: Mapping[str, Any]) -> Reads:
+    return {"ids": ["sh", "-c", REMOTE_IDS, "sh", *args.images]}
 
 
-SPEC = ModuleSpec("docker_images", DockerImagesArgs, apply, look=look)
+SPEC = ModuleSpec("docker_images", DockerImagesArgs, apply, reads=reads)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from provision.errors import TaskError
 from provision.models.names import check_name
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 from provision.tasks.facts import NetworkInfo, parse_network
 
 __all__ = ["SPEC", "DockerNetworkArgs"]
@@ -33,8 +33,12 @@ class DockerNetworkArgs:
         check_name(self.driver, "docker_network.driver")
 
 
-def read_network(ctx: TaskContext, name: str) -> NetworkInfo | None:
-    return parse_network(ctx.read(["docker", "network", "inspect", name]).stdout)
+def reads(args: DockerNetworkArgs, variables: Mapping[str, Any]) -> Reads:
+    return {"network": ["docker", "network", "inspect", args.name]}
+
+
+def read_network(ctx: TaskContext, args: DockerNetworkArgs) -> NetworkInfo | None:
+    return parse_network(ctx.looked(reads(args, ctx.vars))["network"].stdout)
 
 
 def _differs(net: NetworkInfo, args: DockerNetworkArgs) -> list[str]:
@@ -68,7 +72,7 @@ def _create(ctx: TaskContext, args: DockerNetworkArgs) -> None:
 
 
 def apply(ctx: TaskContext, args: DockerNetworkArgs) -> Outcome:
-    net = read_network(ctx, args.name)
+    net = read_network(ctx, args)
     if args.state == "absent":
         if net is None:
             return ctx.ok(f"network {args.name} absent")
@@ -80,15 +84,11 @@ def apply(ctx: TaskContext, args: DockerNetworkArgs) -> Outcome:
             return ctx.ok(f"network {args.name} present", gateway=net.gateway, subnet=net.subnet)
         _remove(ctx, net, args, "must be recreated (" + "; ".join(wrong) + ")")
     _create(ctx, args)
-    created = None if ctx.check else read_network(ctx, args.name)
+    created = None if ctx.check else read_network(ctx, args)
     # In check mode the address is not known yet; "" keeps `{{ net.gateway }}` usable.
     gateway, subnet = (created.gateway, created.subnet) if created else ("", "")
     verb = "recreated" if net is not None else "created"
     return ctx.changed(f"{verb} network {args.name}", gateway=gateway, subnet=subnet)
 
 
-def look(args: DockerNetworkArgs, variables: Mapping[str, Any]) -> list[list[str]]:
-    return [["docker", "network", "inspect", args.name]]
-
-
-SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, look=look)
+SPEC = ModuleSpec("docker_network", DockerNetworkArgs, apply, reads=reads)

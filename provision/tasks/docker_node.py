@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from provision.connection.base import Remote
 from provision.errors import ConfigError, TaskError
 from provision.models.names import check_name
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 from provision.tasks.docker_swarm import (
     JOIN_WAIT,
     SWARM_INFO,
@@ -31,6 +32,8 @@ __all__ = ["LABEL_PREFIX", "SPEC", "DockerNodeArgs", "label_changes", "parse_nod
 
 LABEL_PREFIX = "io.provision."
 NODES = ["docker", "node", "ls", "--format", "{{.ID}} {{.Status}} {{.Hostname}} {{.ManagerStatus}}"]
+# This node's labels, on a manager ("self": the node of the engine asked).
+OWN_LABELS = ["docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", "self"]
 
 
 @dataclass(frozen=True)
@@ -77,18 +80,30 @@ def _on(ctx: TaskContext, conn: Remote, argv: Sequence[str]) -> None:
         conn.run(argv, sudo=ctx.become)
 
 
-def _prune(ctx: TaskContext, manager: Remote, members: tuple[str, ...]) -> list[str]:
-    keep = set()
+def reads(args: DockerNodeArgs, variables: Mapping[str, Any]) -> Reads:
+    """This host's swarm state and, as a manager would answer it, its node's labels; on the
+    first host, the swarm's nodes (for the gone ones). A worker's labels are read on the
+    manager, and the members' node ids on each member: reads on other hosts, not here."""
+    declared: dict[str, list[str]] = {"swarm": SWARM_INFO, "labels": OWN_LABELS}
+    if variables.get("inventory_hostname") == args.manager:
+        declared["nodes"] = NODES
+    return declared
+
+
+def _prune(ctx: TaskContext, members: tuple[str, ...], mine: SwarmInfo) -> list[str]:
+    keep = {mine.node_id}
     for name in members:
+        if name == ctx.host.name:
+            continue
         info = swarm_info(ctx.peer(name), ctx.become)
         if info is not None and info.node_id:
             keep.add(info.node_id)
-    listed = parse_nodes(manager.run(NODES, sudo=ctx.become, warn=True).stdout)
+    listed = parse_nodes(ctx.read(NODES).stdout)
     gone = [row for row in listed if row[1] == "Down" and row[0] not in keep]
     for node, _, _, managing in gone:
         if managing:
-            _on(ctx, manager, ["docker", "node", "demote", node])
-        _on(ctx, manager, ["docker", "node", "rm", "--force", node])
+            _on(ctx, ctx.conn, ["docker", "node", "demote", node])
+        _on(ctx, ctx.conn, ["docker", "node", "rm", "--force", node])
     return [host for _, _, host, _ in gone]
 
 
@@ -106,19 +121,20 @@ def _labeller(ctx: TaskContext, args: DockerNodeArgs, mine: SwarmInfo) -> Remote
 
 
 def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
-    mine = parse_swarm(ctx.read(SWARM_INFO).stdout)
+    looked = ctx.looked(reads(args, ctx.vars))
+    mine = parse_swarm(looked["swarm"].stdout)
     if mine is None or mine.state != "active":
         if ctx.check:
             return ctx.changed("would label the node once it is in the swarm")
         raise TaskError(f"{ctx.host.name} is in no swarm: run docker_swarm first")
     manager = _labeller(ctx, args, mine)
-    shown = manager.run(["docker", "node", "inspect", "--format", "{{json .Spec.Labels}}",
-                         mine.node_id], sudo=ctx.become, warn=True)  # fmt: skip
+    shown = looked["labels"] if manager is ctx.conn else manager.run(
+        [*OWN_LABELS[:-1], mine.node_id], sudo=ctx.become, warn=True)  # fmt: skip
     held = json.loads(shown.stdout.strip() or "{}") or {} if shown.ok else {}
     changes = label_changes(held, args.labels)
     if changes:
         _on(ctx, manager, ["docker", "node", "update", *changes, mine.node_id])
-    removed = _prune(ctx, ctx.conn, args.members) if ctx.host.name == args.manager else []
+    removed = _prune(ctx, args.members, mine) if ctx.host.name == args.manager else []
     if not changes and not removed:
         return ctx.ok(f"node {mine.node_id[:12]} as asked", node_id=mine.node_id)
     words = [f"labels {' '.join(changes[1::2])}"] if changes else []
@@ -126,4 +142,4 @@ def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
     return ctx.changed("; ".join(words), node_id=mine.node_id, removed=removed)
 
 
-SPEC = ModuleSpec("docker_node", DockerNodeArgs, apply)
+SPEC = ModuleSpec("docker_node", DockerNodeArgs, apply, reads=reads)

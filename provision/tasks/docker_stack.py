@@ -12,6 +12,9 @@ The stack file goes on stdin; ``${VAR}`` comes from the project's ``.env`` in th
 environment of ``docker stack deploy``.
 
 Changed only when a service spec changed (compared before and after, ``Version`` aside).
+Each service carries the stamp of what it was deployed from (``io.provision.stack-hash``: the
+stack file and the project's ``.env``): when every service of the stack has the stamp of the
+stack file made now, nothing is sent (a no-op run writes nothing).
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ import yaml
 
 from provision.errors import TaskError
 from provision.models.names import check_name, check_path
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 
 __all__ = ["SPEC", "STACK_VERSION", "DockerStackArgs", "merge", "parse_read", "stack_file"]
 
 STACK_VERSION = "3.8"
 IGNORED = ("container_name", "build", "depends_on", "restart")
 LABEL = "com.docker.stack.namespace"
+STAMP = "io.provision.stack-hash"  # on each service: what it was deployed from
 # $1 project dir, $2 stack name, then the compose files: every file, the hashes of every
 # project file, the stack's service specs. One round trip.
 READ = r"""
@@ -42,6 +46,7 @@ d="$1"; name="$2"; shift 2
 cd "$d" || exit 3
 for f; do printf '=== file %s\n' "$f"; cat "$f"; printf '\n'; done
 printf '=== hashes\n'; find . -type f ! -name .env -exec sha256sum {} + 2>/dev/null
+printf '=== env\n'; [ ! -f .env ] || sha256sum < .env | cut -c1-64
 printf '=== specs\n'
 ids=$(docker service ls -q --filter "label=com.docker.stack.namespace=$name" 2>/dev/null)
 [ -z "$ids" ] || docker service inspect --format '{{.Spec.Name}} {{json .Spec}}' $ids
@@ -103,6 +108,7 @@ class StackRead:
     files: dict[str, str]
     hashes: dict[str, str]  # "lua/router.lua" -> sha256
     specs: dict[str, str]  # service name -> spec JSON without Version
+    env: str = ""  # the sha256 of the project's .env ("" without one)
 
 
 def merge(base: Any, over: Any) -> Any:
@@ -132,12 +138,12 @@ def parse_read(stdout: str) -> StackRead:
     files: dict[str, list[str]] = {}
     hashes: dict[str, str] = {}
     specs: list[str] = []
-    section, current = "", ""
+    section, current, env = "", "", ""
     for line in stdout.splitlines():
         if line.startswith("=== file "):
             section, current = "file", line[9:]
             files[current] = []
-        elif line in ("=== hashes", "=== specs"):
+        elif line in ("=== hashes", "=== env", "=== specs"):
             section = line[4:]
         elif section == "file":
             files[current].append(line)
@@ -145,10 +151,12 @@ def parse_read(stdout: str) -> StackRead:
             digest, _, path = line.partition("  ")
             if path:
                 hashes[path.removeprefix("./")] = digest
+        elif section == "env":
+            env = line.strip()
         elif section == "specs":
             specs.append(line)
     texts = {name: "\n".join(lines) for name, lines in files.items()}
-    return StackRead(texts, hashes, parse_specs("\n".join(specs)))
+    return StackRead(texts, hashes, parse_specs("\n".join(specs)), env)
 
 
 def _config_key(path: str, digest: str) -> str:
@@ -181,8 +189,9 @@ def _mounts(
     return kept, used
 
 
-def stack_file(stack: str, files: Sequence[str], read: StackRead) -> str:
-    """The stack file made from the compose files (see the module's doc)."""
+def stack_file(stack: str, files: Sequence[str], read: StackRead, stamp: str = "") -> str:
+    """The stack file made from the compose files (see the module's doc); ``stamp``: the
+    ``io.provision.stack-hash`` label put on every service."""
     doc: dict[str, Any] = {}
     for name in files:
         if name not in read.files:
@@ -210,6 +219,10 @@ def stack_file(stack: str, files: Sequence[str], read: StackRead) -> str:
                 del spec["volumes"]
         if used:
             spec["configs"] = [*(spec.get("configs") or []), *used]
+        if stamp:
+            deploy = dict(spec.get("deploy") or {})
+            deploy["labels"] = {**dict(deploy.get("labels") or {}), STAMP: stamp}
+            spec["deploy"] = deploy
         services[service] = spec
     out = {k: v for k, v in doc.items() if k != "version" and not k.startswith("x-")}
     out["services"] = services
@@ -225,24 +238,38 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def _wait_for(ctx: TaskContext, script: str, what: str, *argv: str, wait: float) -> None:
-    """Poll ``script`` (exit 0 = done) for up to ``wait`` seconds; an error naming ``what``."""
+    """Poll ``script`` (exit 0 = done) for up to ``wait`` seconds; an error naming ``what``.
+    The first look may come from the play's batch; the next ones ask the host."""
     deadline = time.monotonic() + wait
-    while not ctx.read_sh(script, *argv).ok:
+    done = ctx.read_sh(script, *argv).ok
+    while not done:
         if time.monotonic() > deadline:
             raise TaskError(f"{ctx.host.name}: {what} after {wait:.0f} s")
         time.sleep(1)
+        done = ctx.conn.run(["sh", "-c", script, "sh", *argv], sudo=ctx.become, warn=True).ok
 
 
 def _present(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
-    if args.nodes and not ctx.check:
-        _wait_for(ctx, NODES_READY, f"fewer than {args.nodes} Ready swarm nodes",
-                  str(args.nodes), wait=args.wait)  # fmt: skip
-    got = ctx.read_sh(READ, args.project_src, args.name, *args.files)
+    got = ctx.looked(reads(args, ctx.vars))["stack"]
     if got.exit_code == 3:
         raise TaskError(f"{ctx.host.name}: {args.project_src} is missing")
     before = parse_read(got.stdout)
-    text = stack_file(args.name, args.files, before)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    plain = stack_file(args.name, args.files, before)
+    digest = hashlib.sha256(f"{plain}\0{before.env}".encode()).hexdigest()[:12]
+    text = stack_file(args.name, args.files, before, stamp=digest)
+    wanted = {f"{args.name}_{s}" for s in (yaml.safe_load(text).get("services") or {})}
+    if set(before.specs) == wanted and all(
+        json.loads(spec).get("Labels", {}).get(STAMP) == digest for spec in before.specs.values()
+    ):
+        # As deployed; its tasks may still be moving (a node replaced): wait as after a deploy.
+        if not ctx.check:
+            _wait_for(ctx, CONVERGED, f"stack {args.name}'s services not all running",
+                      args.name, wait=args.wait)  # fmt: skip
+        return ctx.ok(f"stack {args.name}: {len(wanted)} services as deployed",
+                      services=sorted(wanted), stack_hash=digest)  # fmt: skip
+    if args.nodes and not ctx.check:
+        _wait_for(ctx, NODES_READY, f"fewer than {args.nodes} Ready swarm nodes",
+                  str(args.nodes), wait=args.wait)  # fmt: skip
     ctx.run(["sh", "-c", DEPLOY, "sh", args.project_src, args.name], stdin=text.encode(),
             timeout=300)  # fmt: skip
     if ctx.check:
@@ -294,4 +321,13 @@ def apply(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
     return _present(ctx, args)
 
 
-SPEC = ModuleSpec("docker_stack", DockerStackArgs, apply)
+def reads(args: DockerStackArgs, variables: Mapping[str, Any]) -> Reads:
+    """The project's files and the stack's specs, and whether its services run, when
+    deploying (``_wait_for`` takes only its first look from the batch)."""
+    if args.state == "absent":
+        return {}
+    return {"stack": ["sh", "-c", READ, "sh", args.project_src, args.name, *args.files],
+            "converged": ["sh", "-c", CONVERGED, "sh", args.name]}  # fmt: skip
+
+
+SPEC = ModuleSpec("docker_stack", DockerStackArgs, apply, reads=reads)

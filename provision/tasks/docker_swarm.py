@@ -26,7 +26,7 @@ from typing import Any, Literal
 from provision.connection.base import Remote
 from provision.errors import CommandError, ConfigError, TaskError
 from provision.models.names import check_name
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 
 __all__ = [
     "JOIN_WAIT",
@@ -115,8 +115,15 @@ def swarm_info(conn: Remote, sudo: bool) -> SwarmInfo | None:
     return parse_swarm(conn.run(SWARM_INFO, sudo=sudo, warn=True).stdout)
 
 
-def _mine(ctx: TaskContext) -> SwarmInfo:
-    info = parse_swarm(ctx.read(SWARM_INFO).stdout)
+def reads(args: DockerSwarmArgs, variables: Mapping[str, Any]) -> Reads:
+    """This host's swarm state; and, to join, whether the gossip port is still held."""
+    if args.state == "absent":
+        return {"swarm": SWARM_INFO}
+    return {"swarm": SWARM_INFO, "gossip": GOSSIP_HELD}
+
+
+def _mine(ctx: TaskContext, args: DockerSwarmArgs) -> SwarmInfo:
+    info = parse_swarm(ctx.looked(reads(args, ctx.vars))["swarm"].stdout)
     if info is None:
         raise TaskError(f"{ctx.host.name}: docker info did not answer: is Docker running?")
     return info
@@ -230,7 +237,7 @@ def _join(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
 
 def _free_gossip_port(ctx: TaskContext) -> None:
     """Restart Docker when a swarm it left still holds the gossip port (see GOSSIP_HELD)."""
-    if ctx.check or not ctx.read(GOSSIP_HELD).ok:
+    if ctx.check or not ctx.read(GOSSIP_HELD).ok:  # declared in ``reads``: from the batch
         return
     ctx.progress("restarting Docker: port 7946 is still held by the swarm it left", 0, 0)
     ctx.changing()
@@ -259,7 +266,7 @@ def _send_join(ctx: TaskContext, manager: Remote, role: str, target: str, addres
 
 
 def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
-    mine = _mine(ctx)
+    mine = _mine(ctx, args)
     if args.state == "absent":
         if mine.state == "inactive":
             return ctx.ok("in no swarm")
@@ -270,8 +277,4 @@ def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
     return _member(ctx, args, mine)
 
 
-def look(args: DockerSwarmArgs, variables: Mapping[str, Any]) -> list[list[str]]:
-    return [SWARM_INFO] if args.state == "absent" else [SWARM_INFO, GOSSIP_HELD]
-
-
-SPEC = ModuleSpec("docker_swarm", DockerSwarmArgs, apply, look=look)
+SPEC = ModuleSpec("docker_swarm", DockerSwarmArgs, apply, reads=reads)

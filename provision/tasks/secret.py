@@ -21,7 +21,7 @@ from typing import Any
 from provision.connection.base import Remote
 from provision.errors import ConfigError, TaskError
 from provision.models.names import check_name, check_path
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 
 __all__ = ["SPEC", "SecretArgs"]
 
@@ -51,6 +51,10 @@ class SecretArgs:
             check_name(name, f"secret.keep_on[{i}]")
 
 
+def reads(args: SecretArgs, variables: Mapping[str, Any]) -> Reads:
+    return {"digest": _digest_argv(args.path)}
+
+
 def _digest_argv(path: str) -> list[str]:
     return ["sh", "-c", DIGEST, "sh", path]
 
@@ -63,7 +67,7 @@ def _content(conn: Remote, path: str, sudo: bool) -> bytes:
 
 
 def apply(ctx: TaskContext, args: SecretArgs) -> Outcome:
-    mine = ctx.read(_digest_argv(args.path)).stdout.strip()
+    mine = ctx.looked(reads(args, ctx.vars))["digest"].stdout.strip()
     peers = {n: ctx.peer(n) for n in dict.fromkeys(args.keep_on) if n != ctx.host.name}
     theirs = {n: c.run(_digest_argv(args.path), sudo=ctx.become, warn=True).stdout.strip()
               for n, c in peers.items()}  # fmt: skip
@@ -96,8 +100,4 @@ def apply(ctx: TaskContext, args: SecretArgs) -> Outcome:
     return ctx.ok(msg)
 
 
-def look(args: SecretArgs, variables: Mapping[str, Any]) -> list[list[str]]:
-    return [_digest_argv(args.path)]
-
-
-SPEC = ModuleSpec("secret", SecretArgs, apply, look=look)
+SPEC = ModuleSpec("secret", SecretArgs, apply, reads=reads)

@@ -16,7 +16,7 @@ from typing import Any
 from provision.errors import ConfigError, TaskError
 from provision.models.names import check_path
 from provision.tasks import copy
-from provision.tasks.base import ModuleSpec, Outcome, TaskContext
+from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
 
 __all__ = ["SPEC", "TemplateArgs"]
 
@@ -53,9 +53,9 @@ def apply(ctx: TaskContext, args: TemplateArgs) -> Outcome:
     return copy.apply(ctx, _as_copy(args, text))
 
 
-def look(args: TemplateArgs, variables: Mapping[str, Any]) -> list[list[str]]:
+def reads(args: TemplateArgs, variables: Mapping[str, Any]) -> Reads:
     _source(args, variables)
-    return copy.look(_as_copy(args, ""), variables)
+    return copy.reads(_as_copy(args, ""), variables)
 
 
 def sources(args: TemplateArgs, variables: Mapping[str, Any]) -> None:
@@ -63,4 +63,4 @@ def sources(args: TemplateArgs, variables: Mapping[str, Any]) -> None:
     _source(args, variables)
 
 
-SPEC = ModuleSpec("template", TemplateArgs, apply, look=look, sources=sources)
+SPEC = ModuleSpec("template", TemplateArgs, apply, reads=reads, sources=sources)

@@ -265,7 +265,10 @@ def test_undefined_attribute_at_run_time_fails_the_task_with_its_location(tmp_pa
 LOOKING = {
     **MODULES,
     "ensure_file": ModuleSpec(
-        "ensure_file", FileArgs, ensure_file, look=lambda args, variables: [["cat", args.path]]
+        "ensure_file",
+        FileArgs,
+        ensure_file,
+        reads=lambda args, variables: {"file": ["cat", args.path]},
     ),
 }
 
