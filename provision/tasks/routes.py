@@ -13,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.cluster import route_record
 from provision.cluster.layout import layout_from_vars
-from provision.cluster.routes import RouteTable
 from provision.errors import RouteError, VerifyError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
@@ -34,6 +32,10 @@ class RoutesArgs:
 
 
 def apply(ctx: TaskContext, args: RoutesArgs) -> Outcome:
+    # Imported here: redis-py costs 0.1 s at every start-up, and most runs restore nothing.
+    from provision.cluster import route_record
+    from provision.cluster.routes import RouteTable
+
     record = route_record.load(route_record.path(Path(args.state_dir), args.cluster))
     if not record:
         return ctx.ok("no routes recorded by this controller")

@@ -33,6 +33,14 @@ def test_import_is_cheap():
     assert out.stdout.strip() == ""
 
 
+def test_the_modules_of_a_run_do_not_import_redis():
+    # Every run loads the module catalog; redis-py (0.1 s) is for the route table only. The
+    # `routes` task once imported it at the top and slowed every no-op run by that much.
+    code = "import sys, provision.tasks.catalog; print('redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_every_error_of_the_tree_is_importable_from_provision():
     """The README and errors.py draw the exception tree; a user catches each by its name
     from ``provision`` (LockHeld, RouteError and EngineUnavailable were missing)."""

@@ -58,7 +58,7 @@ class FakeTable:
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> type[FakeTable]:
-    monkeypatch.setattr(routes_task, "RouteTable", FakeTable)
+    monkeypatch.setattr("provision.cluster.routes.RouteTable", FakeTable)
     monkeypatch.setattr(routes_task, "host_facts", lambda ctx: type("F", (), {
         "compose_command": "docker compose"})())  # fmt: skip
     FakeTable.held, FakeTable.added, FakeTable.fail = {}, [], False
