@@ -72,9 +72,21 @@ def test_realism_pending(realism, state_dir, server):
 def test_realism_status_checks(realism, state_dir, server):
     keys_on_console(realism)
     real_up(state_dir, server)
-    # SSH answers long before the status checks pass: up does not wait for them.
+    # SSH answers long before the status checks pass: up does not wait for them, and does
+    # not even ask (no DescribeInstanceStatus).
     timings = layer_module.REAL
     assert realism.clock.now < timings.pending + timings.status_checks, realism.clock.now
+    assert realism.layer.seen["status_checks"] == 0
+
+
+def test_the_status_check_wait_is_there_when_asked_for(realism, state_dir, server):
+    """``wait_status_checks: true`` (the path before readiness meant SSH, kept for whoever
+    needs it): DescribeInstanceStatus until both checks pass, minutes of EC2's clock."""
+    keys_on_console(realism)
+    real_up(state_dir, server, cluster="waits", wait_status_checks=True)
+    timings = layer_module.REAL
+    assert realism.clock.now >= timings.pending + timings.status_checks, realism.clock.now
+    assert realism.layer.seen["status_checks"] > 0
 
 
 def test_realism_consistency(realism, state_dir, server):

@@ -106,3 +106,49 @@ def test_status_says_expired_and_a_rerun_of_up_is_refused_before_anything_is_mad
            my_address=operator, timeouts=FAST)  # fmt: skip
     assert refused.value.code == "ClusterExpired"
     assert len(calls.creates()) == before
+
+
+def _user_data(ec2, instance_id: str) -> str:
+    raw = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    return base64.b64decode(raw["UserData"]["Value"]).decode()
+
+
+def test_the_user_data_installs_docker_during_boot_unless_switched_off(ec2, session, state_dir):
+    """The cold path (#25): RunInstances gets a user-data that installs Docker and Compose
+    while the instance boots (the docker_engine task's recipe) and puts the login user in the
+    docker group; under 16 KB; no secret in it (any process on the instance can read it: the
+    Redis password travels over SSH only). ``docker_at_boot: false`` leaves the install to
+    the task over SSH, as before."""
+    (host,) = quick_up(session, state_dir, ttl="2h").instances
+    script = _user_data(ec2, host.instance_id)
+    assert script.startswith("#!/bin/sh\n") and len(script.encode()) < userdata.MAX_BYTES
+    assert "apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends docker.io" in (
+        script
+    )
+    assert "dnf install -y docker" in script and "sha256sum --check --strict" in script
+    assert f"usermod -aG docker {host.user}" in script
+    assert userdata.PER_BOOT in script  # the ttl schedule rides along
+    assert not re.search(r"(?i)password|secret|token|BEGIN .*PRIVATE KEY", script), script
+    off = quick_up(session, state_dir, cluster="nodocker", ttl="2h", docker_at_boot=False)
+    bare = _user_data(ec2, off.instances[0].instance_id)
+    assert "docker.io" not in bare and "usermod" not in bare and userdata.PER_BOOT in bare
+
+
+def test_the_docker_part_runs_in_sh_and_installs_nothing_on_a_host_that_has_docker(tmp_path):
+    """Run by a real sh where Docker and Compose are there already (an image that ships
+    them): nothing installed, the user put in the group, exit 0."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, body in (("docker", "exit 0"), ("usermod", f'echo "usermod $*" >> {tmp_path}/did'),
+                       ("apt-get", f'echo "apt-get $*" >> {tmp_path}/did')):  # fmt: skip
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    script = tmp_path / "user-data"
+    script.write_text(userdata.user_data(docker_user="admin"))
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    done = subprocess.run(["sh", str(script)], capture_output=True, text=True, env=env, timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert "installed already" in done.stdout
+    assert (tmp_path / "did").read_text().splitlines() == ["usermod -aG docker admin"]
+    with pytest.raises(ValueError, match="not a user name"):
+        userdata.user_data(docker_user="admin; rm -rf /")

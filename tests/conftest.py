@@ -51,10 +51,10 @@ LONGEST_FIRST = (
     # ~130 s, nearly all of it waiting for the host's power-off at its ttl: first, so that the
     # other worker has the machine meanwhile.
     "integration/test_sandbox_ttl.py",
-    "integration/test_swarm.py",  # ~220 s
+    "integration/test_swarm.py",  # ~250 s
     "integration/test_pipeline.py",  # ~170 s
+    "integration/test_sandbox_e2e.py",  # ~150 s
     "integration/test_pytest_plugin_faults.py",  # ~130 s
-    "integration/test_sandbox_e2e.py",  # ~80 s
     "integration/test_redis_cluster.py",  # ~75 s
     "integration/test_strategies.py",  # ~70 s
     "integration/test_pytest_plugin.py",  # ~65 s

@@ -55,6 +55,7 @@ class LaunchRequest:
     subnet_id: str | None
     user: str
     expires_at: str = ""  # the cluster's expiry (UTC): the instance powers itself off then
+    docker_at_boot: bool = False  # the user-data installs Docker for ``user`` during boot
 
 
 #: RunInstances' answers while a key pair or security group made a moment ago is not yet
@@ -109,8 +110,9 @@ def launch(
             *tag_specifications(["volume", "network-interface"], tags),
         ],
     }
-    if request.expires_at:
-        params["UserData"] = userdata.ttl_script(request.expires_at)
+    if request.expires_at or request.docker_at_boot:
+        docker_user = request.user if request.docker_at_boot else ""
+        params["UserData"] = userdata.user_data(request.expires_at, docker_user)
     if request.subnet_id:
         # A chosen subnet may not map public IPs on launch (MapPublicIpOnLaunch false: the
         # default of a subnet that is not a default VPC's): ask for one on the interface, or

@@ -282,6 +282,7 @@ def _launch(
         subnet_id=subnet,
         user=spec.login_user,
         expires_at=run.state.expires_at,
+        docker_at_boot=spec.docker_at_boot,
     )
     run.emit("launching instances", {"count": count, "type": spec.instance_type, "ami": ami})
     ids = instances.launch(run.clients, request, tags, interval=max(run.timeouts.poll, 0.01))
@@ -301,6 +302,9 @@ def _wait_ready(run: _Run, ids: list[str]) -> list[dict[str, Any]]:
     # SSH answers long before (Terraform and Ansible's ec2_instance do not wait for them
     # either); the SSH wait that follows is what says the host is reachable.
     described = waits.wait_state(run.clients, ids, "running", timeout=t.running, interval=t.poll)
+    if run.spec.wait_status_checks:  # asked for: the path before readiness meant SSH
+        run.emit("waiting for the status checks", {"instances": ids})
+        waits.wait_status_ok(run.clients, ids, timeout=t.status, interval=t.poll)
     return sorted(described, key=lambda i: (i.get("AmiLaunchIndex", 0), i["InstanceId"]))
 
 

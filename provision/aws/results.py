@@ -25,6 +25,7 @@ class Timeouts:
     """How long each wait may take (seconds), and how often it polls."""
 
     running: float = 300.0
+    status: float = 600.0  # both status checks ok (only with wait_status_checks)
     ssh: float = 300.0
     # cloud-init prints the key block some seconds into the boot, and GetConsoleOutput with
     # Latest=True shows it at once; without Latest the buffered output can stay empty for

@@ -83,6 +83,8 @@ class ClusterSpec:
     count: int = 1
     swarm: bool = False
     swarm_encrypted: bool = False
+    docker_at_boot: bool = True  # the user-data installs Docker while the instance boots
+    wait_status_checks: bool = False  # also wait for EC2's status checks (minutes; not needed)
 
     @property
     def login_user(self) -> str:
@@ -110,6 +112,8 @@ class ClusterSpec:
             count=p.integer("instance_count", 1, low=1, high=10),
             swarm=p.boolean("swarm"),
             swarm_encrypted=p.boolean("swarm_encrypted"),
+            docker_at_boot=p.boolean("docker_at_boot", default=True),
+            wait_status_checks=p.boolean("wait_status_checks"),
         )
 
 
@@ -176,8 +180,8 @@ class _Parser:
             )
         return value
 
-    def boolean(self, name: str) -> bool:
-        value = self.vars.get(name, False)
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.vars.get(name, default)
         if not isinstance(value, bool):
             raise self.fail(name, f"{name} must be true or false, not {value!r}")
         return value

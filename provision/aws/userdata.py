@@ -1,4 +1,5 @@
-"""The user-data every instance boots with: it ends itself at the cluster's expiry.
+"""The user-data every instance boots with: it ends itself at the cluster's expiry, and it
+installs Docker Engine and Compose while it boots.
 
 ``ttl`` was only a tag, so a forgotten test cluster cost money until someone ran
 ``provision sweep``. The instance now ends itself: launched with
@@ -11,8 +12,19 @@ cloud-init per-boot script, since the timer lives in memory and a reboot would d
 is written and run once by the user-data (cloud-init runs that once per instance, late in
 boot) and again at every boot after.
 
+Docker (``docker_script``): a test cluster is most often made from nothing, and installing
+Docker over SSH after boot is the largest cost of a cold ``up`` after the boot itself. The
+user-data installs it during boot, from the same recipe as the ``docker_engine`` task
+(``provision.models.docker_install``), and adds the login user to the ``docker`` group; the
+task then waits for cloud-init and finds it installed (``ok``). Where the user-data failed, the
+task installs over SSH, as without it, and says why (the cloud-init log's last lines). On
+Debian and Ubuntu, apt-daily may hold the package lists' lock for a while after boot, when
+``apt-get update`` fails at once: it is retried (3 minutes at most). A host that already has
+Docker and Compose (an image that ships them) installs nothing.
+
 User-data is readable by any process on the instance (instance metadata), so it carries no
-secret: only the expiry time. It stays far below EC2's 16 KB limit.
+secret: the expiry time, the login user's name, the install commands. It stays far below EC2's
+16 KB limit.
 
     >>> print(ttl_script("2026-12-07T05:00:00Z").splitlines()[0])
     #!/bin/sh
@@ -21,8 +33,12 @@ secret: only the expiry time. It stays far below EC2's 16 KB limit.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shlex
 
-__all__ = ["MAX_BYTES", "PER_BOOT", "ttl_script"]
+from provision.models import docker_install
+
+__all__ = ["MAX_BYTES", "PER_BOOT", "docker_script", "ttl_script", "user_data"]
 
 #: EC2's limit on user-data, before base64.
 MAX_BYTES = 16 * 1024
@@ -57,5 +73,62 @@ def ttl_script(expires_at: str) -> str:
         f"{PER_BOOT}\n"
     )
     if len(script.encode()) > MAX_BYTES:  # cannot happen with a date; kept as the rule
+        raise ValueError(f"user-data of {len(script.encode())} bytes is over EC2's 16 KB")
+    return script
+
+
+def _lines(commands: list[list[str]]) -> str:
+    return "".join(f"    {shlex.join(argv)}\n" for argv in commands)
+
+
+def docker_script(user: str) -> str:
+    """A script that installs Docker Engine and Compose unless the host has them, then puts
+    ``user`` in the ``docker`` group; it exits non-zero when the install failed."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user):  # a Linux user name, nothing else
+        raise ValueError(f"not a user name: {user!r}")
+    update, install, enable = docker_install.debian(())
+    amazon = {arch: docker_install.amazon_linux(arch) for arch in ("x86_64", "aarch64")}
+    return (
+        "# provision: Docker Engine and Compose while the instance boots (docker_engine finds\n"
+        "# them); the same recipe as the docker_engine task.\n"
+        "if command -v docker >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 "
+        "|| command -v docker-compose >/dev/null 2>&1; }; then\n"
+        '    echo "provision: Docker and Compose are installed already"\n'
+        "else\n"
+        "  . /etc/os-release\n"
+        '  case "$ID $ID_LIKE" in\n'
+        "  amzn*)\n"
+        '    if [ "$(uname -m)" = aarch64 ]; then\n'
+        f"{_lines(amazon['aarch64'])}"
+        "    else\n"
+        f"{_lines(amazon['x86_64'])}"
+        "    fi ;;\n"
+        "  *debian*|*ubuntu*)\n"
+        "    # apt-daily may hold the package lists' lock after boot: apt-get update then fails\n"
+        "    n=0\n"
+        f"    until {shlex.join(update)}; do\n"
+        '      n=$((n + 1)); [ "$n" -lt 90 ] || exit 1; sleep 2\n'
+        "    done\n"
+        f"    packages=$({docker_install.PICK_PACKAGES})\n"
+        f"    {shlex.join(install)} $packages\n"
+        f"    {shlex.join(enable)} ;;\n"
+        '  *) echo "provision: no Docker recipe for $ID"; exit 1 ;;\n'
+        "  esac\n"
+        "fi\n"
+        f"usermod -aG docker {user}\n"
+    )
+
+
+def user_data(expires_at: str = "", docker_user: str = "") -> str:
+    """The user-data of an instance: the schedule of its end at ``expires_at`` (if any), then
+    Docker's install for ``docker_user`` (if any), in a subshell that stops at its first
+    failure; the script's exit status is the install's (cloud-init then reports an error)."""
+    parts = ["#!/bin/sh\n"]
+    if expires_at:
+        parts.append(ttl_script(expires_at).split("\n", 1)[1])
+    if docker_user:
+        parts.append(f"(\nset -e\n{docker_script(docker_user)})\n")
+    script = "".join(parts)
+    if len(script.encode()) > MAX_BYTES:
         raise ValueError(f"user-data of {len(script.encode())} bytes is over EC2's 16 KB")
     return script

@@ -85,6 +85,27 @@ def wait_state(
     return poll(check, what=what, timeout=timeout, interval=interval)
 
 
+def wait_status_ok(
+    clients: Clients, instance_ids: Sequence[str], *, timeout: float, interval: float
+) -> None:
+    """Wait until both EC2 status checks (system and instance) pass for every instance: two
+    to four minutes after launch on real EC2, long after SSH answers. Only asked for
+    (``wait_status_checks: true``): readiness is SSH answering with the pinned key."""
+
+    def check() -> bool | None:
+        answer = list(pages(clients.ec2, "describe_instance_status",
+                       {"InstanceIds": list(instance_ids), "IncludeAllInstances": True},
+                       "InstanceStatuses"))  # fmt: skip
+        ok = len(answer) == len(instance_ids) and all(
+            s["InstanceStatus"]["Status"] == "ok" and s["SystemStatus"]["Status"] == "ok"
+            for s in answer
+        )
+        return True if ok else None
+
+    poll(check, what=f"the status checks of {', '.join(instance_ids)} to pass",
+         timeout=timeout, interval=interval)  # fmt: skip
+
+
 def _raise_if_died(found: Sequence[dict[str, Any]]) -> None:
     dead = [i for i in found if i["State"]["Name"] in ("shutting-down", "terminated")]
     if not dead:

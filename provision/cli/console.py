@@ -110,6 +110,10 @@ class Console:
                 + (f" ignored={r.ignored}" if r.ignored else "")
                 + (f" rescued={r.rescued}" if r.rescued else "")
             )
+        if report.phases:  # a cold run: where its time went
+            total = sum(seconds for _, seconds in report.phases)
+            steps = " · ".join(f"{name} {seconds:.1f}s" for name, seconds in report.phases)
+            self.rich.print(f"\nphases: {steps} (total {total:.1f}s)", highlight=False)
 
 
 class JsonLines:

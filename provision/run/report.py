@@ -30,6 +30,8 @@ class RunReport:
     recap: dict[str, HostRecap] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
+    #: where a run that launched instances spent its time (``provision.run.phases``)
+    phases: list[tuple[str, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, result: TaskResult) -> None:
@@ -89,4 +91,5 @@ class RunReport:
             "checks": [{"host": r.host, **asdict(c)} for r in self.results for c in r.checks],
             "errors": dict(self.errors),
             "resources": self.resources,
+            "phases": [{"phase": name, "seconds": round(s, 2)} for name, s in self.phases],
         }

@@ -35,6 +35,7 @@ from provision.run.blocks import HostBlocks
 from provision.run.events import Event, EventSink
 from provision.run.host_lock import HostLock
 from provision.run.options import Options
+from provision.run.phases import PhaseClock
 from provision.run.report import RunReport
 from provision.tasks import ModuleSpec, Outcome, TaskContext, registry
 from provision.tasks.base import build_args
@@ -84,7 +85,14 @@ class Runner:
         modules: Mapping[str, ModuleSpec] | None = None,
     ) -> None:
         self.options = options or Options()
-        self.on_event = on_event or (lambda event: None)
+        sink = on_event or (lambda event: None)
+        self._phases = PhaseClock()
+
+        def both(event: Event) -> None:
+            self._phases(event)
+            sink(event)
+
+        self.on_event: EventSink = both
         self.connector = connector or self._ssh
         self.modules = modules if modules is not None else registry()
         self.stop = threading.Event()  # set by the CLI on Ctrl-C: stop after the current step
@@ -196,6 +204,10 @@ class Runner:
         finally:
             self._unlock_hosts()
             self.close()
+            report.phases = self._phases.phases()
+            if report.phases:
+                self.on_event(Event("phases", data={"phases": [
+                    {"phase": n, "seconds": round(s, 2)} for n, s in report.phases]}))  # fmt: skip
         return report
 
     def _play(self, play: Play, inventory: Inventory, report: RunReport) -> Inventory:

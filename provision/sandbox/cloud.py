@@ -96,7 +96,7 @@ def endpoint_for(
     preloaded = docker_ready and os.environ.get(PRELOADED_ENV, "") == "1"
     # Under the realism layer (the default) a host's apt-daily holds the apt lists lock for
     # a while after boot, as on a fresh Debian or Ubuntu instance.
-    apt_daily = realism.SANDBOX.apt_lists if realism.sandbox_on() else 0.0
+    apt_daily = realism.sandbox_timings().apt_lists
 
     def endpoint(instance: Instance) -> tuple[str, int]:
         host = host_for_instance(cluster, instance.instance_id)

@@ -240,17 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     port, cloud_dir = (argv if argv is not None else sys.argv[1:])[:2]
     _publish_stand_in_parameters()
     # EC2's documented behaviours (pending, eventual consistency, buffered console, teardown
-    # order), on real seconds scaled down: ``realism.SANDBOX``; turned off, none of them
-    # (``realism.NONE``). Either way each instance's console is its host's (host keys), and
-    # a host that powers itself off (its ttl) terminates its instance.
-    on = realism.sandbox_on()
+    # order), on real seconds scaled down: ``realism.SANDBOX`` (or a profile of EC2's boot,
+    # ``realism.TIMINGS_ENV``); turned off, none of them (``realism.NONE``). Either way each
+    # instance's console is its host's (host keys), and a host that powers itself off (its
+    # ttl) terminates its instance.
     recording = os.environ.get("MOTO_RECORDER_FILEPATH")
     journal = Path(recording).with_name(JOURNAL) if recording else None
     scenario = realism.Scenario(
         console=functools.partial(cloud.console_output, cloud_dir=Path(cloud_dir)),
         powered_off=functools.partial(cloud.powered_off, Path(cloud_dir)),
     )
-    timings = realism.SANDBOX if on else realism.NONE
+    timings = realism.sandbox_timings()
     realism.install(realism.Layer(timings, scenario, journal=journal))
     moto_main(["-H", "127.0.0.1", "-p", str(int(port))])
 

@@ -38,11 +38,13 @@ from typing import Any
 
 __all__ = [
     "BEHAVIOURS",
+    "EC2_BOOT",
     "HOST_BEHAVIOURS",
     "NONE",
     "REAL",
     "REALISM_ENV",
     "SANDBOX",
+    "TIMINGS_ENV",
     "Behaviour",
     "Layer",
     "Scenario",
@@ -50,6 +52,7 @@ __all__ = [
     "install",
     "installed",
     "sandbox_on",
+    "sandbox_timings",
     "uninstall",
 ]
 
@@ -57,9 +60,35 @@ __all__ = [
 REALISM_ENV = "PROVISION_SANDBOX_REALISM"
 
 
+#: A timing profile for the sandbox instead of ``SANDBOX``: "ec2" (``EC2_BOOT``, EC2's
+#: published boot phases) or "ec2:<scale>" (scaled, e.g. "ec2:0.25"): ``bench/cold_start.py``.
+TIMINGS_ENV = "PROVISION_SANDBOX_TIMINGS"
+
+
 def sandbox_on() -> bool:
     """Whether the sandbox runs the layer (its moto server, and its hosts' apt-daily)."""
     return os.environ.get(REALISM_ENV, "1") != "0"
+
+
+def sandbox_timings() -> Timings:
+    """The sandbox's timings: ``SANDBOX``; ``NONE`` with the layer off; the EC2 boot profile
+    (scaled) when ``TIMINGS_ENV`` asks for it."""
+    if not sandbox_on():
+        return NONE
+    asked = os.environ.get(TIMINGS_ENV, "")
+    if not asked:
+        return SANDBOX
+    name, _, scale = asked.partition(":")
+    if name != "ec2":
+        raise ValueError(f"{TIMINGS_ENV}: unknown profile {name!r} (known: ec2, ec2:<scale>)")
+    factor = float(scale or 1)
+    if not 0 < factor <= 1:
+        raise ValueError(f"{TIMINGS_ENV}: the scale must be in (0, 1], not {scale!r}")
+    b = EC2_BOOT
+    return Timings(pending=b.pending * factor, status_checks=b.status_checks * factor,
+                   consistency=b.consistency, console_buffer=b.console_buffer * factor,
+                   teardown=b.teardown, burst=0, window=b.window,
+                   apt_lists=b.apt_lists * factor)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -140,6 +169,12 @@ REAL = Timings(pending=18, status_checks=180, consistency=3, console_buffer=300,
 #: Scaled down for the sandbox (real seconds): the same phases, a quick ``up``.
 SANDBOX = Timings(pending=1.5, status_checks=20, consistency=0.5, console_buffer=20,
                   teardown=1.0, burst=0, window=1.0, apt_lists=8)  # fmt: skip
+#: EC2's published boot phases (brevdev's ec2-coldboot study, m7i.large: pending -> running
+#: ~18 s; AWS: status checks pass 2-4 min after launch), for ``bench/cold_start.py``: the
+#: sandbox under them shows what a boot of two seconds hides. Teardown and consistency stay
+#: short: the bench times ``up``, not ``down``.
+EC2_BOOT = Timings(pending=18, status_checks=150, consistency=0.5, console_buffer=300,
+                   teardown=1.0, burst=0, window=1.0, apt_lists=30)  # fmt: skip
 #: The layer turned off: moto's own timings (everything at once), only the scenario's hooks.
 NONE = Timings(pending=0, status_checks=0, consistency=0, console_buffer=0, teardown=0,
                burst=0, window=1.0)  # fmt: skip

@@ -52,6 +52,8 @@ class ClusterArgs(FindArgs):
     trust_on_first_use: bool = False
     swarm: bool = False  # open the Swarm ports between the hosts (topology: swarm)
     swarm_encrypted: bool = False
+    docker_at_boot: bool = True  # the user-data installs Docker while the instance boots
+    wait_status_checks: bool = False  # also wait for EC2's status checks (not needed for SSH)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,7 +67,9 @@ class ClusterArgs(FindArgs):
                   "instance_count": self.instance_count, "subnet": self.subnet or None,
                   "ssh_cidrs": list(self.ssh_cidrs) or None,
                   "swarm": self.swarm or None,
-                  "swarm_encrypted": self.swarm_encrypted or None}  # fmt: skip
+                  "swarm_encrypted": self.swarm_encrypted or None,
+                  "docker_at_boot": self.docker_at_boot,
+                  "wait_status_checks": self.wait_status_checks}  # fmt: skip
         return {k: v for k, v in values.items() if v is not None}
 
 

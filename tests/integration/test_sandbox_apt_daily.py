@@ -19,7 +19,7 @@ from tests.helpers import state_for
 
 pytestmark = pytest.mark.integration
 
-HOLD = 20.0  # seconds from boot: long enough to see it held, over SSH, before it ends
+HOLD = 12.0  # seconds from boot: long enough to see it held, over SSH, before it ends
 PROBE = ["sh", "-c", dpkg_lock.PROBE_SCRIPT, "sh", *dpkg_lock.LOCKS]
 
 
@@ -48,7 +48,7 @@ def test_realism_apt_lists(ssh_host_factory, ssh_keypair, tmp_path):
         found, _ = dpkg_lock.wait_for_lock(ctx, timeout=HOLD * 3)
         waited = time.monotonic() - started
     assert found.holder == "", found
-    assert said[0].startswith("waiting for the apt lists lock (up to 60 s), held by pid "), said
+    assert said[0].startswith("waiting for the apt lists lock (up to 36 s), held by pid "), said
     assert "(/usr/bin/python3 /usr/lib/provision/apt-daily)" in said[0], said
     assert said[-1] == "the apt lists lock was released", said
     assert 1.0 < waited < HOLD * 3, waited

@@ -52,6 +52,16 @@ def test_up_again_down_again(sandbox):
     assert all(c["passed"] for c in report["checks"])
     url = report["resources"]["url"]
     assert url.startswith("http://127.0.0.1:") and f"OpenResty: {url}" in first.stderr
+    # The cold path (#25): the user-data installed Docker while the host booted; the task
+    # waited for cloud-init and found it (ok), sending no install over SSH.
+    (engine,) = [t for t in report["tasks"] if t["module"] == "docker_engine"]
+    assert engine["status"] == "ok", engine
+    assert "installed while the instance booted (user-data)" in engine["msg"], engine
+    # Where the cold run's time went, phase by phase, in the report and after the recap.
+    phases = [p["phase"] for p in report["phases"]]
+    assert phases[:3] == ["RunInstances", "pending -> running", "SSH answering"], phases
+    assert phases[-1] == "verified" and "Docker ready" in phases, phases
+    assert "phases: RunInstances " in first.stderr and "(total " in first.stderr
     ids = report["resources"]["created"]
     assert any(i.startswith("i-") for i in ids) and any(i.startswith("sg-") for i in ids)
     assert localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
@@ -98,3 +108,27 @@ def test_up_again_down_again(sandbox):
     down_again = provision(cwd, "down", "-e", f"cluster_name={name}", "--json")
     assert down_again.returncode == 0, down_again.stderr
     assert json.loads(down_again.stdout)["recap"]["localhost"]["changed"] == 0
+
+
+def test_a_user_data_install_that_fails_falls_back_to_ssh_and_says_why(sandbox, monkeypatch):
+    """The user-data is broken on purpose (its Docker part fails as a missing package would):
+    cloud-init reports the error, and ``docker_engine`` installs over SSH, saying why with
+    the cloud-init log's last lines. Only the cloud and Docker tasks run (``--tags``)."""
+    from provision.api import PLAYBOOKS, Options, run_playbook
+    from provision.aws import userdata
+
+    cwd, name = sandbox
+    broken = 'echo "E: Unable to locate package docker.io (broken by the test)"; exit 100\n'
+    monkeypatch.setattr(userdata, "docker_script", lambda user: broken)
+    monkeypatch.chdir(cwd)
+    options = Options(state_dir=cwd / ".provision", extra_vars={"cluster_name": name},
+                      tags=frozenset({"cloud", "docker"}))  # fmt: skip
+    report = run_playbook(PLAYBOOKS / "up.yml", None, options)
+    assert not report.failed, [
+        (r.task, r.msg) for r in report.results if r.status.value == "failed"
+    ]
+    (engine,) = [r for r in report.results if r.module == "docker_engine"]
+    assert engine.status.value == "changed", engine
+    assert "installed Docker and Compose over SSH: the user-data's install failed" in engine.msg
+    assert "cloud-init reported status: error" in engine.msg
+    assert "broken by the test" in engine.msg, engine.msg

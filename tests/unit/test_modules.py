@@ -71,12 +71,12 @@ def test_engine_check_mode_runs_nothing():
 def test_engine_amazon_linux_command_sequence():
     # Amazon Linux 2023 cannot be booted here: its path is tested as a command sequence only.
     remote = FakeRemote()
-    remote.answer(
-        r"os_id",
-        "os_id=amzn\ndocker_server=25.0\ncompose_v2=2.29.7\nuser=ec2-user\n"
-        "user_groups=ec2-user docker\n",
-    )
-    facts = parse_host_facts(AL2023 + "user=ec2-user\nuser_groups=ec2-user\n")
+    bare = AL2023 + "user=ec2-user\nuser_groups=ec2-user\n"
+    installed = ("os_id=amzn\ndocker_server=25.0\ncompose_v2=2.29.7\nuser=ec2-user\n"
+                 "user_groups=ec2-user docker\n")  # fmt: skip
+    looks = iter([bare, installed])  # after cloud-init (no user-data install), after ours
+    remote.answers.insert(0, (r"os_id", lambda argv: _result(next(looks))))
+    facts = parse_host_facts(bare)
     outcome, _ = run("docker_engine", {}, remote, facts=facts)
     cmds = remote.commands()
     assert cmds[0] == "cloud-init status --wait"
@@ -95,6 +95,37 @@ def test_engine_amazon_linux_command_sequence():
     assert cmds.index(fetch) < check and cmds.index(checksum) < check < installed
     assert "usermod -aG docker ec2-user" in cmds
     assert outcome.changed
+
+
+def test_engine_finds_docker_installed_while_the_instance_booted():
+    """SSH answers before cloud-init is done: Docker is not there yet; the task waits for
+    cloud-init, looks again, and finds what the user-data installed: ok, and it says so."""
+    remote = FakeRemote()
+    remote.answer(r"os_id", DEBIAN13_DOCKER)
+    facts = parse_host_facts(DEBIAN12_BARE + "cloud_init=1\n")
+    outcome, _ = run("docker_engine", {}, remote, facts=facts)
+    assert not outcome.changed and "installed while the instance booted" in outcome.msg
+    cmds = remote.commands()
+    assert cmds[0] == "cloud-init status --wait"
+    assert not any("apt-get" in c or "usermod" in c for c in cmds), cmds
+
+
+def test_engine_installs_over_ssh_when_the_user_data_failed_and_says_why():
+    remote = FakeRemote()
+    remote.answer(r"cloud-init status", "status: error\n", code=1)
+    remote.answer(r"^tail -n 6 /var/log/cloud-init-output.log",
+                  "E: Unable to locate package docker.io\nuser-data script failed\n")  # fmt: skip
+    bare = DEBIAN12_BARE + "cloud_init=1\n"
+    looks = iter([bare, DEBIAN13_DOCKER])
+    remote.answers.insert(0, (r"os_id", lambda argv: _result(next(looks))))
+    remote.answer(r"apt-cache show", "docker-compose\n")
+    outcome, _ = run("docker_engine", {}, remote, facts=parse_host_facts(bare))
+    assert outcome.changed
+    assert "over SSH: the user-data's install failed (cloud-init reported status: error" in (
+        outcome.msg
+    )
+    assert "user-data script failed" in outcome.msg
+    assert any("install --no-install-recommends docker.io" in c for c in remote.commands())
 
 
 def test_engine_unknown_distribution():
