@@ -53,6 +53,8 @@ def one_up(path: str, scale: float) -> tuple[float, dict[str, float]]:
     name = f"cold-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if k not in (DOCKER_READY_ENV, PRELOADED_ENV)}
     env[TIMINGS_ENV] = f"ec2:{scale:g}"
+    # This checkout's code, whatever `pip install -e` last pointed at.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     if path == "docker-ready":
         env[DOCKER_READY_ENV] = "1"
     args = ["-e", f"cluster_name={name}", *PATHS[path]]
