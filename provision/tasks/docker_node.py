@@ -107,15 +107,17 @@ def _prune(ctx: TaskContext, members: tuple[str, ...], mine: SwarmInfo) -> list[
     return [host for _, _, host, _ in gone]
 
 
-def _labeller(ctx: TaskContext, args: DockerNodeArgs, mine: SwarmInfo) -> Remote:
+def _labeller(ctx: TaskContext, args: DockerNodeArgs, mine: SwarmInfo) -> Remote | None:
     """A manager to set this node's labels through: this host when it manages (every host of
     three does), else ``manager``, waited for while it joins (a replacement for the first
-    host joins side by side with the others' tasks)."""
+    host joins side by side with the others' tasks); None in check mode when it is none yet."""
     if mine.manager:
         return ctx.conn
     manager = ctx.peer(args.manager)
     theirs = wait_for_manager(manager, ctx.become, 0 if ctx.check else JOIN_WAIT)
     if theirs is None or theirs.state != "active" or not theirs.manager:
+        if ctx.check:
+            return None
         raise TaskError(f"{args.manager} is not a swarm manager: cannot label {ctx.host.name}")
     return manager
 
@@ -128,6 +130,8 @@ def apply(ctx: TaskContext, args: DockerNodeArgs) -> Outcome:
             return ctx.changed("would label the node once it is in the swarm")
         raise TaskError(f"{ctx.host.name} is in no swarm: run docker_swarm first")
     manager = _labeller(ctx, args, mine)
+    if manager is None:
+        return ctx.changed(f"would label the node once {args.manager} manages the swarm")
     shown = looked["labels"] if manager is ctx.conn else manager.run(
         [*OWN_LABELS[:-1], mine.node_id], sudo=ctx.become, warn=True)  # fmt: skip
     held = json.loads(shown.stdout.strip() or "{}") or {} if shown.ok else {}

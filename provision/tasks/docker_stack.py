@@ -239,14 +239,12 @@ class _NoAliases(yaml.SafeDumper):
 
 def _wait_for(ctx: TaskContext, script: str, what: str, *argv: str, wait: float) -> None:
     """Poll ``script`` (exit 0 = done) for up to ``wait`` seconds; an error naming ``what``.
-    The first look may come from the play's batch; the next ones ask the host."""
+    Asks the host each time (never the play's batch: a poll must see the host change)."""
     deadline = time.monotonic() + wait
-    done = ctx.read_sh(script, *argv).ok
-    while not done:
+    while not ctx.conn.run(["sh", "-c", script, "sh", *argv], sudo=ctx.become, warn=True).ok:
         if time.monotonic() > deadline:
             raise TaskError(f"{ctx.host.name}: {what} after {wait:.0f} s")
         time.sleep(1)
-        done = ctx.conn.run(["sh", "-c", script, "sh", *argv], sudo=ctx.become, warn=True).ok
 
 
 def _present(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
@@ -322,12 +320,11 @@ def apply(ctx: TaskContext, args: DockerStackArgs) -> Outcome:
 
 
 def reads(args: DockerStackArgs, variables: Mapping[str, Any]) -> Reads:
-    """The project's files and the stack's specs, and whether its services run, when
-    deploying (``_wait_for`` takes only its first look from the batch)."""
+    """The project's files and the stack's specs, when deploying. (Whether its services run
+    is asked live: a node that joined since the batch was read has tasks still to start.)"""
     if args.state == "absent":
         return {}
-    return {"stack": ["sh", "-c", READ, "sh", args.project_src, args.name, *args.files],
-            "converged": ["sh", "-c", CONVERGED, "sh", args.name]}  # fmt: skip
+    return {"stack": ["sh", "-c", READ, "sh", args.project_src, args.name, *args.files]}
 
 
 SPEC = ModuleSpec("docker_stack", DockerStackArgs, apply, reads=reads)

@@ -139,12 +139,15 @@ def _address(ctx: TaskContext, args: DockerSwarmArgs) -> str:
 
 
 def _role(ctx: TaskContext, args: DockerSwarmArgs) -> str:
-    """``manager`` for the manager and the first ``managers`` members, else ``worker``."""
+    """``manager`` for the manager and the first ``managers`` members, else ``worker``. The
+    managers are an odd number at most (two managers need both for a quorum: losing either
+    would lose the swarm, where one manager and a worker lose it only with the manager)."""
     names = list(args.members) or [args.manager]
     if ctx.host.name == args.manager:
         return "manager"
+    odd = len(names) if len(names) % 2 else len(names) - 1
     rank = names.index(ctx.host.name) if ctx.host.name in names else len(names)
-    return "manager" if rank < args.managers else "worker"
+    return "manager" if rank < min(args.managers, max(odd, 1)) else "worker"
 
 
 def _managing(ctx: TaskContext, args: DockerSwarmArgs) -> tuple[str, SwarmInfo] | None:
@@ -270,6 +273,11 @@ def apply(ctx: TaskContext, args: DockerSwarmArgs) -> Outcome:
     if args.state == "absent":
         if mine.state == "inactive":
             return ctx.ok("in no swarm")
+        if mine.manager and ctx.host.name != args.manager:
+            # Demoted first: a manager that leaves (even with --force) stays in Raft, and two
+            # of three gone would leave the first host without a quorum while it still
+            # removes the stacks. The last manager (the first host) cannot be demoted.
+            ctx.run(["docker", "node", "demote", mine.node_id], warn=True)
         ctx.run(["docker", "swarm", "leave", "--force"])
         return ctx.changed("left the swarm")
     if mine.state == "inactive":

@@ -69,8 +69,13 @@ def _content(conn: Remote, path: str, sudo: bool) -> bytes:
 def apply(ctx: TaskContext, args: SecretArgs) -> Outcome:
     mine = ctx.looked(reads(args, ctx.vars))["digest"].stdout.strip()
     peers = {n: ctx.peer(n) for n in dict.fromkeys(args.keep_on) if n != ctx.host.name}
-    theirs = {n: c.run(_digest_argv(args.path), sudo=ctx.become, warn=True).stdout.strip()
-              for n, c in peers.items()}  # fmt: skip
+    theirs: dict[str, str] = {}
+    for name, conn in peers.items():
+        read = conn.run(_digest_argv(args.path), sudo=ctx.become, warn=True)
+        if not read.ok:  # not "no copy": a new value would overwrite the ones kept there
+            raise TaskError(f"could not read {args.path} on {name} (exit {read.exit_code}): "
+                            "run again once it answers")  # fmt: skip
+        theirs[name] = read.stdout.strip()
     content = b""
     if mine:
         msg = f"{args.path} exists (value kept)"

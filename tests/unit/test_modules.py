@@ -402,6 +402,12 @@ def test_a_secret_is_kept_on_the_other_managers_and_a_replacement_takes_it_from_
     again = spec.apply(_secret_ctx(_secret_host("c-1", same), kept), args)
     assert not again.changed and not kept["c-2"].stdin and not kept["c-3"].stdin
 
+    unread = {"c-2": _secret_host("c-2", ""), "c-3": _secret_host("c-3", "")}
+    unread["c-2"].answer(r"sha256sum", "", code=255)  # the read failed: not "no copy"
+    with pytest.raises(ProvisionError, match=r"could not read .* on c-2"):
+        spec.apply(_secret_ctx(_secret_host("c-1", ""), unread), args)
+    assert not unread["c-3"].stdin  # nothing made, nothing overwritten
+
     replacement = _secret_host("c-1", "")
     healed = spec.apply(_secret_ctx(replacement, kept), args)
     assert healed.changed and "copied from c-2 (value kept)" in healed.msg, healed.msg

@@ -274,3 +274,28 @@ def test_a_manager_labels_its_own_node_without_waiting_for_the_first_host():
     assert out.changed
     assert "docker node update --label-add io.provision.redis=false n2" in second.commands()
     assert joining.commands() == []
+
+
+def test_two_hosts_make_one_manager_not_two():
+    """Two managers need both for a quorum: losing either would lose the swarm. With two
+    hosts the second joins as a worker, whatever ``managers`` asks."""
+    manager = host("c-1", active("n1", "10.0.0.5", True))
+    manager.answer(r"join-token -q worker", TOKEN + "\n")
+    second = host("c-2", INACTIVE)
+    second.answer(r"python3 -c", "10.0.0.6\n")
+    args = DockerSwarmArgs("c-1", members=("c-1", "c-2"), managers=3)
+    out = apply(ctx_for(second, {"c-1": manager, "c-2": second}), args)
+    assert out.data["role"] == "worker" and second.stdin == [f"{TOKEN}\n".encode()]
+
+
+def test_a_manager_that_leaves_is_demoted_first_but_the_first_host():
+    """A manager that leaves, even with --force, stays a Raft member: two of three gone and
+    the first host, still removing the stacks, has no quorum. Demoted first, Raft shrinks."""
+    other = host("c-2", active("n2", "10.0.0.6", True))
+    assert apply(ctx_for(other, {}), DockerSwarmArgs("c-1", state="absent")).changed
+    commands = other.commands()
+    assert commands.index("docker node demote n2") < commands.index("docker swarm leave --force")
+    first = host("c-1", active("n1", "10.0.0.5", True))
+    apply(ctx_for(first, {}), DockerSwarmArgs("c-1", state="absent"))
+    assert "docker swarm leave --force" in first.commands()
+    assert not any("demote" in c for c in first.commands())
