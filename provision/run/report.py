@@ -58,6 +58,10 @@ class RunReport:
             self.recap.setdefault(host, HostRecap()).unreachable += 1
             self.errors[host] = msg
 
+    def phase_rows(self) -> list[dict[str, Any]]:
+        """``phases`` as the JSON report and the ``phases`` event give them."""
+        return [{"phase": name, "seconds": round(s, 2)} for name, s in self.phases]
+
     @property
     def failed(self) -> bool:
         return any(r.failed or r.unreachable for r in self.recap.values())
@@ -91,5 +95,5 @@ class RunReport:
             "checks": [{"host": r.host, **asdict(c)} for r in self.results for c in r.checks],
             "errors": dict(self.errors),
             "resources": self.resources,
-            "phases": [{"phase": name, "seconds": round(s, 2)} for name, s in self.phases],
+            "phases": self.phase_rows(),
         }

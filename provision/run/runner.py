@@ -206,8 +206,7 @@ class Runner:
             self.close()
             report.phases = self._phases.phases()
             if report.phases:
-                self.on_event(Event("phases", data={"phases": [
-                    {"phase": n, "seconds": round(s, 2)} for n, s in report.phases]}))  # fmt: skip
+                self.on_event(Event("phases", data={"phases": report.phase_rows()}))
         return report
 
     def _play(self, play: Play, inventory: Inventory, report: RunReport) -> Inventory:

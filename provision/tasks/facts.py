@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from provision.cluster.layout import Layout
     from provision.tasks.base import TaskContext
 
 __all__ = [
@@ -263,3 +264,11 @@ def host_facts(ctx: TaskContext) -> HostFacts:
     """The host facts of this run, gathered on first use."""
     facts = ctx.facts.get("host")
     return facts if isinstance(facts, HostFacts) else gather(ctx)
+
+
+def host_layout(ctx: TaskContext) -> Layout:
+    """The cluster's layout from the task's variables, with this host's compose command and
+    sudo (``Layout.with_host``): what the checks and the route table read."""
+    from provision.cluster.layout import layout_from_vars
+
+    return layout_from_vars(ctx.vars).with_host(host_facts(ctx).compose_command, ctx.become)

@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.cluster.layout import layout_from_vars
 from provision.errors import RouteError, VerifyError
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
-from provision.tasks.facts import host_facts
+from provision.tasks.facts import host_layout
 
 __all__ = ["SPEC", "RoutesArgs"]
 
@@ -39,7 +38,7 @@ def apply(ctx: TaskContext, args: RoutesArgs) -> Outcome:
     record = route_record.load(route_record.path(Path(args.state_dir), args.cluster))
     if not record:
         return ctx.ok("no routes recorded by this controller")
-    layout = layout_from_vars(ctx.vars).with_host(host_facts(ctx).compose_command, ctx.become)
+    layout = host_layout(ctx)
     try:
         with RouteTable(ctx.conn, layout) as table:
             held = table.list_routes()

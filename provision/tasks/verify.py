@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from provision.cluster.layout import Layout, layout_from_vars
+from provision.cluster.layout import Layout
 from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, TaskContext
 from provision.tasks.docker_swarm import swarm_info
-from provision.tasks.facts import host_facts
+from provision.tasks.facts import host_layout
 from provision.verify import DEFAULT_CHECKS, FIRST_CHECKS, SLOW_CHECKS, Swarm, run_suite
 
 __all__ = ["SPEC", "VerifyArgs"]
@@ -43,7 +43,7 @@ class VerifyArgs:
 def apply(ctx: TaskContext, args: VerifyArgs) -> Outcome:
     if ctx.check:
         return Outcome(False, "not run in check mode", skipped=True)
-    layout = layout_from_vars(ctx.vars).with_host(host_facts(ctx).compose_command, ctx.become)
+    layout = host_layout(ctx)
     swarm = _swarm(ctx, args, layout) if layout.swarm else None
     results = run_suite(ctx.conn, layout, checks=args.checks or SUITES[args.suite], swarm=swarm)
     passed = sum(r.passed for r in results)

@@ -59,8 +59,7 @@ class FakeTable:
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch) -> type[FakeTable]:
     monkeypatch.setattr("provision.cluster.routes.RouteTable", FakeTable)
-    monkeypatch.setattr(routes_task, "host_facts", lambda ctx: type("F", (), {
-        "compose_command": "docker compose"})())  # fmt: skip
+    monkeypatch.setattr(routes_task, "host_layout", lambda ctx: None)  # FakeTable ignores it
     FakeTable.held, FakeTable.added, FakeTable.fail = {}, [], False
     return FakeTable
 
