@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from provision.errors import ClusterFailed, ConfigError
 from provision.load.inventory import Inventory, InventoryHost, load_inventory
 from provision.load.playbook import Playbook, load_playbook
+from provision.load.variables import RunVars
 from provision.models import HostSpec
 from provision.models.names import (
     check_address,
@@ -94,6 +95,15 @@ def load(
     playbook: str | Path, inventory: str | Path | Inventory | None, options: Options
 ) -> tuple[Playbook, Inventory]:
     """Load and check everything (no host or cloud call): playbook, inventory, variables."""
+    book, inv, _ = _load(playbook, inventory, options)
+    return book, inv
+
+
+def _load(
+    playbook: str | Path, inventory: str | Path | Inventory | None, options: Options
+) -> tuple[Playbook, Inventory, RunVars]:
+    """``load``, and the run's variables, resolved here once: validation, the run lock and
+    the runner read them."""
     from provision.load.validate import validate
 
     book = load_playbook(playbook)
@@ -104,8 +114,9 @@ def load(
         if isinstance(inventory, Inventory)
         else load_inventory(inventory or SANDBOX_INVENTORY, playbook_dir=beside)
     )
-    validate(book, inv, options.extra_vars, runtime=options.runtime_vars())
-    return book, inv
+    variables = RunVars(inv, options.extra_vars, options.runtime_vars())
+    validate(book, inv, options.extra_vars, variables=variables)
+    return book, inv, variables
 
 
 def run_playbook(
@@ -125,9 +136,9 @@ def run_playbook(
     from provision.run.events import Event
 
     options = options or Options()
-    book, inv = load(playbook, inventory, options)
+    book, inv, variables = _load(playbook, inventory, options)
     if lock_wait is None:
-        return _run_loaded(book, inv, options, on_event, stop)
+        return _run_loaded(book, inv, variables, options, on_event, stop)
     check_seconds(lock_wait, "--lock-wait")
 
     def waiting(msg: str) -> None:
@@ -136,13 +147,15 @@ def run_playbook(
 
     # The same wait for each host's own run lock (``provision.run.host_lock``).
     options = dataclasses.replace(options, lock_wait=lock_wait, lock_command=_command())
-    with run_lock(inv, options).acquire(wait=lock_wait, command=_command(), on_wait=waiting):
-        return _run_loaded(book, inv, options, on_event, stop)
+    lock = _run_lock(variables, options)
+    with lock.acquire(wait=lock_wait, command=_command(), on_wait=waiting):
+        return _run_loaded(book, inv, variables, options, on_event, stop)
 
 
 def _run_loaded(
     book: Playbook,
     inv: Inventory,
+    variables: RunVars,
     options: Options,
     on_event: EventSink | None,
     stop: threading.Event | None,
@@ -153,14 +166,16 @@ def _run_loaded(
     runner = Runner(options, on_event=on_event)
     if stop is not None:
         runner.stop = stop
-    return runner.run(book, inv)
+    return runner.run(book, inv, variables)
 
 
 def run_lock(inventory: str | Path | Inventory | None, options: Options) -> RunLock:
     """The run lock of the inventory's cluster: ``<state_dir>/<cluster_name>/run.lock``."""
-    cluster = check_name(
-        str(cluster_vars(inventory, options).get("cluster_name", "")), "cluster_name"
-    )
+    return _run_lock(run_vars(inventory, options), options)
+
+
+def _run_lock(variables: RunVars, options: Options) -> RunLock:
+    cluster = check_name(str(variables.cluster.get("cluster_name", "")), "cluster_name")
     return RunLock(options.state_dir.resolve() / cluster / "run.lock", cluster)
 
 
@@ -262,16 +277,20 @@ def verify(
     return run_playbook(PLAYBOOKS / "verify.yml", inventory, options, **keywords)
 
 
-def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:
-    """The variables of the cluster as a whole (``all``'s, with extra vars on top)."""
-    from provision.load.inventory import resolve_vars
-
+def run_vars(inventory: str | Path | Inventory | None, options: Options) -> RunVars:
+    """The variables of a command that runs no playbook (``status``, ``routes``, ``unlock``,
+    ``sweep``), resolved once from the inventory and the extra variables."""
     inv = (
         inventory
         if isinstance(inventory, Inventory)
         else load_inventory(inventory or SANDBOX_INVENTORY)
     )
-    return resolve_vars(inv, "localhost", {}, options.extra_vars)
+    return RunVars(inv, options.extra_vars, options.runtime_vars())
+
+
+def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:
+    """The variables of the cluster as a whole (``all``'s, with extra vars on top)."""
+    return dict(run_vars(inventory, options).cluster)
 
 
 def sweep(
@@ -366,7 +385,7 @@ class Cluster:
         from provision.api.hosts import cluster_hosts
 
         inv = _inventory(self.inventory)
-        return cluster_hosts(inv, cluster_vars(inv, self.options), self.options)
+        return cluster_hosts(inv, run_vars(inv, self.options), self.options)
 
     def connection(self, host: str | HostSpec | None = None) -> Any:
         """A ``fabric.Connection`` to ``host`` (a name, a ``HostSpec``; default: the first),

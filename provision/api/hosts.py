@@ -4,29 +4,28 @@ running instances found by their tags where there is a cloud. Used by ``Cluster.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from provision.errors import ConfigError
-from provision.load.inventory import Inventory, resolve_vars, to_host_spec
+from provision.load.inventory import Inventory, to_host_spec
 
 if TYPE_CHECKING:
+    from provision.load.variables import RunVars
     from provision.models import HostSpec
     from provision.run.options import Options
 
 __all__ = ["cluster_hosts"]
 
 
-def cluster_hosts(
-    inventory: Inventory, variables: dict[str, Any], options: Options
-) -> list[HostSpec]:
-    """Every host of the ``cluster`` group (``variables``: the cluster's, ``all``'s)."""
+def cluster_hosts(inventory: Inventory, resolved: RunVars, options: Options) -> list[HostSpec]:
+    """Every host of the ``cluster`` group (reached as ``resolved`` says, as a run reaches
+    them)."""
     from provision import cloud
 
     static = inventory.select("cluster")
     if static:
-        return [
-            to_host_spec(h, resolve_vars(inventory, h.name, {}, options.extra_vars)) for h in static
-        ]
+        return [to_host_spec(h, resolved.host(inventory, h.name)) for h in static]
+    variables = resolved.cluster
     if variables.get("cloud", "none") == "none":
         raise ConfigError("the inventory has no host in group 'cluster'", field="-i")
     found = cloud.find(cloud.Target.from_vars(variables, options.state_dir))

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from provision.cluster.layout import Layout, layout_from_vars
-from provision.load.inventory import Inventory, load_inventory, resolve_vars
+from provision.load.inventory import Inventory, load_inventory
+from provision.load.variables import RunVars
 
 if TYPE_CHECKING:
     from provision.cluster.routes import Route, RouteTable
@@ -41,8 +42,8 @@ class ClusterRoutes:
             if isinstance(inventory, Inventory)
             else load_inventory(inventory or SANDBOX_INVENTORY)
         )
-        self.variables = resolve_vars(self.inventory, "localhost", {}, options.extra_vars)
-        self.layout: Layout = layout_from_vars(self.variables)
+        self.variables = RunVars(self.inventory, options.extra_vars, options.runtime_vars())
+        self.layout: Layout = layout_from_vars(self.variables.cluster)
 
     def add(
         self, prefix: str, service: str, endpoints: Sequence[str], *, allow_local: bool = False
@@ -74,8 +75,8 @@ class ClusterRoutes:
         back into a Redis that lost its volume with its host: the ``routes`` task)."""
         from provision.cluster import route_record
 
-        cluster = self.variables.get("cluster_name")
-        if self.variables.get("cloud", "none") != "none" and cluster:
+        cluster = self.variables.cluster.get("cluster_name")
+        if self.variables.cluster.get("cloud", "none") != "none" and cluster:
             where = route_record.path(self.options.state_dir.resolve(), str(cluster))
             route_record.save(where, table.list_routes())
 

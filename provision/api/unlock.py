@@ -52,20 +52,21 @@ def unlock(
 ) -> Unlocked:
     """Break the cluster's stale run locks, the controller's and each host's. ``LockHeld``
     names a live holder (nothing is broken then) unless ``force``."""
-    from provision.api import _inventory, cluster_vars, run_lock
+    from provision.api import _inventory, _run_lock, run_vars
     from provision.api.hosts import cluster_hosts
     from provision.connection.ssh import Connection
     from provision.run.host_lock import break_host_lock, read_holder
 
     now = time.time()
     inventory = _inventory(inventory)
-    lock = run_lock(inventory, options)
+    variables = run_vars(inventory, options)
+    lock = _run_lock(variables, options)
     held = lock.holder()
     if held is not None and _alive(held, lock.stale_after, now) and not force:
         raise LockHeld(f"cluster {lock.cluster!r} is locked by {held.describe(now)}, which still "
                        "runs; wait for it, or give --force if you are sure")  # fmt: skip
     try:
-        hosts = cluster_hosts(inventory, cluster_vars(inventory, options), options)
+        hosts = cluster_hosts(inventory, variables, options)
     except ConfigError:
         hosts = []  # no running host: only the controller's lock can be left
     conns: list[tuple[str, Connection, Holder]] = []

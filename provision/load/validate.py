@@ -3,7 +3,7 @@
 Each task's module and arguments, and every variable a template or ``when:``/``until:`` needs.
 A variable is known when it is, for every host the play targets, one of:
 
-- the host's variables (``resolve_vars``: inventory, play vars, extra vars); for a play whose
+- the host's variables (``RunVars.host``: inventory, play vars, extra vars); for a play whose
   hosts are only added at run time, the group vars of the groups it names, play and extra vars;
 - a magic name (``MAGIC``), or one in ``extra_names`` (names modules publish);
 - the ``register`` name of an earlier task, in any play (a task's own, in its ``until``).
@@ -21,9 +21,10 @@ from typing import Any
 from provision.cluster.layout import DEFAULTS, layout_from_vars
 from provision.connection.keys import key_file_problem
 from provision.errors import ConfigError
-from provision.load.inventory import Inventory, resolve_vars
+from provision.load.inventory import Inventory
 from provision.load.playbook import Play, Playbook, TaskDef, check_task_args
 from provision.load.templating import evaluate, is_template, render, undeclared
+from provision.load.variables import RunVars
 from provision.load.yamlsource import Location, suggest, value_loc
 from provision.models.names import check_address, check_name, check_port
 from provision.tasks.base import ModuleSpec, build_args
@@ -50,13 +51,17 @@ def validate(
     modules: Mapping[str, ModuleSpec] | None = None,
     extra_names: Set[str] = frozenset(),
     runtime: Mapping[str, Any] | None = None,
+    variables: RunVars | None = None,
 ) -> None:
     """Raise the first ``ConfigError`` found (file:line:column, field, the variable's name).
 
-    ``runtime``: the variables the run's options define (``state_dir``...), known by name and
-    value; ``extra_names``: names defined at run time whose value is not known yet."""
-    runtime = dict(runtime or {})
-    extra_names = set(extra_names) | set(runtime)
+    ``variables``: the run's, resolved once (the API's; without it, resolved here from
+    ``extra_vars`` and ``runtime``); ``runtime``: the variables the run's options define
+    (``state_dir``...), known by name and value; ``extra_names``: names defined at run time
+    whose value is not known yet."""
+    if variables is None:
+        variables = RunVars(inventory, extra_vars, runtime)
+    extra_names = set(extra_names) | set(variables.runtime)
     if modules is None:
         from provision.tasks import registry
 
@@ -64,8 +69,8 @@ def validate(
     registered: set[str] = set()
     for p, play in enumerate(playbook.plays):
         field = f"plays[{p}]"
-        scopes = _scopes(play, inventory, extra_vars)
-        static = _static_scopes(play, inventory, extra_vars, str(playbook.path.parent), runtime)
+        scopes = _scopes(play, inventory, variables)
+        static = _static_scopes(play, inventory, variables, str(playbook.path.parent))
         if play.when is not None:  # a play its condition skips is not checked for that host
             static = [v for v in static if _may_run(play.when, v, play.loc)]
         for name, value in play.vars.items():
@@ -173,12 +178,11 @@ def _check(
         raise loc.error(f"undefined variable {missing[0]!r}{suffix}{hint}", field)
 
 
-def _scopes(play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]) -> _Scopes:
+def _scopes(play: Play, inventory: Inventory, variables: RunVars) -> _Scopes:
     hosts = inventory.select(play.hosts)
+    extra_vars = variables.extra_vars
     if hosts:
-        return [
-            (h.name, set(resolve_vars(inventory, h.name, play.vars, extra_vars))) for h in hosts
-        ]
+        return [(h.name, set(variables.host(inventory, h.name, play))) for h in hosts]
     # Hosts added at run time (by a provisioning play or a dynamic source): what any host of
     # the groups named would get.
     names = set(DEFAULTS) | set(play.vars) | set(extra_vars)
@@ -194,18 +198,18 @@ def _scopes(play: Play, inventory: Inventory, extra_vars: Mapping[str, Any]) -> 
 def _static_scopes(
     play: Play,
     inventory: Inventory,
-    extra_vars: Mapping[str, Any],
+    resolved: RunVars,
     playbook_dir: str,
-    runtime: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """The variables each host of the play will have that are known before any call, rendered
     (play vars may be templates of others), with the magic names the runner defines. A value
     that needs a registered result or a fact is left out: it is checked at its task's turn."""
     hosts = inventory.select(play.hosts)
+    extra_vars, runtime = resolved.extra_vars, resolved.runtime
     if hosts:
-        raw = [(h.name, resolve_vars(inventory, h.name, play.vars, extra_vars)) for h in hosts]
+        raw = [(h.name, resolved.host(inventory, h.name, play)) for h in hosts]
     else:  # hosts added at run time: what every host of the groups named will get
-        raw = [("", {**DEFAULTS, **inventory.vars_of_group("all"), **play.vars, **extra_vars})]
+        raw = [("", resolved.before_added(inventory, play))]
     scopes = []
     for host, variables in raw:
         values: dict[str, Any] = {

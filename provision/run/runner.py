@@ -27,9 +27,10 @@ from provision.errors import (
     ProvisionError,
     TaskError,
 )
-from provision.load.inventory import Inventory, InventoryHost, resolve_vars, to_host_spec
+from provision.load.inventory import Inventory, InventoryHost, to_host_spec
 from provision.load.playbook import Location, Play, Playbook, TaskDef
 from provision.load.templating import evaluate, is_template, render
+from provision.load.variables import RunVars
 from provision.models import HostSpec, Result, Status, TaskResult
 from provision.run.blocks import HostBlocks
 from provision.run.events import Event, EventSink
@@ -100,6 +101,7 @@ class Runner:
         self._hosts: dict[str, _HostState] = {}
         self._host_locks: dict[str, HostLock] = {}
         self._lock = threading.Lock()
+        self._variables: RunVars | None = None  # the run's, set by run()
 
     # -- connections ---------------------------------------------------------------------------
     def _ssh(self, spec: HostSpec) -> Remote:
@@ -112,14 +114,22 @@ class Runner:
             retry_deadline=self.options.connect_deadline,
         )
 
-    def _connection(self, host: InventoryHost) -> Remote:
+    def _resolved(self) -> RunVars:
+        assert self._variables is not None, "run() sets the run's variables"
+        return self._variables
+
+    def _connection(self, host: InventoryHost, inventory: Inventory) -> Remote:
+        """The host's connection, opened once per run; reached as its variables say
+        (``ansible_host``, ``ansible_user``...: the inventory's, extra variables on top, as
+        the API's host lookups read them)."""
         with self._lock:
             conn = self.connections.get(host.name)
             if conn is None:
+                spec = to_host_spec(host, self._resolved().host(inventory, host.name))
                 if _on_controller(host):
-                    conn = LocalConnection(to_host_spec(host))
+                    conn = LocalConnection(spec)
                 else:
-                    conn = self.connector(to_host_spec(host))
+                    conn = self.connector(spec)
                     self.on_event(Event("connect", host=host.name, data={
                         "target": conn.host.target}))  # fmt: skip
                 self.connections[host.name] = conn
@@ -130,7 +140,7 @@ class Runner:
         found = [h for h in inventory.select(name) if h.name == name]
         if not found or _on_controller(found[0]):
             raise ConfigError(f"no host {name!r} in the inventory", field="peer")
-        return self._connection(found[0])
+        return self._connection(found[0], inventory)
 
     def _host_lock(self, host: InventoryHost, conn: Remote) -> HostLock | None:
         """The run lock this run must take on the host before its first task (``up``/``down``);
@@ -193,8 +203,15 @@ class Runner:
         self.connections.clear()
 
     # -- plays ---------------------------------------------------------------------------------
-    def run(self, playbook: Playbook, inventory: Inventory) -> RunReport:
+    def run(
+        self, playbook: Playbook, inventory: Inventory, variables: RunVars | None = None
+    ) -> RunReport:
+        """Run ``playbook``'s plays on ``inventory``'s hosts; ``variables``: the run's,
+        resolved once by the caller (the API's, which validation read), else here."""
         report = RunReport()
+        self._variables = variables or RunVars(
+            inventory, self.options.extra_vars, self.options.runtime_vars()
+        )
         self._playbook_dir = str(playbook.path.parent)
         try:
             for play in playbook.plays:
@@ -237,9 +254,10 @@ class Runner:
 
     def _vars(self, play: Play, host: InventoryHost, inventory: Inventory) -> dict[str, Any]:
         state = self._state(host.name)
-        variables = resolve_vars(inventory, host.name, play.vars, self.options.extra_vars)
+        resolved = self._resolved()
+        variables = resolved.host(inventory, host.name, play)
         variables.update(
-            **self.options.runtime_vars(),
+            **resolved.runtime,
             inventory_hostname=host.name,
             groups={g: list(names) for g, names in inventory.groups.items()},
             play_hosts=[h.name for h in inventory.select(play.hosts)],
@@ -247,7 +265,7 @@ class Runner:
             facts=_facts_dict(state.facts.get("host")),
         )
         variables.update(state.registered)  # register and set_fact, host-scoped
-        variables.update(self.options.extra_vars)  # as in Ansible: extra vars always win
+        variables.update(resolved.extra_vars)  # as in Ansible: extra vars always win
         # Variables may be templates of other variables (Ansible renders them lazily):
         # render them here, in order, so that `{{ redis_files }}` gives the list, not its text.
         for name, value in list(variables.items()):
@@ -264,7 +282,7 @@ class Runner:
         if play.when is not None and not self._play_applies(play, host, inventory):
             return added
         try:
-            conn = self._connection(host)
+            conn = self._connection(host, inventory)
             ctx = TaskContext(
                 conn,
                 check=self.options.check,
