@@ -15,15 +15,8 @@ Example::
 from __future__ import annotations
 
 from provision.errors import EngineUnavailable
-from provision.sandbox.hosts import (
-    SandboxHost,
-    host_key,
-    known_hosts_line,
-    remove_all,
-    remove_host,
-    start_host,
-    wait_for_ssh,
-)
+from provision.sandbox import hosts
+from provision.sandbox.hosts import *  # noqa: F403 (its __all__, named once, below)
 from provision.sandbox.images import (
     OPENRESTY_IMAGE,
     REDIS_IMAGE,
@@ -38,13 +31,7 @@ __all__ = [
     "SANDBOX_LABEL",
     "SUPPORTED_DISTROS",
     "EngineUnavailable",
-    "SandboxHost",
     "available",
     "ensure_images",
-    "host_key",
-    "known_hosts_line",
-    "remove_all",
-    "remove_host",
-    "start_host",
-    "wait_for_ssh",
 ]
+__all__ += hosts.__all__  # the hosts' own names: start_host, wait_for_ssh, remove_host...

@@ -49,20 +49,32 @@ REMOVE_BY_LABEL = (
 _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
 
-@dataclass(frozen=True)
-class ComposeArgs:
+@dataclass(frozen=True, kw_only=True)
+class ProjectArgs:
+    """A compose project on the host, as ``compose`` and ``docker_stack`` take it: its folder,
+    its compose files (Compose's ``-f``, in order), whether ``absent`` removes its volumes."""
+
     project_src: str
-    project_name: str
     files: tuple[str, ...] = ("docker-compose.yml",)
-    state: Literal["present", "absent", "restarted"] = "present"
-    services: tuple[str, ...] = ()
     remove_volumes: bool = False
 
+    def check_project(self, module: str) -> None:
+        check_path(self.project_src, f"{module}.project_src")
+        for i, name in enumerate(self.files):
+            check_name(name, f"{module}.files[{i}]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComposeArgs(ProjectArgs):
+    project_name: str
+    state: Literal["present", "absent", "restarted"] = "present"
+    services: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
-        check_path(self.project_src, "compose.project_src")
+        self.check_project("compose")
         check_name(self.project_name, "compose.project_name")
-        for i, name in enumerate((*self.files, *self.services)):
-            check_name(name, f"compose.files/services[{i}]")
+        for i, name in enumerate(self.services):
+            check_name(name, f"compose.services[{i}]")
 
 
 @dataclass(frozen=True)

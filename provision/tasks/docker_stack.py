@@ -30,8 +30,9 @@ from typing import Any, Literal
 import yaml
 
 from provision.errors import TaskError
-from provision.models.names import check_name, check_path
+from provision.models.names import check_name
 from provision.tasks.base import ModuleSpec, Outcome, Reads, TaskContext
+from provision.tasks.compose import ProjectArgs
 
 __all__ = ["SPEC", "STACK_VERSION", "DockerStackArgs", "merge", "parse_read", "stack_file"]
 
@@ -85,22 +86,17 @@ fi
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
 
 
-@dataclass(frozen=True)
-class DockerStackArgs:
+@dataclass(frozen=True, kw_only=True)
+class DockerStackArgs(ProjectArgs):
     name: str
-    project_src: str
-    files: tuple[str, ...] = ("docker-compose.yml",)
     state: Literal["present", "absent"] = "present"
     manager: bool = True  # absent: stack rm here (the manager); others only wait and clean
-    remove_volumes: bool = False
     nodes: int = 0  # present: wait (bounded) for this many Ready nodes before deploying
     wait: float = 180.0  # seconds for the nodes, then for every service's tasks to run
 
     def __post_init__(self) -> None:
         check_name(self.name, "docker_stack.name")
-        check_path(self.project_src, "docker_stack.project_src")
-        for i, f in enumerate(self.files):
-            check_name(f, f"docker_stack.files[{i}]")
+        self.check_project("docker_stack")
 
 
 @dataclass(frozen=True)
