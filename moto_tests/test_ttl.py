@@ -152,3 +152,52 @@ def test_the_docker_part_runs_in_sh_and_installs_nothing_on_a_host_that_has_dock
     assert (tmp_path / "did").read_text().splitlines() == ["usermod -aG docker admin"]
     with pytest.raises(ValueError, match="not a user name"):
         userdata.user_data(docker_user="admin; rm -rf /")
+
+
+def test_the_ecs_optimized_alias_boots_the_ami_that_ships_docker_and_adds_only_compose(
+    ec2, session, state_dir
+):
+    """``image: al2023-ecs`` (#25): the ECS-optimized Amazon Linux 2023 AMI, found by AWS's
+    public SSM parameter, which boots with Docker installed: its user-data switches the ECS
+    agent off and adds only what the AMI lacks (the Compose plugin; ``dnf install docker``
+    has nothing to do there)."""
+    from moto_tests.conftest import add_public_image, publish_public_parameter
+
+    ami = "ami-0ec5a12023000000e"
+    add_public_image(
+        ami, "591542846629", "al2023-ami-ecs-hvm-2023.0.20250101-kernel-6.1-x86_64",
+        "/dev/xvda", 2025,
+    )  # fmt: skip
+    publish_public_parameter(
+        "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id", ami
+    )
+    result = quick_up(session, state_dir, image="al2023-ecs", ttl="2h")
+    (host,) = result.instances
+    assert result.ami_id == ami and host.user == "ec2-user"
+    script = _user_data(ec2, host.instance_id)
+    assert "systemctl disable --now ecs.service" in script
+    assert "docker-compose-linux-x86_64" in script and "usermod -aG docker ec2-user" in script
+
+
+def test_the_user_data_switches_the_ecs_agent_off_where_there_is_one(tmp_path):
+    """Run by a real sh: where an ``ecs.service`` unit exists it is disabled and stopped;
+    where there is none, nothing is asked of systemd beyond the look."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for has_ecs in (True, False):
+        did = tmp_path / f"did-{has_ecs}"
+        look = "exit 0" if has_ecs else "exit 1"
+        for name, body in (("docker", "exit 0"), ("usermod", "exit 0"),
+                           ("systemctl", f'echo "systemctl $*" >> {did}\n'
+                                         f'[ "$1" = cat ] && {look}\nexit 0')):  # fmt: skip
+            (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+            (bindir / name).chmod(0o755)
+        script = tmp_path / "user-data"
+        script.write_text(userdata.user_data(docker_user="ec2-user"))
+        env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+        done = subprocess.run(["sh", str(script)], capture_output=True, text=True, env=env,
+                              timeout=10)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        calls = did.read_text().splitlines()
+        assert calls[0] == "systemctl cat ecs.service"
+        assert ("systemctl disable --now ecs.service" in calls) is has_ecs

@@ -17,8 +17,8 @@ ARCHITECTURES = ("x86_64", "arm64")
 class ImageFamily:
     """An image alias: where AWS publishes its latest AMI id (per architecture), who logs in.
 
-    ``ssm_parameter`` and ``name_pattern`` are the x86_64 ones; ``{arch}`` in
-    ``arm64_parameter`` / ``arm64_pattern`` give the arm64 image (t4g, m7g, c7g...)."""
+    ``ssm_parameter`` and ``name_pattern`` are the x86_64 ones; ``arm64_parameter`` /
+    ``arm64_pattern`` give the arm64 image (t4g, m7g, c7g...)."""
 
     alias: str
     ssm_parameter: str
@@ -68,6 +68,18 @@ IMAGES: dict[str, ImageFamily] = {
             "ec2-user",
             "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
             "al2023-ami-2023.*-kernel-6.1-arm64",
+        ),
+        # The ECS-optimized Amazon Linux 2023 AMI: Docker Engine installed and enabled (its
+        # ECS agent is switched off by the user-data: no ECS cluster here); the Compose
+        # plugin, which it lacks, is the only install left.
+        ImageFamily(
+            "al2023-ecs",
+            "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+            "591542846629",
+            "al2023-ami-ecs-hvm-2023.*-kernel-6.1-x86_64",
+            "ec2-user",
+            "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",
+            "al2023-ami-ecs-hvm-2023.*-kernel-6.1-arm64",
         ),
     )
 }

@@ -91,6 +91,11 @@ def docker_script(user: str) -> str:
     return (
         "# provision: Docker Engine and Compose while the instance boots (docker_engine finds\n"
         "# them); the same recipe as the docker_engine task.\n"
+        "# An AMI made for ECS (al2023-ecs) starts the ECS agent: this is no ECS container\n"
+        "# instance, so it is switched off.\n"
+        "if systemctl cat ecs.service >/dev/null 2>&1; then\n"
+        "    systemctl disable --now ecs.service || true\n"
+        "fi\n"
         "if command -v docker >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 "
         "|| command -v docker-compose >/dev/null 2>&1; }; then\n"
         '    echo "provision: Docker and Compose are installed already"\n'
