@@ -8,7 +8,7 @@ variable            default                        meaning
 ``cluster``         (required)                     name: a-z, 0-9, '-', at most 40 characters
 ``region``          (required)                     an EC2 region botocore knows, e.g. eu-west-1
 ``instance_type``   ``t3.micro``                   e.g. t3.small, m7i.large
-``image``           ``debian-12``                  debian-12, ubuntu-24.04, al2023, al2023-ecs or an ami- id
+``image``           ``debian-12``                  debian-12, ubuntu-24.04, al2023(-ecs), ami-…
 ``ssh_user``        from the image                 login user; required with an ami- id
 ``subnet``          (default VPC)                  a subnet-… id to launch into
 ``root_volume_size`` ``10``                        root volume in GiB (encrypted gp3)
