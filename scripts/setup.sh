@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-PACKAGES=(docker.io docker-compose debootstrap openssh-client wrk)
+# luajit, lua-busted and lua-cjson: the router's Lua unit tests (tests/lua, busted under LuaJIT).
+PACKAGES=(docker.io docker-compose debootstrap openssh-client wrk luajit lua-busted lua-cjson)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

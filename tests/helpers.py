@@ -8,6 +8,7 @@ values: ``AWS_FAKE_ENV``, ``UNSET_ENV``. Every bound a test waits on: ``bounds``
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -200,23 +201,13 @@ def sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-# Route endpoints, one rule for the CLI (provision.cluster.routes.validate_endpoint) and the
-# router (playbooks/files/openresty/lua/store.lua, valid_endpoint): each corpus goes through
-# both (tests/unit/test_bad_input_holes.py, tests/integration/test_router_local.py).
-_LABEL63 = "a" * 63
-ENDPOINTS_REFUSED = (
-    "", "x", "h:99999", "h:0", "a b:80", "-a:80", "a-:80", "a..b:80", "a.:80",
-    "127.1:80",  # 127.0.0.1 to a resolver
-    "2852039166:80",  # 169.254.169.254, the instance metadata service, in decimal
-    "0x7f000001:80",  # 127.0.0.1 in hex
-    "010.0.0.1:80",  # 8.0.0.1 to inet_aton (octal)
-    "999.999.999.999:80",
-    ".".join([_LABEL63] * 4) + ":80",  # 255 characters: longer than a DNS name can be
-)  # fmt: skip
-ENDPOINTS_ACCEPTED = (
-    "echo-b:80", "10.0.0.1:8080", "a.b-c.d:1", "0.0.0.9:65535",
-    ".".join([_LABEL63] * 3) + "." + "a" * 61 + ":80",  # 253 characters
-)  # fmt: skip
+# Route entries, one rule for the CLI (provision.cluster.routes) and the router
+# (playbooks/files/openresty/lua/helpers.lua): one corpus, tests/route_corpus.json, goes
+# through both (tests/unit/test_route_corpus.py, tests/lua/helpers_spec.lua, and the refused
+# endpoints written straight into Redis in tests/integration/test_router_local.py).
+ROUTE_CORPUS = json.loads((Path(__file__).parent / "route_corpus.json").read_text())
+ENDPOINTS_REFUSED = tuple(ROUTE_CORPUS["endpoints"]["invalid"])
+ENDPOINTS_ACCEPTED = tuple(ROUTE_CORPUS["endpoints"]["valid"])
 
 
 class Recording:

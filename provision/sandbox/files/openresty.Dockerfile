@@ -13,7 +13,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       nginx-light libnginx-mod-http-lua lua-resty-core \
-      lua-resty-lrucache lua-nginx-dns curl ca-certificates libc-bin \
+      lua-resty-lrucache lua-nginx-dns lua-cjson curl ca-certificates libc-bin \
  && cd /tmp && apt-get download lua-nginx-redis && dpkg-deb -x lua-nginx-redis_*.deb / \
  && rm -f lua-nginx-redis_*.deb && cd / \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \

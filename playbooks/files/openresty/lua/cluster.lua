@@ -14,19 +14,16 @@
 --     the failed master (no failover yet), read from its replicas (READONLY);
 --   * nothing answers: the error goes back to router.lua, which serves its stale copy.
 local config = require "config"
+local helpers = require "helpers"
 
 local _M = {}
 
 local view = nil      -- { master = "host:port", replicas = { "host:port", ... } }
 local stale = false   -- ask CLUSTER SLOTS again before the next command
-local routes_slot = nil
 
 local MAX_HOPS = 5    -- redirects and failed nodes followed for one command
 
-local function split(ep)
-    local host, port = ep:match("^(.+):(%d+)$")
-    return host, tonumber(port)
-end
+local split = helpers.split_endpoint
 
 local function endpoint(node)  -- a CLUSTER SLOTS node: { host, port, id, ... }
     local host, port = node[1], node[2]
@@ -36,16 +33,10 @@ local function endpoint(node)  -- a CLUSTER SLOTS node: { host, port, id, ... }
     return host .. ":" .. port
 end
 
--- The slot's master and replicas from one node's CLUSTER SLOTS (routes_slot from CLUSTER
--- KEYSLOT the first time: the same for the cluster's life).
+-- The slot's master and replicas from one node's CLUSTER SLOTS (the route table's slot,
+-- computed here as Redis does: helpers.key_slot).
 local function read_view(red)
-    if not routes_slot then
-        local slot, err = red:cluster("keyslot", config.key_prefix .. "routes")
-        if type(slot) ~= "number" then
-            return nil, "cluster keyslot: " .. tostring(err), slot == nil
-        end
-        routes_slot = slot
-    end
+    local routes_slot = helpers.key_slot(config.key_prefix .. "routes")
     local slots, err = red:cluster("slots")
     if type(slots) ~= "table" then
         return nil, "cluster slots: " .. tostring(err), slots == nil
@@ -125,13 +116,12 @@ function _M.run(run_on, fn)
         tried[target] = true
         last = target .. ": " .. tostring(err)
         local text = tostring(err)
-        local moved = text:match("MOVED %d+ (%S+)")
-        local ask = text:match("ASK %d+ (%S+)")
-        if moved then
-            view.master, stale = moved, true
-            target, asking, readonly = moved, false, false
-        elseif ask then
-            target, asking, readonly = ask, true, false
+        local kind, redirected = helpers.redirect(text)
+        if kind == "MOVED" then
+            view.master, stale = redirected, true
+            target, asking, readonly = redirected, false, false
+        elseif kind == "ASK" then
+            target, asking, readonly = redirected, true, false
         elseif broken or text:find("CLUSTERDOWN", 1, true) or text:find("TRYAGAIN", 1, true) then
             -- This node failed: ask the others who serves the slot now.
             local failed = target

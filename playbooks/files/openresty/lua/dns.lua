@@ -1,6 +1,7 @@
 -- Endpoint names -> IPv4 addresses through Docker's DNS, cached like the resolver's valid=.
 -- ngx.balancer needs an address, and cosocket name resolution is not available there.
 local config = require "config"
+local helpers = require "helpers"
 
 local found, resolver = pcall(require, "resty.dns.resolver")
 if not found then
@@ -12,10 +13,6 @@ local _M = {}
 
 -- Per worker, for a second: most requests then need no shared dict read at all.
 local memo, memo_until = {}, 0
-
-function _M.is_ip(host)
-    return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
-end
 
 -- A failure is cached too (as "!" .. reason, for config.dns_negative_ttl): a stopped
 -- container's name is gone from Docker's DNS, which may then ask the host's resolvers; each
@@ -41,7 +38,7 @@ local function lookup(host)
 end
 
 function _M.resolve(host)
-    if _M.is_ip(host) then
+    if helpers.is_ipv4(host) then
         return host
     end
     if config.etc_hosts[host] then

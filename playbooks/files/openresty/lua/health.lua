@@ -5,7 +5,7 @@
 -- Redis Cluster.
 local config = require "config"
 local dns = require "dns"
-local json = require "json"
+local respond = require "respond"
 local router = require "router"
 local store = require "store"
 
@@ -20,7 +20,7 @@ end
 -- service (the container health check curls this); `status` says whether Redis answers.
 function _M.health()
     local pong = store.call("ping")
-    return json.send(200, { status = pong == "PONG" and "ok" or "degraded" })
+    return respond.json(200, { status = pong == "PONG" and "ok" or "degraded" })
 end
 
 function _M.details()
@@ -34,7 +34,7 @@ function _M.details()
             routes, source = n, "redis"
         end
     end
-    return json.send(200, {
+    return respond.json(200, {
         status = reachable and "ok" or "degraded",
         redis = { host = config.redis_host, port = config.redis_port, reachable = reachable,
                   address = address or "", error = tostring(err or derr or "") },

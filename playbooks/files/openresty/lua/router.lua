@@ -3,7 +3,8 @@
 local balancer = require "ngx.balancer"
 local config = require "config"
 local dns = require "dns"
-local json = require "json"
+local helpers = require "helpers"
+local respond = require "respond"
 local store = require "store"
 
 local cache = ngx.shared.routes_cache
@@ -21,30 +22,10 @@ local RETRY = { GET = true, HEAD = true, OPTIONS = true, PUT = true, DELETE = tr
 local memo_text, memo_table
 
 function _M.decode(text)
-    if text == memo_text then
-        return memo_table
+    if text ~= memo_text then
+        memo_text, memo_table = text, helpers.decode(text)
     end
-    local t = { prefixes = {}, services = {}, endpoints = {} }
-    for line in text:gmatch("[^\n]+") do
-        local prefix, service, eps = line:match("^([^\t]*)\t([^\t]*)\t?(.*)$")
-        if prefix then
-            t.prefixes[#t.prefixes + 1] = prefix
-            t.services[prefix] = service
-            local list = {}
-            for ep in eps:gmatch("%S+") do
-                -- store.lua let only valid "host:port" entries in; check again all the same,
-                -- since the stale copy may come from an older router.
-                if store.valid_endpoint(ep) then
-                    local host, port = ep:match("^(.+):(%d+)$")
-                    list[#list + 1] = { name = ep, host = host, port = tonumber(port) }
-                end
-            end
-            t.endpoints[service] = list
-        end
-    end
-    table.sort(t.prefixes, function(a, b) return #a > #b end)
-    memo_text, memo_table = text, t
-    return t
+    return memo_table
 end
 
 -- The route table text, and "stale-cache" when it is the last known one because Redis failed.
@@ -70,6 +51,18 @@ local function load_shared()
             if last then
                 return last
             end
+            -- No table at all yet (a cold start): another request is reading Redis. Wait
+            -- for its answer (bounded by its lock's life) rather than answer 503.
+            for _ = 1, 100 do
+                ngx.sleep(0.01)
+                text = cache:get("table")
+                if text then
+                    return text
+                end
+                if cache:get("down") or not cache:get("lock") then
+                    break
+                end
+            end
         end
     end
     return stale:get("table"), "stale-cache"
@@ -85,18 +78,11 @@ local function load_table()
     if now < worker_until then
         return worker_text, worker_source
     end
-    worker_text, worker_source = load_shared()
-    worker_until = now + config.worker_ttl
-    return worker_text, worker_source
-end
-
-local function match(t, path)
-    for _, prefix in ipairs(t.prefixes) do
-        if path == prefix or (path:sub(1, #prefix) == prefix
-            and (prefix:sub(-1) == "/" or path:sub(#prefix + 1, #prefix + 1) == "/")) then
-            return t.services[prefix]
-        end
+    local text, source = load_shared()
+    if text then  -- no table is not kept: the next request asks again
+        worker_text, worker_source, worker_until = text, source, now + config.worker_ttl
     end
+    return text, source
 end
 
 local function unescape(s)  -- %XX only: "+" is no space in a path
@@ -128,24 +114,24 @@ end
 -- access phase: pick the peers to try, or answer 400/404/502/503 JSON.
 function _M.route()
     if not raw_path_ok() then
-        return json.send(400, { error = "bad path" })
+        return respond.json(400, { error = "bad path" })
     end
     local text, source = load_table()
     if source then
         ngx.header["X-Route-Source"] = source
     end
     if not text then
-        return json.send(503, { error = "route table unavailable" })
+        return respond.json(503, { error = "route table unavailable" })
     end
     local t = _M.decode(text)
     local path = ngx.var.uri
-    local service = match(t, path)
+    local service = helpers.match(t, path)
     if not service then
-        return json.send(404, { error = "no route", path = path })
+        return respond.json(404, { error = "no route", path = path })
     end
     local eps = t.endpoints[service]
     if not eps or #eps == 0 then
-        return json.send(503, { error = "no endpoint", service = service })
+        return respond.json(503, { error = "no endpoint", service = service })
     end
     ngx.var.route_service = service  -- for the error page (ngx.ctx does not survive it)
     -- Round robin: start at the next endpoint, then the others in order; the ones marked
@@ -168,10 +154,10 @@ function _M.route()
     end
     if #peers == 0 then
         if marked == 0 then  -- not one name resolved
-            return json.send(502, { error = "cannot resolve endpoint",
+            return respond.json(502, { error = "cannot resolve endpoint",
                                     endpoint = unresolved.endpoint, detail = unresolved.detail })
         end
-        return json.send(502, { error = "no endpoint up", service = service })
+        return respond.json(502, { error = "no endpoint up", service = service })
     end
     ngx.ctx.peers, ngx.ctx.try = peers, 0
 end
@@ -226,7 +212,7 @@ function _M.upstream_error()
         status = 502
     end
     mark_down(last, connected and "failed after connecting" or "no connection")
-    return json.send(status, {
+    return respond.json(status, {
         error = connected and "upstream failed" or "no endpoint answered",
         service = ngx.var.route_service or "",
     })

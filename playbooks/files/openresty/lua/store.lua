@@ -2,15 +2,21 @@
 local redis = require "resty.redis"
 local cluster = require "cluster"
 local config = require "config"
+local dns = require "dns"
+local helpers = require "helpers"
 
 local _M = {}
 
--- A connection by name (nginx's resolver), from the pool when one is idle; AUTH only on
+-- A connection by name (resolved by dns.lua), from the pool when one is idle; AUTH only on
 -- fresh sockets, since pooled ones were authenticated when they were opened. `fresh`: skip
 -- (and close) the idle pooled sockets, which are suspect once one of them failed.
 local function connect(name, port, fresh)
-    -- /etc/hosts first (extra_hosts), else by name through nginx's resolver.
-    local host = config.etc_hosts[name] or name
+    -- By address: dns.lua resolves (/etc/hosts first, for extra_hosts), with the one
+    -- resolver the router uses (config.resolver), so nginx.conf sets none.
+    local host, derr = dns.resolve(name)
+    if not host then
+        return nil, "connect " .. name .. ":" .. port .. ": " .. tostring(derr)
+    end
     for _ = 0, config.redis_pool_size do
         local red = redis:new()
         -- set_timeout (not set_timeouts): older lua-resty-redis (Debian's 0.27) lacks the
@@ -105,8 +111,8 @@ function _M.ping_all()
     end
     local results = {}
     for i, ep in ipairs(nodes) do
-        local host, port = ep:match("^(.+):(%d+)$")
-        local pong, err = run_on(host, tonumber(port), function(red)
+        local host, port = helpers.split_endpoint(ep)
+        local pong, err = run_on(host, port, function(red)
             local res, perr = red:ping()
             if not res then
                 return nil, "ping: " .. tostring(perr), res == nil
@@ -122,9 +128,7 @@ end
 function _M.call(command, ...)
     local args = { ... }
     return _M.run(function(red, asking)
-        if asking then
-            red:asking()
-        end
+        helpers.asking(red, asking)
         local res, err = red[command](red, unpack(args))
         if res == nil then
             return nil, command .. ": " .. tostring(err), true
@@ -135,61 +139,11 @@ function _M.call(command, ...)
     end)
 end
 
--- What the route table may hold: the same rules as provision/cluster/routes.py. An entry
--- written straight into Redis that breaks them is skipped here, so that no request meets it.
-local function valid_prefix(p)
-    if type(p) ~= "string" or not p:match("^/[%w%._~!%$&'%(%)%*%+,;=:@%%/%-]*$") then
-        return false
-    end
-    local q = p .. "/"
-    return not (q:find("/../", 1, true) or q:find("/./", 1, true) or p:find("//", 1, true))
-end
-
-local function valid_service(s)
-    return type(s) == "string" and #s <= 63 and s:match("^[%w][%w_%.%-]*$") ~= nil
-end
-
-local function valid_host(host)
-    if #host == 0 or #host > 253 then
-        return false
-    end
-    -- The rule of provision.cluster.routes.validate_endpoint, the same corpus tested on both
-    -- (tests/helpers.py, ENDPOINTS_REFUSED). A resolver reads a name made of numbers as an
-    -- address (inet_aton: 127.1, 2852039166, 0x7f000001, 010 in octal): only the plain
-    -- four-part form is taken, each part 0-255 without a leading zero.
-    if host:lower():match("^0x[%x%.x]*$") then
-        return false
-    end
-    if host:match("^[%d%.]+$") then  -- numbers and dots: an IPv4 address or nothing
-        local parts = { host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
-        if #parts ~= 4 then
-            return false
-        end
-        for _, part in ipairs(parts) do
-            if tonumber(part) > 255 or (#part > 1 and part:sub(1, 1) == "0") then
-                return false
-            end
-        end
-        return true
-    end
-    for label in (host .. "."):gmatch("([^.]*)%.") do
-        if #label == 0 or #label > 63 or not label:match("^[%w][%w%-]*$")
-            or label:sub(-1) == "-" then
-            return false
-        end
-    end
-    return true
-end
-
--- "host:port", port 1 to 65535.
-function _M.valid_endpoint(ep)
-    if type(ep) ~= "string" then
-        return false
-    end
-    local host, port = ep:match("^(.+):(%d%d?%d?%d?%d?)$")
-    port = tonumber(port)
-    return host ~= nil and port >= 1 and port <= 65535 and valid_host(host)
-end
+-- What the route table may hold: helpers.lua's rules, the same as
+-- provision/cluster/routes.py (one corpus tests both). An entry written straight into Redis
+-- that breaks them is skipped here, so that no request meets it.
+local valid_prefix, valid_service = helpers.valid_prefix, helpers.valid_service
+local valid_endpoint = helpers.valid_endpoint
 
 -- Skipped entries are logged when they change, not at every refresh.
 local last_skipped = ""
@@ -208,9 +162,7 @@ end
 -- service name is bad stays, escaped and without endpoints: its paths answer 503, rather than
 -- fall through to a shorter prefix.
 local function read_table(red, asking)
-    if asking then
-        red:asking()
-    end
+    helpers.asking(red, asking)
     local flat, err = red:hgetall(_M.key("routes"))
     if not flat then
         return nil, "hgetall routes: " .. tostring(err), flat == nil
@@ -237,9 +189,7 @@ local function read_table(red, asking)
         local step = asking and 2 or 1
         red:init_pipeline(#wanted * step)
         for _, service in ipairs(wanted) do
-            if asking then
-                red:asking()
-            end
+            helpers.asking(red, asking)
             red:lrange(_M.key("service:" .. service .. ":endpoints"), 0, -1)
         end
         local replies, perr = red:commit_pipeline()
@@ -250,7 +200,7 @@ local function read_table(red, asking)
             local eps, reply = {}, replies[i * step]
             if type(reply) == "table" and reply[1] ~= false then
                 for _, ep in ipairs(reply) do
-                    if _M.valid_endpoint(ep) then
+                    if valid_endpoint(ep) then
                         eps[#eps + 1] = ep
                     else
                         skipped[#skipped + 1] = "endpoint " .. ngx.escape_uri(tostring(ep))
