@@ -34,7 +34,9 @@ GOOD = {"cluster": "alpha", "region": REGION}
         ({"cluster": "x" * 41}, "cluster", "1-40"),
         ({"cluster": "-a"}, "cluster", "a-z"),
         ({"root_volume_size": 4}, "root_volume_size", "from 8 to"),
-        ({"root_volume_size": "10"}, "root_volume_size", "integer"),
+        ({"root_volume_size": "ten"}, "root_volume_size", "integer"),
+        ({"root_volume_size": "10.5"}, "root_volume_size", "integer"),
+        ({"docker_at_boot": "maybe"}, "docker_at_boot", "true or false"),
         ({"ttl": "forever"}, "ttl", "bad time to live"),
         ({"ttl": 0}, "ttl", "bad time to live"),
         ({"instance_count": 0}, "instance_count", "from 1 to"),
@@ -146,3 +148,13 @@ def test_no_caller_address_fails_before_any_create(session, state_dir, calls: Ca
             timeouts=FAST,
         )
     assert calls.creates() == []
+
+
+def test_typed_values_given_as_text_as_ansible_extra_vars_give_them():
+    """``-e root_volume_size=20 -e docker_at_boot=no`` gives text (Ansible's ``parse_kv``);
+    the spec reads it as Ansible's typed module arguments do."""
+    given = {"root_volume_size": "20", "instance_count": "2", "docker_at_boot": "no",
+             "wait_status_checks": "True"}  # fmt: skip
+    spec = ClusterSpec.from_vars({**GOOD, **given})
+    assert (spec.root_volume_gb, spec.count) == (20, 2)
+    assert (spec.docker_at_boot, spec.wait_status_checks) == (False, True)

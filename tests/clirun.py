@@ -19,9 +19,11 @@ def _env() -> dict[str, str]:
 
 
 def provision_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``provision ARGS`` in ``cwd``; its exit code, stdout and stderr."""
+    """``provision ARGS`` in ``cwd``; its exit code, stdout and stderr. Its stdin is empty,
+    never the terminal pytest may run on (``down`` would ask there)."""
     return subprocess.run(
         [sys.executable, "-m", "provision.cli", *args],
+        stdin=subprocess.DEVNULL,
         cwd=cwd,
         capture_output=True,
         text=True,

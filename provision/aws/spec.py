@@ -36,7 +36,7 @@ from typing import Any
 from provision.aws.images import IMAGES
 from provision.aws.tags import check_cluster_name
 from provision.errors import ConfigError
-from provision.models.names import shown
+from provision.models.names import shown, truth, whole_number
 
 # Instance families and sizes as AWS spells them (t3.micro, m7i-flex.large, u-6tb1.metal, ...);
 # the launch also asks describe_instance_types, read-only, before creating anything.
@@ -173,18 +173,22 @@ class _Parser:
         return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        """A whole number, or its text (``-e`` gives text, as Ansible's does)."""
         value = self.vars.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        number = whole_number(value)
+        if number is None or not low <= number <= high:
             raise self.fail(
                 name, f"{name} must be an integer from {low} to {high}, not {shown(value)}"
             )
-        return value
+        return number
 
     def boolean(self, name: str, default: bool = False) -> bool:
+        """true/false, or a text Ansible reads as one (``-e docker_at_boot=no``)."""
         value = self.vars.get(name, default)
-        if not isinstance(value, bool):
-            raise self.fail(name, f"{name} must be true or false, not {value!r}")
-        return value
+        flag = truth(value)
+        if flag is None:
+            raise self.fail(name, f"{name} must be true or false, not {shown(value)}")
+        return flag
 
     def ttl(self) -> int:
         value = self.vars.get("ttl", "4h")

@@ -100,6 +100,27 @@ def run_options(func: F) -> F:
             "--trust-on-first-use", is_flag=True, help="Accept and record unknown SSH host keys."
         ),
         click.option(
+            "--limit",
+            metavar="PATTERN",
+            help="Only these hosts (an Ansible host pattern: cluster-2, 'cluster:!cluster-1'); "
+            "the controller's own plays (the cloud's) still run.",
+        ),
+        click.option(
+            "--forks",
+            type=click.IntRange(min=1),
+            default=10,
+            show_default=True,
+            metavar="N",
+            help="How many hosts run a play at once.",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            "verbosity",
+            count=True,
+            help="-v: each command sent to a host and its exit code; -vv: its output too.",
+        ),
+        click.option(
             "--connect-deadline",
             type=float,
             default=120.0,
@@ -148,9 +169,41 @@ def up(**kw: Any) -> None:
 @main.command()
 @run_options
 @lock_option
-def down(**kw: Any) -> None:
-    """Tear the cluster down: containers, network, instance, security group, key pair."""
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask before destroying an AWS cluster. Asked only when stdin is a terminal: "
+    "scripts and CI are never asked.",
+)
+def down(yes: bool, **kw: Any) -> None:
+    """Tear the cluster down: containers, network, instance, security group, key pair.
+
+    \b
+    Examples:
+      provision down                          # the local sandbox's cluster
+      provision down -i inventory/aws.yml -y  # an EC2 cluster, found by its tags
+    Exit codes: 0 done, 1 a task failed (or you answered no), 2 bad input, 130 interrupted.
+    """
+    if not yes and not kw["check"] and sys.stdin.isatty():
+        _confirm_destroy(kw)
     _run_named("down.yml", kw)
+
+
+def _confirm_destroy(kw: dict[str, Any]) -> None:
+    """On a terminal, ask before an AWS cluster is destroyed (the sandbox is never asked)."""
+    from provision.api import cluster_vars
+
+    with _bad_input():
+        options, inventory = _options(kw)
+        cluster = cluster_vars(inventory, options)
+    if cluster.get("cloud", "none") == "aws":
+        click.confirm(
+            f"Destroy cluster {cluster.get('cluster_name')!r} in {cluster.get('region')} "
+            "(its instances, security group and key pair)?",
+            abort=True,
+            err=True,
+        )
 
 
 @main.command()
@@ -206,7 +259,7 @@ def _run(playbook: Path, kw: dict[str, Any], *, lock_needs_cluster: bool = False
         from provision.api import run_playbook
         from provision.cli.console import Console, JsonLines
 
-        console = Console()
+        console = Console(verbosity=options.verbosity)
         sinks: list[Callable[[Event], None]] = [console]
         events_file = _events_stream(kw.get("events"))
         if events_file is not None:
@@ -276,6 +329,9 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
         state_dir=kw["state_dir"],
         trust_on_first_use=kw["trust_on_first_use"],
         connect_deadline=kw["connect_deadline"],
+        limit=kw.get("limit"),
+        forks=kw.get("forks") or 10,
+        verbosity=kw.get("verbosity") or 0,
     )
     return options, inventory
 

@@ -22,12 +22,12 @@ _COLOURS = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cya
 class Console:
     """Renders events as they come. Thread-safe: hosts run in parallel."""
 
-    def __init__(self, stream: IO[str] | None = None, *, verbose: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, verbosity: int = 0) -> None:
         from rich.console import Console as RichConsole
 
         self.stream = stream or sys.stderr
         self.rich = RichConsole(file=self.stream, highlight=False, soft_wrap=True)
-        self.verbose = verbose
+        self.verbosity = verbosity  # -v: commands and exit codes (command events); -vv: output
         self._lock = threading.Lock()
         self._bar: Any = None
         self._bar_task: Any = None
@@ -61,6 +61,17 @@ class Console:
         for check in event.data.get("checks", []):
             mark = "[green]PASS[/green]" if check["passed"] else "[red]FAIL[/red]"
             self.rich.print(f"        {mark} {check['name']}: {check['summary']}")
+
+    def _on_command(self, event: Event) -> None:
+        data = event.data
+        line = f"  {event.host} $ {data.get('command', '')} (exit {data.get('exit')})"
+        self.rich.print(line, style="dim", markup=False, highlight=False)
+        if data.get("hidden"):
+            self.rich.print(f"    ({data['hidden']})", style="dim", markup=False)
+        for stream in ("stdout", "stderr"):
+            text = str(data.get(stream) or "").rstrip("\n")
+            for line in text.splitlines()[-20:]:
+                self.rich.print(f"    {stream[3:]}| {line}", markup=False, highlight=False)
 
     def _on_unreachable(self, event: Event) -> None:
         self.rich.print(f"[red]unreachable[/red] {event.host}: {event.data.get('msg', '')}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from provision.errors import ConfigError
-from provision.models.names import check_name, check_path, check_port, shown, whole_number
+from provision.models.names import check_name, check_path, check_port, shown, truth, whole_number
 
 __all__ = [
     "COMPONENTS",
@@ -245,11 +245,11 @@ def _swarm_values(values: Mapping[str, Any]) -> tuple[Topology, int, bool]:
     given = values["instance_count"]
     number = whole_number(given)
     count: Any = given if number is None else number
-    encrypted = values["overlay_encrypted"]
-    if isinstance(encrypted, str) and encrypted.lower() in ("true", "yes", "false", "no"):
-        encrypted = encrypted.lower() in ("true", "yes")
-    if not isinstance(encrypted, bool):
-        raise ConfigError(f"must be true or false, got {encrypted!r}", field="overlay_encrypted")
+    encrypted = truth(values["overlay_encrypted"])
+    if encrypted is None:
+        raise ConfigError(
+            f"must be true or false, got {values['overlay_encrypted']!r}", field="overlay_encrypted"
+        )
     _check_topology(values["topology"], count, values["redis_strategy"], values["redis_mode"])
     return values["topology"], count, encrypted
 

@@ -95,6 +95,9 @@ class BaseConnection:
     """The ``Remote`` verbs on a transport's two primitives (see the module docstring)."""
 
     host: HostSpec
+    #: Told each command's result as it comes back (the runner's ``-v``); a read batch's
+    #: commands one by one, not the script that carries them.
+    observe: Callable[[Result], None] | None = None
 
     def __init__(self, host: HostSpec) -> None:
         self.host = host
@@ -169,7 +172,15 @@ class BaseConnection:
     def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = False) -> list[Result]:
         """Run read-only ``commands`` side by side in ONE round trip; each gets its own Result
         (stdout and exit code). Never raises on a command's exit."""
-        return self._batch(commands, sudo)
+        observe, self.observe = self.observe, None
+        try:
+            results = self._batch(commands, sudo)
+        finally:
+            self.observe = observe
+        if observe is not None:
+            for result in results:
+                observe(result)
+        return results
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
         """Write ``data`` to ``path`` on the host (creating its folder), atomically."""
@@ -187,6 +198,8 @@ class BaseConnection:
     ) -> Result:
         """Run ``argv`` with ``chunks`` streamed to its standard input."""
         result = self._execute(self.argv_for(argv, sudo), chunks, timeout, on_bytes)
+        if self.observe is not None:
+            self.observe(result)
         if result.failed and not warn:
             raise CommandError(result, host=self.host.name)
         return result

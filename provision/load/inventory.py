@@ -362,8 +362,13 @@ def to_host_spec(host: InventoryHost, variables: Mapping[str, Any] | None = None
 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
-    """``-e`` items: ``key=value`` (the value read as a YAML scalar), ``@file.yml`` or a YAML
-    mapping such as ``{"a": 1}``; later items win."""
+    """``-e`` items, as Ansible reads them: ``@file.yml`` (a YAML mapping in a file), a YAML or
+    JSON mapping (``{"a": 1}``, typed), or ``key=value`` pairs separated by spaces, quotes
+    keeping a value's spaces (``a=1 b='x y'``), each value a string; later items win.
+
+    >>> parse_extra_vars(["a=1 b=2", "c='x y'"])
+    {'a': '1', 'b': '2', 'c': 'x y'}
+    """
     result: dict[str, Any] = {}
     for item in items:
         if item.startswith("@"):
@@ -380,13 +385,61 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError(f"nested too deep: {shown(item, 60)}", field="-e") from exc
             result.update(_vars_mapping(loaded, None, "-e"))
         else:
-            key, sep, text = item.partition("=")
-            if not sep or not key.isidentifier():
-                raise ConfigError(
-                    f"expected key=value, @file.yml or a mapping, got {item!r}", field="-e"
-                )
-            result[key] = _scalar(text)
+            result.update(_key_values(item))
     return result
+
+
+def _key_values(item: str) -> dict[str, str]:
+    """``a=1 b='x y'`` -> ``{'a': '1', 'b': 'x y'}``, as Ansible's ``parse_kv`` reads it:
+    values are strings, a quoted value loses its quotes, a template keeps its spaces
+    (``x={{ a + b }}``). A word that is no ``key=value`` is refused here, where Ansible would
+    keep it as ``_raw_params``."""
+    pairs: dict[str, str] = {}
+    for word in _split_args(item):
+        key, sep, text = word.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(
+                f"expected key=value, @file.yml or a mapping, got {shown(word, 60)}", field="-e"
+            )
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            text = text[1:-1]
+        pairs[key] = text
+    return pairs
+
+
+_JINJA_OPEN = ("{{", "{%", "{#")
+_JINJA_CLOSE = ("}}", "%}", "#}")
+
+
+def _split_args(text: str) -> list[str]:
+    """Words split at spaces outside quotes and outside Jinja blocks (Ansible's
+    ``split_args``); an unclosed quote or block is refused."""
+    words: list[str] = []
+    current: list[str] = []
+    quote, depth, i = "", 0, 0
+    while i < len(text):
+        pair, char = text[i : i + 2], text[i]
+        if not quote and pair in _JINJA_OPEN:
+            depth, step = depth + 1, 2
+        elif not quote and depth and pair in _JINJA_CLOSE:
+            depth, step = depth - 1, 2
+        elif char in "'\"" and not depth and (not quote or quote == char):
+            quote, step = ("" if quote else char), 1
+        elif char.isspace() and not quote and not depth:
+            if current:
+                words.append("".join(current))
+                current = []
+            i += 1
+            continue
+        else:
+            step = 1
+        current.append(text[i : i + step])
+        i += step
+    if quote or depth:
+        raise ConfigError(f"unclosed quote or template in {shown(text, 60)}", field="-e")
+    if current:
+        words.append("".join(current))
+    return words or [text]
 
 
 def load_inventory(path: str | Path, *, playbook_dir: str | Path | None = None) -> Inventory:
@@ -630,16 +683,6 @@ class _Builder:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _scalar(text: str) -> Any:
-    if text == "":
-        return ""  # as Ansible: `-e name=` is an empty string, not null
-    try:
-        value = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError):  # ValueError: an int of more than 4300 digits
-        return text
-    return value if isinstance(value, (str, int, float, bool)) else text
 
 
 def _vars_mapping(data: Any, file: str | None, field: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from jinja2.sandbox import SandboxedEnvironment, safe_range
 
 from provision.errors import ConfigError
 from provision.load.yamlsource import Location
+from provision.models.names import truth
 
 __all__ = ["evaluate", "is_template", "render", "undeclared"]
 
@@ -65,8 +66,9 @@ _spent = threading.local()  # the range items of the template rendering in this 
 
 
 def _to_bool(value: Any) -> bool:
+    """Ansible's ``bool`` filter: a text is true when Ansible reads it as true, else false."""
     if isinstance(value, str):
-        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+        return truth(value) is True
     return bool(value)
 
 

@@ -22,6 +22,8 @@ __all__ = [
     "check_seconds",
     "is_ip",
     "is_loopback",
+    "shown",
+    "truth",
     "whole_number",
 ]
 
@@ -91,6 +93,27 @@ def whole_number(value: Any) -> int | None:
         return value if -(10**18) < value < 10**18 else None
     if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         return int(value.strip())
+    return None
+
+
+_TRUE = frozenset({"y", "yes", "on", "1", "true", "t"})
+_FALSE = frozenset({"n", "no", "off", "0", "false", "f"})
+
+
+def truth(value: Any) -> bool | None:
+    """``value`` as a boolean, as Ansible's ``boolean()`` reads one: true/false, 1/0, and the
+    texts yes/no, on/off, true/false, y/n, t/f, 1/0 in any case (``-e key=value`` gives text,
+    as Ansible's does); None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
     return None
 
 

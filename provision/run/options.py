@@ -30,6 +30,12 @@ class Options:
     trust_on_first_use: bool = False
     connect_deadline: float = 120.0  # seconds of retrying SSH to a host that is booting
     forks: int = 10  # hosts run in parallel
+    #: Ansible's ``--limit``: a host pattern (``cluster-2``, ``cluster:!cluster-1``) the plays'
+    #: hosts are narrowed to; the controller's own plays (``localhost``) still run.
+    limit: str | None = None
+    #: ``-v``: each command sent to a host, with its exit code (``command`` events); ``-vv``:
+    #: its output too (none for a module whose output is a secret).
+    verbosity: int = 0
     #: seconds to wait for each host's run lock (``provision.run.host_lock``); None: no lock.
     #: ``up`` and ``down`` set it (``--lock-wait``), check mode never takes it.
     lock_wait: float | None = None
@@ -42,6 +48,10 @@ class Options:
             raise ConfigError(f"must be a whole number from 1, got {self.forks!r}", field="forks")
         if self.lock_wait is not None:
             check_seconds(self.lock_wait, "--lock-wait")
+        if self.limit is not None and (not isinstance(self.limit, str) or not self.limit.strip()):
+            raise ConfigError(f"must be a host pattern, got {self.limit!r}", field="--limit")
+        if isinstance(self.verbosity, bool) or not isinstance(self.verbosity, int):
+            raise ConfigError(f"must be a whole number, got {self.verbosity!r}", field="verbosity")
         _check_state_dir(Path(self.state_dir))
         _check_connection_vars(self.extra_vars)
         _check_reserved(self.extra_vars)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provision.cluster.layout import layout_from_vars
-from provision.connection.base import Remote
+from provision.connection.base import BaseConnection, Remote
 from provision.connection.local import LocalConnection
 from provision.errors import (
     CommandError,
@@ -54,6 +54,7 @@ class _HostState:
     registered: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     failed: bool = False
+    task: tuple[str, str] = ("", "")  # the task running now (its name, its module), for -v
 
 
 @dataclass
@@ -132,8 +133,27 @@ class Runner:
                     conn = self.connector(spec)
                     self.on_event(Event("connect", host=host.name, data={
                         "target": conn.host.target}))  # fmt: skip
+                if self.options.verbosity > 0 and isinstance(conn, BaseConnection):
+                    conn.observe = self._observer(host.name)
                 self.connections[host.name] = conn
             return conn
+
+    def _observer(self, name: str) -> Callable[[Result], None]:
+        """``-v``: a ``command`` event for each command sent to host ``name`` (its exit code;
+        with ``-vv`` its output, unless the module's output is a secret)."""
+
+        def observe(result: Result) -> None:
+            task, module = self._state(name).task
+            data: dict[str, Any] = {"command": result.command[:2000], "exit": result.exit_code}
+            if self.options.verbosity >= 2:
+                spec = self.modules.get(module)
+                if spec is not None and spec.secret_output:
+                    data["hidden"] = f"the output of a {module} task is not shown"
+                else:
+                    data.update(stdout=result.stdout[-4000:], stderr=result.stderr[-4000:])
+            self.on_event(Event("command", host=name, task=task, data=data))
+
+        return observe
 
     def _peer(self, inventory: Inventory, name: str) -> Remote:
         """Another host's connection (opened once, shared with its own play)."""
@@ -228,6 +248,12 @@ class Runner:
 
     def _play(self, play: Play, inventory: Inventory, report: RunReport) -> Inventory:
         hosts = [h for h in inventory.select(play.hosts) if not self._state(h.name).failed]
+        if self.options.limit is not None:
+            # Unlike Ansible, the implicit localhost's plays (the cloud's, which find the
+            # cluster's hosts) still run: `up --limit cluster-2` needs them.
+            allowed = {h.name for h in inventory.select(self.options.limit)}
+            implicit = "localhost" not in inventory.hosts
+            hosts = [h for h in hosts if h.name in allowed or (implicit and h.name == "localhost")]
         self.on_event(Event("play", data={"name": play.name, "hosts": [h.name for h in hosts]}))
         if not hosts:
             return inventory
@@ -481,6 +507,7 @@ class Runner:
         *,
         handler: bool = False,
     ) -> tuple[TaskResult, Outcome | None]:
+        self._state(host.name).task = (task.name, task.module)
         self.on_event(
             Event(
                 "task",

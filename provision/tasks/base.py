@@ -13,6 +13,7 @@ reads to a host in one round trip at the start of a play; ``apply`` gets them wi
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from provision.connection.base import Remote
 from provision.errors import ConfigError
 from provision.models import CheckResult, HostSpec, Result
-from provision.models.names import whole_number
+from provision.models.names import truth, whole_number
 
 __all__ = [
     "Looked",
@@ -156,6 +157,8 @@ class Looked(Mapping[str, Result]):
 
 
 A = TypeVar("A")
+# A decimal number as text ("1.5", "-3", "2e3"): what a float argument takes from a template.
+_DECIMAL = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,9 @@ class ModuleSpec:
     # A module that may be given one string instead of a mapping (``shell: echo hi``): the
     # argument the string is.
     text_arg: str | None = None
+    # A module whose commands print a secret (``secret`` reads the Redis password from a peer
+    # to copy it): their output is never shown, whatever the verbosity.
+    secret_output: bool = False
 
     def look(self, args: Any, variables: Mapping[str, Any]) -> list[list[str]]:
         """The commands of ``reads`` for these arguments, as the runner sends them."""
@@ -278,10 +284,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 def _scalar(hint: Any, value: Any, where: str) -> Any:
     if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return value.lower() in ("true", "yes", "1")
+        flag = truth(value)
+        if flag is not None:
+            return flag
     elif hint is int:
         number = whole_number(value)
         if number is not None:
@@ -289,6 +294,8 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+            return float(value)  # text, as a template or -e gives it
     elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -105,4 +105,4 @@ def apply(ctx: TaskContext, args: SecretArgs) -> Outcome:
     return ctx.ok(msg)
 
 
-SPEC = ModuleSpec("secret", SecretArgs, apply, reads=reads)
+SPEC = ModuleSpec("secret", SecretArgs, apply, reads=reads, secret_output=True)

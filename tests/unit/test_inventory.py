@@ -255,14 +255,19 @@ def test_templated_connection_vars_are_checked_later(tmp_path: Path) -> None:
     ("items", "expected"),
     [
         ([], {}),
-        (["port=6380"], {"port": 6380}),
-        (["debug=true", "debug=no"], {"debug": False}),
-        (["name=web", "ratio=0.5"], {"name": "web", "ratio": 0.5}),
+        # As Ansible's parse_kv: key=value values are strings, pairs split at spaces (quotes
+        # and templates keep theirs); JSON and YAML mappings are typed.
+        (["port=6380"], {"port": "6380"}),
+        (["debug=true", "debug=no"], {"debug": "no"}),
+        (["name=web", "ratio=0.5"], {"name": "web", "ratio": "0.5"}),
+        (["a=1 b=2"], {"a": "1", "b": "2"}),
         (["empty="], {"empty": ""}),
-        (["msg=hello world"], {"msg": "hello world"}),
+        (["msg='hello world'"], {"msg": "hello world"}),
+        (['msg="hello world" n=1'], {"msg": "hello world", "n": "1"}),
+        (["x={{ a + b }} y=2"], {"x": "{{ a + b }}", "y": "2"}),
         (["url=http://x:1/a=b"], {"url": "http://x:1/a=b"}),
-        (["list=[1, 2]"], {"list": "[1, 2]"}),  # scalars only: anything else stays a string
-        (["bad=: x"], {"bad": ": x"}),
+        (["list='[1, 2]'"], {"list": "[1, 2]"}),  # text: a list comes as JSON or YAML
+        (["bad=:x"], {"bad": ":x"}),
         (['{"a": 1, "b": [2]}'], {"a": 1, "b": [2]}),
     ],
 )
@@ -272,7 +277,8 @@ def test_parse_extra_vars(items: list[str], expected: dict[str, Any]) -> None:
 
 def test_parse_extra_vars_from_a_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "region: eu-west-1\ncount: 2\n", "extra.yml")
-    assert parse_extra_vars([f"@{path}", "count=3"]) == {"region": "eu-west-1", "count": 3}
+    assert parse_extra_vars([f"@{path}"]) == {"region": "eu-west-1", "count": 2}  # YAML: typed
+    assert parse_extra_vars([f"@{path}", "count=3"]) == {"region": "eu-west-1", "count": "3"}
 
 
 @pytest.mark.parametrize(
@@ -280,7 +286,9 @@ def test_parse_extra_vars_from_a_file(tmp_path: Path) -> None:
     [
         ("foo", "-e: expected key=value, @file.yml or a mapping, got 'foo'"),
         ("=1", "-e: expected key=value, @file.yml or a mapping, got '=1'"),
-        ("a b=1", "-e: expected key=value, @file.yml or a mapping, got 'a b=1'"),
+        ("a b=1", "-e: expected key=value, @file.yml or a mapping, got 'a'"),
+        ("a='x", '-e: unclosed quote or template in "a=\'x"'),
+        ("a={{ x", "-e: unclosed quote or template in 'a={{ x'"),
         ("[1]", "-e: expected key=value, @file.yml or a mapping, got '[1]'"),
         ("{1: 2}", "-e: invalid variable name 1"),
         (

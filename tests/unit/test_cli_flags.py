@@ -1,0 +1,145 @@
+"""The playbook commands' flags as a user types them (#28): ``-e`` as Ansible parses it,
+``--limit``, ``--forks``, ``-v``/``-vv``; on local-connection hosts (no SSH, no Docker)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from provision.models import Result
+from provision.run.options import Options
+from provision.run.runner import Runner
+from provision.tasks import registry
+from tests.clirun import provision_cli
+
+INVENTORY = (
+    "all:\n  hosts:\n    h1: {ansible_connection: local}\n    h2: {ansible_connection: local}\n"
+)
+
+
+def _play(tmp_path: Path, tasks: str, hosts: str = "all") -> tuple[Path, Path]:
+    book, inventory = tmp_path / "pb.yml", tmp_path / "inv.yml"
+    book.write_text(f"- hosts: {hosts}\n  gather_facts: false\n  tasks:\n{tasks}")
+    inventory.write_text(INVENTORY)
+    return book, inventory
+
+
+def _cli(tmp_path: Path, book: Path, inventory: Path, *args: str):
+    return provision_cli("play", str(book), "-i", str(inventory), "--state-dir", "state", *args,
+                         cwd=tmp_path, timeout=120)  # fmt: skip
+
+
+def test_extra_vars_key_value_pairs_are_strings_split_at_spaces(tmp_path: Path):
+    book, inventory = _play(tmp_path, '    - debug: {msg: "{{ a is string }} {{ b is string }}'
+                            ' a={{ a }} b={{ b }} c={{ c }}"}\n', hosts="h1")  # fmt: skip
+    done = _cli(tmp_path, book, inventory, "-e", "a=1 b=2", "-e", "c='x y'")
+    assert done.returncode == 0, done.stderr
+    assert "True True a=1 b=2 c=x y" in done.stderr
+
+
+def test_limit_narrows_the_hosts_and_a_limit_that_is_no_pattern_is_refused(tmp_path: Path):
+    book, inventory = _play(tmp_path, '    - debug: {msg: "ran on {{ inventory_hostname }}"}\n')
+    done = _cli(tmp_path, book, inventory, "--limit", "all:!h1")
+    assert done.returncode == 0, done.stderr
+    assert "ran on h2" in done.stderr and "ran on h1" not in done.stderr
+    assert re.search(r"^h2 ", done.stderr, re.M) and not re.search(r"^h1 ", done.stderr, re.M)
+    empty = _cli(tmp_path, book, inventory, "--limit", " ")
+    assert empty.returncode == 2 and "--limit" in empty.stderr, empty.stderr
+
+
+def test_forks_one_runs_the_hosts_one_after_the_other(tmp_path: Path):
+    book, inventory = _play(tmp_path, (
+        "    - command: {argv: [sh, -c, 'echo start $(date +%s.%N) >> \"$1\"; sleep 0.5; "
+        "echo end $(date +%s.%N) >> \"$1\"', sh,"
+        " \"{{ playbook_dir }}/{{ inventory_hostname }}\"]}\n"
+    ))  # fmt: skip
+    done = _cli(tmp_path, book, inventory, "--forks", "1")
+    assert done.returncode == 0, done.stderr
+    spans = []
+    for name in ("h1", "h2"):
+        stamps = dict(line.split() for line in (tmp_path / name).read_text().splitlines())
+        spans.append((float(stamps["start"]), float(stamps["end"])))
+    first, second = sorted(spans)
+    assert second[0] >= first[1], spans  # no overlap
+    zero = _cli(tmp_path, book, inventory, "--forks", "0")
+    assert zero.returncode == 2 and "--forks" in zero.stderr, zero.stderr
+
+
+def test_verbose_shows_each_command_and_its_exit_and_vv_its_output(tmp_path: Path):
+    book, inventory = _play(tmp_path, "    - command: {argv: [sh, -c, 'echo out-line; exit 0']}\n",
+                            hosts="h1")  # fmt: skip
+    quiet = _cli(tmp_path, book, inventory)
+    assert "$ sh -c" not in quiet.stderr
+    one = _cli(tmp_path, book, inventory, "-v")
+    assert re.search(r"h1 \$ sh -c .*echo out-line.* \(exit 0\)", one.stderr), one.stderr
+    assert "out| out-line" not in one.stderr
+    two = _cli(tmp_path, book, inventory, "-vv")
+    assert "out| out-line" in two.stderr, two.stderr
+
+
+def test_vv_never_shows_the_output_of_a_module_whose_output_is_a_secret():
+    events = []
+    runner = Runner(Options(verbosity=2), on_event=events.append, modules=registry())
+    observe = runner._observer("h1")
+    runner._state("h1").task = ("The Redis password", "secret")
+    observe(Result("cat /srv/secrets/redis.env", 0, "REDIS_PASSWORD=hunter2\n"))
+    runner._state("h1").task = ("Show", "command")
+    observe(Result("echo hi", 0, "hi\n"))
+    (secret, plain) = [e.data for e in events if e.kind == "command"]
+    assert "hunter2" not in repr(secret) and "not shown" in secret["hidden"]
+    assert plain["stdout"] == "hi\n"
+
+
+def _down_on_a_terminal(tmp_path: Path, answer: bytes, *args: str) -> tuple[int, str]:
+    """``provision down -i inventory/aws.yml ARGS`` with a terminal as stdin (a pty), typing
+    ``answer`` once asked; its exit code and what it printed."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from tests.clirun import ROOT
+
+    main, child = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision.cli", "down", "-i", str(ROOT / "inventory/aws.yml"),
+         "--state-dir", "state", *args],
+        stdin=child, stdout=child, stderr=child, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    os.close(child)
+    seen, answered, end = b"", False, time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < end:
+        if select.select([main], [], [], 0.2)[0]:
+            try:
+                seen += os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+        if not answered and b"[y/N]" in seen:
+            os.write(main, answer)
+            answered = True
+    code = proc.wait(timeout=60)
+    os.close(main)
+    return code, seen.decode(errors="replace")
+
+
+def test_down_asks_on_a_terminal_before_destroying_an_aws_cluster(tmp_path: Path):
+    code, out = _down_on_a_terminal(tmp_path, b"n\n")
+    assert "Destroy cluster 'demo' in eu-west-1" in out, out
+    assert code == 1 and "Aborted" in out and "PLAY" not in out, out  # nothing ran
+    # --tags that select no task: the run itself does nothing (no cloud call).
+    code, out = _down_on_a_terminal(tmp_path, b"y\n", "--tags", "nothing-has-this-tag")
+    assert "Destroy cluster" in out and code == 0, out
+    code, out = _down_on_a_terminal(tmp_path, b"", "--yes", "--tags", "nothing-has-this-tag")
+    assert "Destroy cluster" not in out and code == 0, out
+
+
+def test_down_never_asks_when_stdin_is_not_a_terminal(tmp_path: Path):
+    from tests.clirun import ROOT
+
+    done = provision_cli("down", "-i", str(ROOT / "inventory/aws.yml"), "--state-dir", "state",
+                         "--tags", "nothing-has-this-tag", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and "Destroy cluster" not in done.stderr + done.stdout, done
