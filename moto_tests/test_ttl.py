@@ -201,3 +201,26 @@ def test_the_user_data_switches_the_ecs_agent_off_where_there_is_one(tmp_path):
         calls = did.read_text().splitlines()
         assert calls[0] == "systemctl cat ecs.service"
         assert ("systemctl disable --now ecs.service" in calls) is has_ecs
+
+
+def test_where_hosts_can_pull_the_user_data_pulls_the_images_once_docker_is_in(
+    ec2, session, state_dir
+):
+    """``pull_at_boot`` (up.yml gives the cluster's images when ``transfer_images`` is false,
+    as on EC2): pulled in the background after the install, best effort, cloud-init not kept
+    waiting; the install's status stays the script's. None by default, nor without the
+    install; a reference that is no image is refused before any cloud call."""
+    images = ["redis:latest", "openresty/openresty:latest"]
+    (host,) = quick_up(session, state_dir, ttl="2h", pull_at_boot=images).instances
+    script = _user_data(ec2, host.instance_id)
+    pull = script[script.index("status=$?") :]
+    assert "for image in redis:latest openresty/openresty:latest; do docker pull" in pull
+    assert "</dev/null >/var/log/provision-pull.log 2>&1 &" in pull
+    assert pull.rstrip().endswith('exit "$status"')
+    (plain,) = quick_up(session, state_dir, cluster="plain", ttl="2h").instances
+    assert "docker pull" not in _user_data(ec2, plain.instance_id)
+    assert "docker pull" not in userdata.user_data("", "", pull=["redis:latest"])
+    from provision.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pull_at_boot"):
+        quick_up(session, state_dir, cluster="bad", pull_at_boot=["redis;reboot"])

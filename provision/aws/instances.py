@@ -56,6 +56,7 @@ class LaunchRequest:
     user: str
     expires_at: str = ""  # the cluster's expiry (UTC): the instance powers itself off then
     docker_at_boot: bool = False  # the user-data installs Docker for ``user`` during boot
+    pull_at_boot: tuple[str, ...] = ()  # ... then pulls these, in the background
 
 
 #: RunInstances' answers while a key pair or security group made a moment ago is not yet
@@ -112,7 +113,9 @@ def launch(
     }
     if request.expires_at or request.docker_at_boot:
         docker_user = request.user if request.docker_at_boot else ""
-        params["UserData"] = userdata.user_data(request.expires_at, docker_user)
+        params["UserData"] = userdata.user_data(
+            request.expires_at, docker_user, pull=request.pull_at_boot
+        )
     if request.subnet_id:
         # A chosen subnet may not map public IPs on launch (MapPublicIpOnLaunch false: the
         # default of a subnet that is not a default VPC's): ask for one on the interface, or

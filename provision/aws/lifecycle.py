@@ -283,6 +283,7 @@ def _launch(
         user=spec.login_user,
         expires_at=run.state.expires_at,
         docker_at_boot=spec.docker_at_boot,
+        pull_at_boot=spec.pull_at_boot,
     )
     run.emit("launching instances", {"count": count, "type": spec.instance_type, "ami": ami})
     ids = instances.launch(run.clients, request, tags, interval=max(run.timeouts.poll, 0.01))

@@ -36,7 +36,7 @@ from typing import Any
 from provision.aws.images import IMAGES
 from provision.aws.tags import check_cluster_name
 from provision.errors import ConfigError
-from provision.models.names import shown, truth, whole_number
+from provision.models.names import check_image, shown, truth, whole_number
 
 # Instance families and sizes as AWS spells them (t3.micro, m7i-flex.large, u-6tb1.metal, ...);
 # the launch also asks describe_instance_types, read-only, before creating anything.
@@ -85,6 +85,7 @@ class ClusterSpec:
     swarm_encrypted: bool = False
     docker_at_boot: bool = True  # the user-data installs Docker while the instance boots
     wait_status_checks: bool = False  # also wait for EC2's status checks (minutes; not needed)
+    pull_at_boot: tuple[str, ...] = ()  # images the user-data pulls once Docker is in
 
     @property
     def login_user(self) -> str:
@@ -114,6 +115,7 @@ class ClusterSpec:
             swarm_encrypted=p.boolean("swarm_encrypted"),
             docker_at_boot=p.boolean("docker_at_boot", default=True),
             wait_status_checks=p.boolean("wait_status_checks"),
+            pull_at_boot=p.images("pull_at_boot"),
         )
 
 
@@ -189,6 +191,18 @@ class _Parser:
         if flag is None:
             raise self.fail(name, f"{name} must be true or false, not {shown(value)}")
         return flag
+
+    def images(self, name: str) -> tuple[str, ...]:
+        """A list of image references (``redis:latest``), each checked: they reach a shell."""
+        value = self.vars.get(name) or []
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise self.fail(name, f"{name} must be a list of images, not {shown(value)}")
+        for i, ref in enumerate(value):
+            try:
+                check_image(ref, f"{name}[{i}]")
+            except ConfigError as exc:
+                raise self.fail(name, exc.message) from None
+        return tuple(value)
 
     def ttl(self) -> int:
         value = self.vars.get("ttl", "4h")

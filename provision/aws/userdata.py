@@ -35,8 +35,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
+from collections.abc import Sequence
 
 from provision.models import docker_install
+from provision.models.names import check_image
 
 __all__ = ["MAX_BYTES", "PER_BOOT", "docker_script", "ttl_script", "user_data"]
 
@@ -124,15 +126,31 @@ def docker_script(user: str) -> str:
     )
 
 
-def user_data(expires_at: str = "", docker_user: str = "") -> str:
+def user_data(expires_at: str = "", docker_user: str = "", *, pull: Sequence[str] = ()) -> str:
     """The user-data of an instance: the schedule of its end at ``expires_at`` (if any), then
     Docker's install for ``docker_user`` (if any), in a subshell that stops at its first
-    failure; the script's exit status is the install's (cloud-init then reports an error)."""
+    failure; the script's exit status is the install's (cloud-init then reports an error).
+    With the install, ``pull``: images pulled once Docker is in, in the background (cloud-init
+    does not wait for them; ``compose up`` pulls whatever is still missing), as best effort."""
     parts = ["#!/bin/sh\n"]
     if expires_at:
         parts.append(ttl_script(expires_at).split("\n", 1)[1])
     if docker_user:
         parts.append(f"(\nset -e\n{docker_script(docker_user)})\n")
+        if pull:
+            for ref in pull:
+                check_image(ref, "pull_at_boot")
+            images = " ".join(shlex.quote(ref) for ref in pull)
+            parts.append(
+                "status=$?\n"
+                "# provision: the cluster's images, pulled while the run goes on over SSH.\n"
+                'if [ "$status" -eq 0 ]; then\n'
+                f'  (for image in {images}; do docker pull -q "$image" || '
+                'echo "provision: could not pull $image"; done) '
+                "</dev/null >/var/log/provision-pull.log 2>&1 &\n"
+                "fi\n"
+                'exit "$status"\n'
+            )
     script = "".join(parts)
     if len(script.encode()) > MAX_BYTES:
         raise ValueError(f"user-data of {len(script.encode())} bytes is over EC2's 16 KB")

@@ -54,6 +54,9 @@ class ClusterArgs(FindArgs):
     swarm_encrypted: bool = False
     docker_at_boot: bool = True  # the user-data installs Docker while the instance boots
     wait_status_checks: bool = False  # also wait for EC2's status checks (not needed for SSH)
+    # Images the user-data pulls once Docker is in, while the rest of the run goes on (where
+    # the hosts can pull: transfer_images false).
+    pull_at_boot: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,7 +72,8 @@ class ClusterArgs(FindArgs):
                   "swarm": self.swarm or None,
                   "swarm_encrypted": self.swarm_encrypted or None,
                   "docker_at_boot": self.docker_at_boot,
-                  "wait_status_checks": self.wait_status_checks}  # fmt: skip
+                  "wait_status_checks": self.wait_status_checks,
+                  "pull_at_boot": list(self.pull_at_boot) or None}  # fmt: skip
         return {k: v for k, v in values.items() if v is not None}
 
 

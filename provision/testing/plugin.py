@@ -7,20 +7,37 @@ Options (``pytest --help``, group "provision"):
 - ``--provision-state-dir DIR``: keys, known_hosts, cluster state (default ``.provision``);
 - ``--provision-keep``: leave the cluster up at the end (tear it down with ``provision down``).
 
+Each option can also be set in ``[tool.pytest.ini_options]`` (``provision_inventory``,
+``provision_extra_vars`` (a list), ``provision_state_dir``, ``provision_keep``); the command
+line wins.
+
 The session fixture ``provision_cluster`` brings the cluster up once, verified, and yields the
 ``provision.Cluster`` (``url``, ``hosts``, ``routes``, ``connection()``, ``run_playbook()``).
 The cluster is torn down at the end of the session whatever happened: failed tests, an ``up``
 that failed halfway (torn down before the error is raised), Ctrl-C (pytest still runs the
 session's finalizers). A teardown that fails is an error of the session (exit code 1) and is
-named in the summary. The runs print nothing while tests run; what happened is in the
-summary at the end ("provision" section).
+named in the summary. While ``up`` runs, one line per task result goes to stderr
+("provision: ..."); what happened is in the summary at the end ("provision" section). With
+the local sandbox and no Docker engine, the tests that use the fixture are skipped, saying why.
+
+Under pytest-xdist (``-n N``) the workers share one cluster: the first worker that needs it
+brings it up while the others wait (a file lock in a folder of this session's own), the
+others use it, and the controller tears it down once every worker is done. A failed ``up`` is
+an error in each worker that asked for the cluster, and is not tried again.
 
 Nothing is imported or started unless a test requests the fixture.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +47,18 @@ import pytest
 if TYPE_CHECKING:
     from provision.api import Cluster
 
-__all__ = ["provision_cluster", "pytest_addoption", "pytest_terminal_summary"]
+__all__ = [
+    "provision_cluster",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+]
 
 _NOTES = pytest.StashKey[list[str]]()
+#: Set by the xdist controller for its workers: the folder where they share the cluster.
+SHARED_ENV = "PROVISION_PYTEST_SHARED"
+_OPTIONS = ("provision_inventory", "provision_extra_vars", "provision_state_dir", "provision_keep")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +88,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="leave the cluster up after the session (remove it with `provision down`)",
     )
+    parser.addini("provision_inventory", "inventory of the provision_cluster fixture")
+    parser.addini("provision_extra_vars", "extra variables (KEY=VALUE each)", type="linelist")
+    parser.addini("provision_state_dir", "where keys, known_hosts and cluster state live")
+    parser.addini("provision_keep", "leave the cluster up after the session", type="bool")
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    """A setting: the command line's, else ``[tool.pytest.ini_options]``'s, else the default."""
+    given = config.getoption(name)
+    default = {"provision_extra_vars": [], "provision_state_dir": ".provision"}.get(name)
+    if given not in (None, False, [], default):
+        return given
+    ini = config.getini(name)
+    return ini if ini not in (None, "", []) else given
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The xdist controller (``-n N``, not a worker) makes the folder its workers will share
+    the cluster through, before it starts them (they inherit the environment)."""
+    if getattr(config, "workerinput", None) is None and _xdist_workers(config):
+        shared = Path(tempfile.gettempdir()) / f"provision-pytest-{uuid.uuid4().hex[:12]}"
+        shared.mkdir(mode=0o700)
+        os.environ[SHARED_ENV] = str(shared)
+        config.stash[_SHARED] = shared
+
+
+_SHARED = pytest.StashKey[Path]()
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    given = config.getoption("numprocesses", default=None)  # None: no pytest-xdist
+    try:
+        return int(given or 0)
+    except (ValueError, TypeError):  # -n auto/logical: resolved later, some workers anyway
+        return 1
 
 
 def _notes(config: pytest.Config) -> list[str]:
@@ -70,31 +131,72 @@ def _notes(config: pytest.Config) -> list[str]:
 
 def _down_hint(config: pytest.Config) -> str:
     args = ["provision", "down"]
-    if config.getoption("provision_inventory"):
-        args += ["-i", str(config.getoption("provision_inventory"))]
-    for var in config.getoption("provision_extra_vars"):
+    if _option(config, "provision_inventory"):
+        args += ["-i", str(_option(config, "provision_inventory"))]
+    for var in _option(config, "provision_extra_vars"):
         args += ["-e", var]
-    if config.getoption("provision_state_dir") != ".provision":
-        args += ["--state-dir", str(config.getoption("provision_state_dir"))]
+    if _option(config, "provision_state_dir") != ".provision":
+        args += ["--state-dir", str(_option(config, "provision_state_dir"))]
     return " ".join(args)
+
+
+def _cluster(config: pytest.Config) -> Cluster:
+    from provision.api import Cluster, Options
+    from provision.load.inventory import parse_extra_vars
+
+    options = Options(
+        extra_vars=parse_extra_vars(_option(config, "provision_extra_vars")),
+        state_dir=Path(_option(config, "provision_state_dir")),
+    )
+    return Cluster(_option(config, "provision_inventory"), options=options)
+
+
+def _progress(event: Any) -> None:
+    """One line per task result on stderr while ``up`` runs (a run takes minutes)."""
+    if event.kind == "result":
+        status = event.data.get("status", "")
+        stream = sys.__stderr__
+        if stream is not None:
+            stream.write(f"provision: {status} {event.host}: {event.task}\n")
+            stream.flush()
+
+
+def _skip_without_engine(config: pytest.Config) -> None:
+    if _option(config, "provision_inventory"):
+        return  # a cloud or SSH hosts: no local engine needed
+    from provision.sandbox import available
+
+    if not available():
+        pytest.skip("provision_cluster: the local sandbox needs a Docker engine, and none "
+                    "answers (start dockerd, or give --provision-inventory)")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _locked(shared: Path) -> Iterator[Path]:
+    """The shared folder's state file, under an exclusive lock (the first worker holds it
+    through ``up``: the others wait for its outcome)."""
+    with (shared / "lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield shared / "state.json"
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
 def provision_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster, up and verified, for the whole session; torn down at its end."""
-    from provision.api import Cluster, Options
     from provision.errors import ClusterFailed, ConfigError, ProvisionError
-    from provision.load.inventory import parse_extra_vars
 
     config = request.config
+    _skip_without_engine(config)
+    shared = os.environ.get(SHARED_ENV)
+    if shared and getattr(config, "workerinput", None) is not None:
+        yield _shared_cluster(config, Path(shared))
+        return
     notes = _notes(config)
-    keep = bool(config.getoption("provision_keep"))
-    options = Options(
-        extra_vars=parse_extra_vars(config.getoption("provision_extra_vars")),
-        state_dir=Path(config.getoption("provision_state_dir")),
-    )
-    inventory = config.getoption("provision_inventory")
-    cluster = Cluster(inventory, options=options)
+    keep = bool(_option(config, "provision_keep"))
+    cluster = _cluster(config)
 
     def teardown(why: str) -> None:
         if keep:
@@ -128,13 +230,83 @@ def _up(cluster: Cluster) -> Any:
     from provision.api import up
     from provision.errors import ClusterFailed
 
-    report = up(cluster.inventory, cluster.options)
+    report = up(cluster.inventory, cluster.options, on_event=_progress)
     if report.failed:
         raise ClusterFailed(report, "provision_cluster: up failed")
     failed = [c.name for c in report.checks if not c.passed]
     if failed:
         raise ClusterFailed(report, f"provision_cluster: checks failed: {', '.join(failed)}")
     return report
+
+
+def _shared_cluster(config: pytest.Config, shared: Path) -> Cluster:
+    """A worker's cluster under xdist: up by the first worker that asks (the others wait on
+    the lock), then used by all; the controller tears it down (``pytest_sessionfinish``)."""
+    from provision.errors import ConfigError
+
+    cluster = _cluster(config)
+    worker = str(getattr(config, "workerinput", {}).get("workerid", "?"))
+    with _locked(shared) as state_file:
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        if not state:
+            started = time.monotonic()
+            try:
+                cluster.report = _up(cluster)
+            except ConfigError:
+                raise  # bad input: nothing was made; each worker finds it again
+            except BaseException as exc:
+                state = {"state": "failed", "error": str(exc), "by": worker}
+                state_file.write_text(json.dumps(state))
+                with contextlib.suppress(Exception):
+                    cluster.down()  # what the failed up made
+                raise
+            state = {"state": "up", "by": worker, "url": cluster.url,
+                     "seconds": round(time.monotonic() - started)}  # fmt: skip
+            state_file.write_text(json.dumps(state))
+    if state["state"] != "up":
+        raise RuntimeError(f"provision_cluster: up failed in worker {state['by']}: "
+                           f"{state['error']}")  # fmt: skip
+    return cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The xdist controller, once every worker is done: the shared cluster comes down (unless
+    kept); a teardown that fails makes the session fail."""
+    config = session.config
+    shared = config.stash.get(_SHARED, None)
+    if shared is None:
+        return
+    os.environ.pop(SHARED_ENV, None)
+    state_file = shared / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    notes = _notes(config)
+    try:
+        if state.get("state") != "up":
+            return
+        notes.append(f"one cluster for every worker: up and verified by {state['by']} in "
+                     f"{state['seconds']} s: {state['url']}")  # fmt: skip
+        if _option(config, "provision_keep"):
+            notes.append(f"cluster left up (--provision-keep); remove it: {_down_hint(config)}")
+            return
+        started = time.monotonic()
+        try:
+            report = _cluster(config).down()
+            failed = report.failed
+        except Exception as exc:  # refused, cloud error...: said, and the session fails
+            failed, notes_tail = True, f": {exc}"
+        else:
+            notes_tail = ""
+        if failed:
+            notes.append(f"TEARDOWN FAILED (end of session){notes_tail}; remove it by hand: "
+                         f"{_down_hint(config)}")  # fmt: skip
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            notes.append(f"cluster torn down (end of session, by the controller) in "
+                         f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    finally:
+        for leftover in shared.iterdir():
+            leftover.unlink()
+        shared.rmdir()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -104,3 +104,27 @@ def test_plugin_session_cluster_torn_down_after_a_failure_and_kept_on_request(us
     assert left_behind(name) == []
     moto_pid = int(json.loads(record.read_text())["pid"])
     assert not alive_moto(moto_pid)
+
+
+def test_plugin_under_xdist_brings_one_cluster_up_for_every_worker(user_project):
+    """``pytest -n 2``: both tests pass on a cluster brought up once (by the first worker
+    that asked; the other waited for it), torn down by the controller at the end: nothing
+    left, the moto server gone. Progress lines went to stderr while ``up`` ran."""
+    bindir, env, project, names = user_project
+    record = project / "record.json"
+    name = f"plugx-{uuid.uuid4().hex[:6]}"
+    names.append(name)
+    done = _pytest(bindir, env, project, "-n", "2", "--dist", "load",
+                   "--provision-extra-vars", f"cluster_name={name}",
+                   PLUGIN_RECORD=str(record))  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "2 passed" in out, out
+    assert "one cluster for every worker: up and verified by gw" in out, out
+    assert "cluster torn down (end of session, by the controller)" in out, out
+    # One up: the cloud task ran once (the worker that waited used the cluster as it was).
+    ups = [line for line in done.stderr.splitlines()
+           if line.startswith("provision: ") and "Instance, key pair" in line]  # fmt: skip
+    assert len(ups) == 1, done.stderr
+    assert left_behind(name) == []
+    assert not alive_moto(int(json.loads(record.read_text())["pid"]))

@@ -59,6 +59,9 @@ end
 
 function _M.init()
     _M.redis_host = os.getenv("REDIS_HOST") or _M.redis_host
+    -- ROUTES_CACHE_TTL: seconds a table read from Redis is used before asking again (a
+    -- router whose table changes rarely may keep it longer; the bench's "table cached" rung).
+    _M.cache_ttl = tonumber(os.getenv("ROUTES_CACHE_TTL") or "") or _M.cache_ttl
     _M.redis_port = tonumber(os.getenv("REDIS_PORT") or "") or _M.redis_port
     _M.resolver = os.getenv("DNS_RESOLVER") or _M.resolver
     _M.redis_nodes = {}

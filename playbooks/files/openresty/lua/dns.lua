@@ -38,17 +38,26 @@ local function lookup(host)
 end
 
 function _M.resolve(host)
-    if helpers.is_ipv4(host) then
-        return host
-    end
-    if config.etc_hosts[host] then
-        return config.etc_hosts[host]
-    end
     local now = ngx.now()
     if now >= memo_until then
         memo, memo_until = {}, now + 1
     end
-    local cached = memo[host] or cache:get(host)
+    local cached = memo[host]  -- the hot path: one table read per endpoint and request
+    if cached then
+        if cached:byte(1) == 33 then  -- "!": a failure, cached
+            return nil, cached:sub(2)
+        end
+        return cached
+    end
+    if helpers.is_ipv4(host) then
+        memo[host] = host
+        return host
+    end
+    if config.etc_hosts[host] then
+        memo[host] = config.etc_hosts[host]
+        return config.etc_hosts[host]
+    end
+    cached = cache:get(host)
     if not cached then
         local address, err, ttl = lookup(host)
         cached = address or ("!" .. tostring(err))

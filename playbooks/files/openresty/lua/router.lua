@@ -96,10 +96,28 @@ end
 -- one side and not the other). merge_slashes is off (nginx.conf), so "//" stays as sent.
 local function raw_path_ok()
     local raw = ngx.var.request_uri:match("^[^?]*")
+    local uri = ngx.var.uri
+    if raw == uri then  -- the common case: nothing encoded, nothing normalised
+        return not raw:find("\\", 1, true)
+    end
     if raw:find("%%2[fF]") or raw:find("%%5[cC]") or raw:find("\\", 1, true) then
         return false
     end
-    return unescape(raw) == ngx.var.uri
+    return unescape(raw) == uri
+end
+
+-- Per worker: a peer ({ ip, port, name, "ip:port" }) per endpoint name and address, made
+-- once and reused by every request while the name resolves to the same address (no table
+-- and no string made per request for it).
+local peer_cache = {}
+
+local function peer_of(endpoint, ip)
+    local peer = peer_cache[endpoint.name]
+    if not peer or peer[1] ~= ip then
+        peer = { ip, endpoint.port, endpoint.name, ip .. ":" .. endpoint.port }
+        peer_cache[endpoint.name] = peer
+    end
+    return peer
 end
 
 local function mark_down(addr, why)
@@ -144,11 +162,11 @@ function _M.route()
         if not ip then
             unresolved = unresolved or { endpoint = endpoint.name, detail = tostring(err) }
         else
-            local addr = ip .. ":" .. endpoint.port
-            if down:get(addr) then
+            local peer = peer_of(endpoint, ip)
+            if down:get(peer[4]) then
                 marked = marked + 1
             else
-                peers[#peers + 1] = { ip, endpoint.port, endpoint.name, addr }
+                peers[#peers + 1] = peer
             end
         end
     end
