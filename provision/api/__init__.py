@@ -116,6 +116,10 @@ def _load(
     )
     variables = RunVars(inv, options.extra_vars, options.runtime_vars())
     validate(book, inv, options.extra_vars, variables=variables)
+    if options.limit is not None and inv.hosts and not inv.select(options.limit):
+        # As Ansible: a limit that leaves no host is an error (with hosts known before the
+        # run; a cloud's hosts are added at run time, and the limit is applied then).
+        raise ConfigError(f"{options.limit!r} matches no host of the inventory", field="--limit")
     return book, inv, variables
 
 
@@ -262,7 +266,13 @@ def down(
     **keywords: Unpack[RunKeywords],
 ) -> RunReport:
     """Tear the cluster down (``playbooks/down.yml``); found by tags, no local state needed.
-    Holds the run lock as ``up`` does."""
+    Holds the run lock as ``up`` does. The whole cluster: a ``limit`` is refused."""
+    if options is not None and options.limit is not None:
+        raise ConfigError(
+            "down removes the whole cluster (its instances go with the cloud's play, whatever "
+            "the limit): --limit is not taken",
+            field="--limit",
+        )
     keywords.setdefault("lock_wait", 0.0)
     return run_playbook(PLAYBOOKS / "down.yml", inventory, options, **keywords)
 

@@ -185,6 +185,13 @@ def down(yes: bool, **kw: Any) -> None:
       provision down -i inventory/aws.yml -y  # an EC2 cluster, found by its tags
     Exit codes: 0 done, 1 a task failed (or you answered no), 2 bad input, 130 interrupted.
     """
+    if kw.get("limit") is not None:
+        click.echo(
+            "error: --limit: down removes the whole cluster (its instances go with the "
+            "cloud's play, whatever the limit): --limit is not taken",
+            err=True,
+        )
+        sys.exit(EXIT_BAD_INPUT)
     if not yes and not kw["check"] and sys.stdin.isatty():
         _confirm_destroy(kw)
     _run_named("down.yml", kw)

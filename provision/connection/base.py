@@ -98,6 +98,9 @@ class BaseConnection:
     #: Told each command's result as it comes back (the runner's ``-v``); a read batch's
     #: commands one by one, not the script that carries them.
     observe: Callable[[Result], None] | None = None
+    # Per thread: inside run_many, whose batch script is not observed (its commands are, one
+    # by one). Per thread, not on the connection: another host's thread may use it as a peer.
+    _batching = threading.local()
 
     def __init__(self, host: HostSpec) -> None:
         self.host = host
@@ -172,14 +175,14 @@ class BaseConnection:
     def run_many(self, commands: Sequence[Sequence[str]], *, sudo: bool = False) -> list[Result]:
         """Run read-only ``commands`` side by side in ONE round trip; each gets its own Result
         (stdout and exit code). Never raises on a command's exit."""
-        observe, self.observe = self.observe, None
+        self._batching.on = True
         try:
             results = self._batch(commands, sudo)
         finally:
-            self.observe = observe
-        if observe is not None:
+            self._batching.on = False
+        if self.observe is not None:
             for result in results:
-                observe(result)
+                self.observe(result)
         return results
 
     def put_bytes(self, data: bytes, path: str, *, mode: int = 0o644, sudo: bool = False) -> None:
@@ -198,7 +201,7 @@ class BaseConnection:
     ) -> Result:
         """Run ``argv`` with ``chunks`` streamed to its standard input."""
         result = self._execute(self.argv_for(argv, sudo), chunks, timeout, on_bytes)
-        if self.observe is not None:
+        if self.observe is not None and not getattr(self._batching, "on", False):
             self.observe(result)
         if result.failed and not warn:
             raise CommandError(result, host=self.host.name)

@@ -218,18 +218,22 @@ class Inventory:
         """Hosts matching an Ansible pattern, in inventory order.
 
         ``all``, a group, a host, ``localhost``, shell-style wildcards (``web*``), joined by
-        ``:`` or ``,`` (union); ``!x`` excludes, ``&x`` intersects. An unknown name matches no
-        host: its hosts may be added at run time.
+        ``:`` or ``,`` (union); ``&x`` intersects, ``!x`` excludes, in Ansible's order
+        whatever the order written (the unions, then the intersections, then the exclusions;
+        only exclusions: from ``all``). An unknown name matches no host: its hosts may be
+        added at run time.
         """
-        chosen: list[str] = []
-        for term in filter(None, re.split(r"[:,]", pattern)):
-            names = self._term(term.lstrip("!&"))
-            if term.startswith("!"):
-                chosen = [n for n in chosen if n not in names]
-            elif term.startswith("&"):
-                chosen = [n for n in chosen if n in names]
-            else:
-                chosen += [n for n in names if n not in chosen]
+        terms = [t for t in re.split(r"[:,]", pattern) if t]
+        plain = [t for t in terms if not t.startswith(("!", "&"))]
+        chosen: list[str] = [] if plain or not terms else list(self.hosts)
+        for term in plain:
+            chosen += [n for n in self._term(term) if n not in chosen]
+        for term in (t for t in terms if t.startswith("&")):
+            names = self._term(term[1:])
+            chosen = [n for n in chosen if n in names]
+        for term in (t for t in terms if t.startswith("!")):
+            names = self._term(term[1:])
+            chosen = [n for n in chosen if n not in names]
         return [self.host(name) for name in chosen]
 
     def _term(self, term: str) -> list[str]:

@@ -54,7 +54,6 @@ class _HostState:
     registered: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     failed: bool = False
-    task: tuple[str, str] = ("", "")  # the task running now (its name, its module), for -v
 
 
 @dataclass
@@ -103,6 +102,7 @@ class Runner:
         self._host_locks: dict[str, HostLock] = {}
         self._lock = threading.Lock()
         self._variables: RunVars | None = None  # the run's, set by run()
+        self._running = threading.local()  # per host thread: the task it runs now (for -v)
 
     # -- connections ---------------------------------------------------------------------------
     def _ssh(self, spec: HostSpec) -> Remote:
@@ -143,7 +143,9 @@ class Runner:
         with ``-vv`` its output, unless the module's output is a secret)."""
 
         def observe(result: Result) -> None:
-            task, module = self._state(name).task
+            # The task of the thread that sent the command: a task may send commands over
+            # another host's connection (secret reads its peer's copy there).
+            task, module = getattr(self._running, "task", ("", ""))
             data: dict[str, Any] = {"command": result.command[:2000], "exit": result.exit_code}
             if self.options.verbosity >= 2:
                 spec = self.modules.get(module)
@@ -507,7 +509,7 @@ class Runner:
         *,
         handler: bool = False,
     ) -> tuple[TaskResult, Outcome | None]:
-        self._state(host.name).task = (task.name, task.module)
+        self._running.task = (task.name, task.module)
         self.on_event(
             Event(
                 "task",

@@ -255,10 +255,17 @@ def _shared_cluster(config: pytest.Config, shared: Path) -> Cluster:
             except ConfigError:
                 raise  # bad input: nothing was made; each worker finds it again
             except BaseException as exc:
-                state = {"state": "failed", "error": str(exc), "by": worker}
-                state_file.write_text(json.dumps(state))
-                with contextlib.suppress(Exception):
-                    cluster.down()  # what the failed up made
+                # What the failed up made comes down first; then its outcome is recorded for
+                # the other workers (and the controller's summary).
+                cleanup = "torn down"
+                try:
+                    if cluster.down().failed:
+                        cleanup = f"TEARDOWN FAILED; remove it by hand: {_down_hint(config)}"
+                except Exception as down_exc:
+                    cleanup = f"TEARDOWN FAILED ({down_exc}); remove it: {_down_hint(config)}"
+                state = {"state": "failed", "error": str(exc), "by": worker, "cleanup": cleanup}
+                with contextlib.suppress(OSError):  # the session's folder may be gone (Ctrl-C)
+                    state_file.write_text(json.dumps(state))
                 raise
             state = {"state": "up", "by": worker, "url": cluster.url,
                      "seconds": round(time.monotonic() - started)}  # fmt: skip
@@ -277,10 +284,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if shared is None:
         return
     os.environ.pop(SHARED_ENV, None)
-    state_file = shared / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    with _locked(shared) as state_file:  # an up still running in a worker: wait for it
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
     notes = _notes(config)
     try:
+        if state.get("state") == "failed":
+            notes.append(f"up failed in {state['by']}: {state['error']}; what it made: "
+                         f"{state['cleanup']}")  # fmt: skip
+            if state["cleanup"].startswith("TEARDOWN FAILED"):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if state.get("state") != "up":
             return
         notes.append(f"one cluster for every worker: up and verified by {state['by']} in "

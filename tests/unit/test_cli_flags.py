@@ -78,16 +78,20 @@ def test_verbose_shows_each_command_and_its_exit_and_vv_its_output(tmp_path: Pat
 
 
 def test_vv_never_shows_the_output_of_a_module_whose_output_is_a_secret():
+    """Also not over another host's connection: ``secret`` reads its peer's copy there, while
+    the peer's own thread runs another task (or none)."""
     events = []
     runner = Runner(Options(verbosity=2), on_event=events.append, modules=registry())
-    observe = runner._observer("h1")
-    runner._state("h1").task = ("The Redis password", "secret")
-    observe(Result("cat /srv/secrets/redis.env", 0, "REDIS_PASSWORD=hunter2\n"))
-    runner._state("h1").task = ("Show", "command")
-    observe(Result("echo hi", 0, "hi\n"))
-    (secret, plain) = [e.data for e in events if e.kind == "command"]
-    assert "hunter2" not in repr(secret) and "not shown" in secret["hidden"]
-    assert plain["stdout"] == "hi\n"
+    own, peer = runner._observer("h1"), runner._observer("h2")
+    runner._running.task = ("The Redis password", "secret")  # this thread runs h1's secret
+    own(Result("sha256sum /srv/secrets/redis.env", 0, "abc  /srv/secrets/redis.env\n"))
+    peer(Result("cat /srv/secrets/redis.env", 0, "REDIS_PASSWORD=hunter2\n"))
+    runner._running.task = ("Show", "command")
+    own(Result("echo hi", 0, "hi\n"))
+    secret_own, secret_peer, plain = [(e.host, e.data) for e in events if e.kind == "command"]
+    assert secret_peer[0] == "h2" and "hunter2" not in repr(secret_peer)
+    assert "not shown" in secret_peer[1]["hidden"] and "not shown" in secret_own[1]["hidden"]
+    assert plain[1]["stdout"] == "hi\n"
 
 
 def _down_on_a_terminal(tmp_path: Path, answer: bytes, *args: str) -> tuple[int, str]:
@@ -143,3 +147,23 @@ def test_down_never_asks_when_stdin_is_not_a_terminal(tmp_path: Path):
     done = provision_cli("down", "-i", str(ROOT / "inventory/aws.yml"), "--state-dir", "state",
                          "--tags", "nothing-has-this-tag", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0 and "Destroy cluster" not in done.stderr + done.stdout, done
+
+
+def test_limit_follows_ansibles_pattern_order_and_a_limit_matching_no_host_is_refused(
+    tmp_path: Path,
+):
+    book, inventory = _play(tmp_path, '    - debug: {msg: "ran on {{ inventory_hostname }}"}\n')
+    for pattern in ("!h1", "!h1:all"):  # only exclusions: from all; exclusions applied last
+        done = _cli(tmp_path, book, inventory, "--limit", pattern)
+        assert done.returncode == 0 and "ran on h2" in done.stderr, (pattern, done.stderr)
+        assert "ran on h1" not in done.stderr, (pattern, done.stderr)
+    none = _cli(tmp_path, book, inventory, "--limit", "h9")
+    assert none.returncode == 2 and "'h9' matches no host" in none.stderr, none.stderr
+
+
+def test_down_refuses_a_limit_it_would_not_keep_to(tmp_path: Path):
+    from tests.clirun import ROOT
+
+    done = provision_cli("down", "-i", str(ROOT / "inventory/aws.yml"), "--limit", "demo-2",
+                         "--state-dir", "state", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "--limit is not taken" in done.stderr, done.stderr

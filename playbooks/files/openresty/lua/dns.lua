@@ -31,7 +31,10 @@ local function lookup(host)
     end
     for _, answer in ipairs(answers) do
         if answer.address then
-            return answer.address, nil, math.min(answer.ttl or config.dns_ttl, config.dns_ttl)
+            -- At least a second: a TTL of 0 (some resolvers give it) would be a shared dict
+            -- entry that never expires, and the name would never be asked again.
+            local ttl = math.min(answer.ttl or config.dns_ttl, config.dns_ttl)
+            return answer.address, nil, math.max(1, ttl)
         end
     end
     return nil, "no A record for " .. host

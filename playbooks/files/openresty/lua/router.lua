@@ -38,12 +38,13 @@ local function load_shared()
         -- One refresh at a time across workers; the others serve the table it replaces.
         if cache:add("lock", true, 1) then
             local fresh, err = store.snapshot()
-            cache:delete("lock")
-            if fresh then
+            if fresh then  -- the table first, then the lock: a waiter never sees neither
                 cache:set("table", fresh, config.cache_ttl)
                 stale:set("table", fresh)
+                cache:delete("lock")
                 return fresh
             end
+            cache:delete("lock")
             ngx.log(ngx.WARN, "route table from Redis failed, serving the last one: ", err)
             cache:set("down", err or "error", config.down_ttl)
         else
