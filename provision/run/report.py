@@ -34,6 +34,14 @@ class RunReport:
     phases: list[tuple[str, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (another process may read a run's report: the pytest plugin's xdist
+        workers): everything but the lock, made anew on the other side."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def add(self, result: TaskResult) -> None:
         with self._lock:
             self.results.append(result)

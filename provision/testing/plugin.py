@@ -34,6 +34,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -58,6 +59,8 @@ __all__ = [
 _NOTES = pytest.StashKey[list[str]]()
 #: Set by the xdist controller for its workers: the folder where they share the cluster.
 SHARED_ENV = "PROVISION_PYTEST_SHARED"
+#: ... and its pid: the workers write their progress to its stderr.
+CONTROLLER_ENV = "PROVISION_PYTEST_CONTROLLER"
 _OPTIONS = ("provision_inventory", "provision_extra_vars", "provision_state_dir", "provision_keep")
 
 
@@ -111,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
         shared = Path(tempfile.gettempdir()) / f"provision-pytest-{uuid.uuid4().hex[:12]}"
         shared.mkdir(mode=0o700)
         os.environ[SHARED_ENV] = str(shared)
+        os.environ[CONTROLLER_ENV] = str(os.getpid())
         config.stash[_SHARED] = shared
 
 
@@ -152,13 +156,19 @@ def _cluster(config: pytest.Config) -> Cluster:
 
 
 def _progress(event: Any) -> None:
-    """One line per task result on stderr while ``up`` runs (a run takes minutes)."""
-    if event.kind == "result":
-        status = event.data.get("status", "")
-        stream = sys.__stderr__
-        if stream is not None:
-            stream.write(f"provision: {status} {event.host}: {event.task}\n")
-            stream.flush()
+    """One line per task result on stderr while ``up`` runs (a run takes minutes). An xdist
+    worker's own stderr goes nowhere: there, the controller's (``/proc/PID/fd/2``, Linux)."""
+    if event.kind != "result":
+        return
+    line = f"provision: {event.data.get('status', '')} {event.host}: {event.task}\n"
+    controller = os.environ.get(CONTROLLER_ENV)
+    if controller:
+        with contextlib.suppress(OSError), open(f"/proc/{controller}/fd/2", "a") as theirs:
+            theirs.write(line)
+            return
+    if sys.__stderr__ is not None:
+        sys.__stderr__.write(line)
+        sys.__stderr__.flush()
 
 
 def _skip_without_engine(config: pytest.Config) -> None:
@@ -269,7 +279,12 @@ def _shared_cluster(config: pytest.Config, shared: Path) -> Cluster:
                 raise
             state = {"state": "up", "by": worker, "url": cluster.url,
                      "seconds": round(time.monotonic() - started)}  # fmt: skip
+            # The up's report, for the workers that did not run it (``cluster.report``): this
+            # session's own folder (0700), read back by the same code.
+            (shared / "report.pickle").write_bytes(pickle.dumps(cluster.report))
             state_file.write_text(json.dumps(state))
+        elif state["state"] == "up":
+            cluster.report = pickle.loads((shared / "report.pickle").read_bytes())
     if state["state"] != "up":
         raise RuntimeError(f"provision_cluster: up failed in worker {state['by']}: "
                            f"{state['error']}")  # fmt: skip
@@ -284,6 +299,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if shared is None:
         return
     os.environ.pop(SHARED_ENV, None)
+    os.environ.pop(CONTROLLER_ENV, None)
     with _locked(shared) as state_file:  # an up still running in a worker: wait for it
         state = json.loads(state_file.read_text()) if state_file.exists() else {}
     notes = _notes(config)
