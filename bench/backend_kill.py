@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from bench.router_bench import (  # noqa: E402
     LABEL,
     PATH,
-    _cleanup,
     _free_port,
     _layouts,
     _stage,
@@ -54,6 +53,10 @@ def one_run(url: str, echo_a: str, args: argparse.Namespace) -> tuple[int, int, 
     done = subprocess.run(["wrk", "-t2", "-c32", f"-d{args.duration}s", url],
                           capture_output=True, text=True, check=True)  # fmt: skip
     killer.join()
+    running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", echo_a],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    if running != "false":
+        raise SystemExit("echo-a was not killed during the run: the run proves nothing")
     out = done.stdout
     requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -73,7 +76,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        single, cluster = _layouts(tag, network, root)
+        single, _ = _layouts(tag, network, root)
         (root / "secrets").mkdir()
         secret = root / "secrets" / "redis.env"
         secret.write_text(f"REDIS_PASSWORD={secrets.token_hex(16)}\n")
@@ -92,7 +95,10 @@ def main() -> None:
                 time.sleep(4)  # echo-a's down mark (3 s) has passed: both endpoints in turn
                 rows.append(one_run(url, echo_a, args))
         finally:
-            _cleanup(single, cluster, tag, network)
+            for component in ("openresty", "echo", "redis"):
+                subprocess.run(single.compose_argv(component, "down", "-v"),
+                               cwd=Path(single.root) / component, capture_output=True)  # fmt: skip
+            subprocess.run(["docker", "network", "rm", network], capture_output=True)
     print(f"wrk -t2 -c32 -d{args.duration}s {PATH}, echo-a killed {args.kill_after:g} s in")
     print(f"{'run':<6}{'requests':>10}{'non-2xx':>10}{'socket errors':>15}")
     for i, (requests, non_2xx, errors) in enumerate(rows, 1):
