@@ -323,11 +323,23 @@ def sweep(
 def status(
     inventory: str | Path | Inventory | None = None, options: Options | None = None
 ) -> list[dict[str, Any]]:
-    """The cluster's running hosts, found by their tags."""
+    """The cluster's running hosts, found by their tags; with no cloud (``--host``, an
+    inventory of SSH hosts), the inventory's ``cluster`` hosts (state ``inventory``: not
+    asked), as a run reaches them."""
     from provision import cloud
+    from provision.api.hosts import cluster_hosts
+    from provision.cluster.layout import layout_from_vars
 
     options = options or Options()
-    return cloud.status(cloud.Target.from_vars(cluster_vars(inventory, options), options.state_dir))
+    inv = _inventory(inventory)
+    variables = run_vars(inv, options)
+    if variables.cluster.get("cloud", "none") == "none":
+        port = layout_from_vars(variables.cluster).http_port
+        suffix = "" if port == 80 else f":{port}"
+        return [{"name": h.name, "target": h.target, "state": "inventory", "state_reason": "",
+                 "url": f"http://{h.address}{suffix}"}
+                for h in cluster_hosts(inv, variables, options)]  # fmt: skip
+    return cloud.status(cloud.Target.from_vars(dict(variables.cluster), options.state_dir))
 
 
 class Cluster:

@@ -53,6 +53,17 @@ EXTRA_VARS_OPTION = click.option(
     metavar="KEY=VALUE",
     help="Extra variables (highest precedence); @file.yml loads a file.",
 )
+HOST_OPTION = click.option(
+    "--host",
+    "host_target",
+    metavar="USER@ADDR[:PORT]",
+    help="Act on this one SSH host instead of an inventory (no cloud).",
+)
+KEY_OPTION = click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key for --host.",
+)
 STATE_DIR_OPTION = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -66,17 +77,8 @@ def run_options(func: F) -> F:
     """The flags every playbook command takes."""
     options = [
         INVENTORY_OPTION,
-        click.option(
-            "--host",
-            "host",
-            metavar="USER@ADDR[:PORT]",
-            help="Act on this one SSH host instead of an inventory (no cloud).",
-        ),
-        click.option(
-            "--key",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Private key for --host.",
-        ),
+        HOST_OPTION,
+        KEY_OPTION,
         click.option("--check", is_flag=True, help="Change nothing; report what would change."),
         click.option("--diff", is_flag=True, help="Show file differences."),
         click.option(
@@ -317,10 +319,10 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
     from provision.load.inventory import parse_extra_vars
 
     inventory: Any = kw.get("inventory")
-    if kw.get("host"):
+    if kw.get("host_target"):
         if inventory:
             raise click.UsageError("give either --host or -i, not both")
-        inventory = host_inventory(kw["host"], kw.get("key"))
+        inventory = host_inventory(kw["host_target"], kw.get("key"))
     elif kw.get("key"):  # it was ignored: the inventory's hosts name their own keys
         raise click.UsageError(
             "--key goes with --host; an inventory names a host's key with "
@@ -343,10 +345,18 @@ def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
     return options, inventory
 
 
-def _inventory_of(kw: dict[str, Any]) -> Path | None:
-    """``-i``, else the current project's sandbox inventory (None: the packaged one)."""
+def _inventory_of(kw: dict[str, Any]) -> Any:
+    """``--host`` (a one-host inventory, as ``up --host`` made the cluster), else ``-i``, else
+    the current project's sandbox inventory (None: the packaged one)."""
+    from provision.api import host_inventory
     from provision.api.project import project_inventory
 
+    if kw.get("host_target"):
+        if kw.get("inventory"):
+            raise click.UsageError("give either --host or -i, not both")
+        return host_inventory(kw["host_target"], kw.get("key"))
+    if kw.get("key"):
+        raise click.UsageError("--key goes with --host")
     inventory: Path | None = kw.get("inventory")
     return inventory or project_inventory()
 
@@ -423,7 +433,8 @@ def _bad_input() -> Iterator[None]:
 def target_options(func: F) -> F:
     """The flags that find an existing cluster (no --json: these commands print what the
     host prints)."""
-    for option in reversed([INVENTORY_OPTION, EXTRA_VARS_OPTION, STATE_DIR_OPTION]):
+    options = [INVENTORY_OPTION, HOST_OPTION, KEY_OPTION, EXTRA_VARS_OPTION, STATE_DIR_OPTION]
+    for option in reversed(options):
         func = option(func)
     return func
 
@@ -542,11 +553,11 @@ def status(**kw: Any) -> None:
     if kw["as_json"]:
         click.echo(json.dumps(hosts, indent=2))
         return
-    running = [h for h in hosts if h["state"] == "running"]
+    running = [h for h in hosts if h["state"] in ("running", "inventory")]
     for host in running:
         click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
     for host in hosts:
-        if host["state"] != "running":
+        if host not in running:
             click.echo(f"{host['name']:<20} {host['state']:<28} {host['state_reason']}")
     if not running:
         click.echo("no running host", err=True)
@@ -756,14 +767,31 @@ def inventory(
 # -- doctor ---------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def doctor(paths: tuple[Path, ...]) -> None:
-    """Find the classic traps in nginx.conf, Lua and compose files (default: the project's)."""
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the findings as JSON: a list of {file, line, code, message, hint}.",
+)
+def doctor(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Find the classic traps in nginx.conf, Lua and compose files (default: the project's).
+
+    \b
+    Examples:
+      provision doctor                 # the project's playbooks/files
+      provision doctor ./my-router     # any folder or file
+    Exit codes: 0 nothing found, 1 problems found, 2 bad input.
+    """
     from provision.api.project import playbooks_dir
     from provision.doctor import diagnose, format_finding
 
     with _bad_input():
         findings = diagnose(list(paths) or [playbooks_dir() / "files"])
-    for finding in findings:
+    if as_json:
+        click.echo(json.dumps([{"file": str(f.file), "line": f.line, "code": f.code,
+                                "message": f.message, "hint": f.hint} for f in findings],
+                              indent=2))  # fmt: skip
+    for finding in [] if as_json else findings:
         click.echo(format_finding(finding))
     if findings:
         click.echo(f"{len(findings)} problem(s) found", err=True)

@@ -162,7 +162,9 @@ def _progress(event: Any) -> None:
         return
     line = f"provision: {event.data.get('status', '')} {event.host}: {event.task}\n"
     controller = os.environ.get(CONTROLLER_ENV)
-    if controller:
+    # Only in a worker of that controller (its child): a pytest session started by a test,
+    # which inherits the variable, writes to its own stderr.
+    if controller and controller == str(os.getppid()):
         with contextlib.suppress(OSError), open(f"/proc/{controller}/fd/2", "a") as theirs:
             theirs.write(line)
             return

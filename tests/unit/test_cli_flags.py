@@ -167,3 +167,37 @@ def test_down_refuses_a_limit_it_would_not_keep_to(tmp_path: Path):
     done = provision_cli("down", "-i", str(ROOT / "inventory/aws.yml"), "--limit", "demo-2",
                          "--state-dir", "state", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and "--limit is not taken" in done.stderr, done.stderr
+
+
+def test_a_cluster_made_with_host_is_found_by_status_and_unlock_with_host(tmp_path: Path):
+    """``up --host`` makes a cluster of one SSH host; ``status``, ``unlock`` (and ``routes``,
+    ``ssh``, ``exec``, ``logs``) find it with the same ``--host`` (port 1 here: nothing
+    answers, and nothing is asked of it but by unlock, which says it is unreachable)."""
+    import json
+
+    target = "admin@127.0.0.1:1"
+    status = provision_cli("status", "--host", target, "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    expected = {"name": "host1", "target": target, "state": "inventory", "state_reason": "",
+                "url": "http://127.0.0.1"}  # fmt: skip
+    assert json.loads(status.stdout) == [expected]
+    unlocked = provision_cli("unlock", "--host", target, "--json", cwd=tmp_path, timeout=120)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert json.loads(unlocked.stdout)["unreachable"] == ["host1"]
+    both = provision_cli("status", "--host", target, "-i", "x.yml", cwd=tmp_path)
+    assert both.returncode == 2 and "either --host or -i" in both.stderr, both.stderr
+
+
+def test_doctor_reports_its_findings_as_json(tmp_path: Path):
+    import json
+
+    from tests.clirun import ROOT
+
+    trap = ROOT / "tests" / "doctor_corpus" / "loopback-redis"
+    found = provision_cli("doctor", str(trap), "--json", cwd=tmp_path)
+    assert found.returncode == 1, found.stderr
+    findings = json.loads(found.stdout)
+    assert findings and {"file", "line", "code", "message", "hint"} == set(findings[0])
+    assert any(f["code"] == "loopback-redis" for f in findings), findings
+    clean = provision_cli("doctor", str(ROOT / "playbooks" / "files"), "--json", cwd=tmp_path)
+    assert clean.returncode == 0 and json.loads(clean.stdout) == [], clean.stderr
