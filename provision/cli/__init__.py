@@ -144,6 +144,17 @@ def main() -> None:
 
     With no -i, commands run against a local sandbox: a moto server as the cloud and
     EC2-like SSH host containers (only a local Docker engine is needed).
+
+    \b
+    Examples:
+      provision up                                  # the sandbox cluster, verified
+      provision routes add /api users users-a:80    # a route, in Redis
+      provision up -i inventory/aws.yml -e cluster_name=ci-42
+      provision up --check --detailed-exitcode      # drift: exit 3 when up would change
+      provision down -i inventory/aws.yml -e cluster_name=ci-42 --yes
+    \b
+    Exit codes: 0 done, 1 a task or check failed, 2 bad input (refused before any host or
+    cloud call), 3 changes made or pending (--detailed-exitcode), 130 interrupted.
     """
 
 
