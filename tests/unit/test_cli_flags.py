@@ -201,3 +201,43 @@ def test_doctor_reports_its_findings_as_json(tmp_path: Path):
     assert any(f["code"] == "loopback-redis" for f in findings), findings
     clean = provision_cli("doctor", str(ROOT / "playbooks" / "files"), "--json", cwd=tmp_path)
     assert clean.returncode == 0 and json.loads(clean.stdout) == [], clean.stderr
+
+
+def _schema(name: str) -> dict:
+    import json
+
+    from tests.clirun import ROOT
+
+    whole = json.loads((ROOT / "provision" / "cli" / "outputs.schema.json").read_text())
+    return {"$defs": whole["$defs"], "$ref": f"#/$defs/{name}"}
+
+
+def test_the_json_of_each_command_follows_the_schema_in_the_package(tmp_path: Path):
+    """``provision/cli/outputs.schema.json`` (shipped in the package) against what status,
+    unlock and doctor print here, and routes' as test_sandbox_e2e pins them on a cluster."""
+    import json
+
+    import jsonschema
+
+    from tests.clirun import ROOT
+
+    target, corpus = "admin@127.0.0.1:1", ROOT / "tests" / "doctor_corpus"
+    outputs = {
+        "status": provision_cli("status", "--host", target, "--json", cwd=tmp_path),
+        "unlock": provision_cli("unlock", "--host", target, "--json", cwd=tmp_path, timeout=120),
+        "doctor": provision_cli("doctor", str(corpus), "--json", cwd=tmp_path),
+    }
+    for name, done in outputs.items():
+        jsonschema.validate(json.loads(done.stdout), _schema(name))
+    # routes' need a cluster: the outputs test_sandbox_e2e pins on a sandbox cluster.
+    route = {"service": "users", "endpoints": ["echo-a:80"]}
+    jsonschema.validate({"added": {"/api/users": route}}, _schema("routes_add"))
+    jsonschema.validate({"/api/users": route}, _schema("routes_ls"))
+    jsonschema.validate({"prefix": "/api/users", "removed": True}, _schema("routes_rm"))
+    bad = [{"name": "h", "state": "running", "surprise": 1}]
+    try:
+        jsonschema.validate(bad, _schema("status"))
+    except jsonschema.ValidationError:
+        pass
+    else:
+        raise AssertionError("the schema takes a field no command prints")
