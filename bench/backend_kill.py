@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.router_bench import (  # noqa: E402
-    LABEL,
     PATH,
     _free_port,
     _layouts,
     _stage,
     _up,
     _wait_ok,
+    make_network,
+    make_secret,
 )
 
 
@@ -77,15 +78,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         single, _ = _layouts(tag, network, root)
-        (root / "secrets").mkdir()
-        secret = root / "secrets" / "redis.env"
-        secret.write_text(f"REDIS_PASSWORD={secrets.token_hex(16)}\n")
-        secret.chmod(0o600)
+        make_secret(root)
         Path(single.root).mkdir()
         _stage(Path(single.root), single, network, root / "secrets", port)
         try:
-            subprocess.run(["docker", "network", "create", "--label", LABEL, network],
-                           check=True, capture_output=True)  # fmt: skip
+            make_network(network)
             _up(Path(single.root), single, network)
             url = f"http://127.0.0.1:{port}{PATH}"
             echo_a = _container(single.echo_project, "echo-a")

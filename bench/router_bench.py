@@ -269,6 +269,20 @@ def _cached_router(tag: str, config: Layout, network: str, port: int, secret: Pa
     )  # fmt: skip
 
 
+def make_secret(root: Path) -> Path:
+    """``root/secrets/redis.env``: a fresh Redis password, readable by its owner only."""
+    (root / "secrets").mkdir()
+    secret = root / "secrets" / "redis.env"
+    secret.write_text(f"REDIS_PASSWORD={secrets.token_hex(16)}\n")
+    secret.chmod(0o600)
+    return secret
+
+
+def make_network(network: str) -> None:
+    subprocess.run(["docker", "network", "create", "--label", LABEL, network], check=True,
+                   capture_output=True)  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict[str, Figures]:
     tag = f"prvbench-{secrets.token_hex(3)}"
     network = f"{tag}-net"
@@ -276,19 +290,12 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         single, cluster = _layouts(tag, network, root)
-        (root / "secrets").mkdir()
-        secret = root / "secrets" / "redis.env"
-        secret.write_text(f"REDIS_PASSWORD={secrets.token_hex(16)}\n")
-        secret.chmod(0o600)
+        secret = make_secret(root)
         for config, name in ((single, "single"), (cluster, "cluster")):
             Path(config.root).mkdir()
             _stage(Path(config.root), config, network, root / "secrets", ports[name])
         try:
-            subprocess.run(
-                ["docker", "network", "create", "--label", LABEL, network],
-                check=True,
-                capture_output=True,
-            )
+            make_network(network)
             _up(Path(single.root), single, network)
             _up(Path(cluster.root), cluster, network)
             conf = "/usr/local/openresty/nginx/conf/nginx.conf"

@@ -250,6 +250,25 @@ MOVE_DEADLINE = 120.0
 FAILED_BOUND = 2
 
 
+def test_logs_of_a_global_service_come_from_every_node(swarm: Swarm):
+    """``provision logs openresty --tail 5`` on the swarm (#24): lines from each node's
+    container of the stack's global service, each prefixed with the node's name and the
+    container's. A request through each node first, so that each has an access log line."""
+    for hostname in swarm.containers():
+        wait_routed(f"{swarm.url(hostname)}{ROUTE}/logs")
+    nodes = re.compile(rf"^({re.escape(swarm.name)}-\d+) (\S+) \| ")
+    deadline = time.monotonic() + 30  # the access log is flushed within a second
+    while True:
+        done = provision(swarm.cwd, "logs", "openresty", "--tail", "5", *swarm.args)
+        assert done.returncode == 0, failure(done)
+        found = [m.groups() for m in map(nodes.match, done.stdout.splitlines()) if m]
+        if len({node for node, _ in found}) == N or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert len({node for node, _ in found}) == N, done.stdout
+    assert all("openresty" in container for _, container in found), found
+
+
 def test_a_stopped_node_s_echo_replica_moves_and_routing_continues(swarm: Swarm):
     manager = swarm.manager()
     placed = {svc: swarm.running_on(svc) for svc in swarm.echo_services()}
