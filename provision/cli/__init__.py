@@ -175,7 +175,17 @@ def lock_option(func: F) -> F:
 @run_options
 @lock_option
 def up(**kw: Any) -> None:
-    """Provision, converge and verify the cluster (playbooks/up.yml)."""
+    """Provision, converge and verify the cluster (playbooks/up.yml).
+
+    \b
+    Examples:
+      provision up                                      # the local sandbox
+      provision up -i inventory/aws.yml -e cluster_name=ci-42
+      provision up --host admin@203.0.113.7 --key ~/.ssh/id_ed25519
+      provision up --check --detailed-exitcode          # drift: 3 when up would change
+    Exit codes: 0 done, 1 a task or check failed, 2 bad input, 3 changes made or pending
+    (with --detailed-exitcode), 130 interrupted.
+    """
     _run_named("up.yml", kw)
 
 
@@ -229,7 +239,15 @@ def _confirm_destroy(kw: dict[str, Any]) -> None:
 @main.command()
 @run_options
 def verify(**kw: Any) -> None:
-    """Prove the cluster works: DNS, Lua to Redis by name, routing, the 127.0.0.1 trap."""
+    """Prove the cluster works: DNS, Lua to Redis by name, routing, the 127.0.0.1 trap.
+
+    \b
+    Examples:
+      provision verify
+      provision verify -i inventory/aws.yml -e cluster_name=ci-42 --json
+    Exit codes: 0 done, 1 a task or check failed, 2 bad input, 3 changes made or pending
+    (with --detailed-exitcode), 130 interrupted.
+    """
     _run_named("verify.yml", kw)
 
 
@@ -239,7 +257,15 @@ def verify(**kw: Any) -> None:
 @lock_option
 def play(playbook: Path, **kw: Any) -> None:
     """Run any playbook. On a cluster (an inventory that names a cluster_name, such as the
-    sandbox's) it holds the cluster's run lock as up and down do; on other hosts, none."""
+    sandbox's) it holds the cluster's run lock as up and down do; on other hosts, none.
+
+    \b
+    Examples:
+      provision play playbooks/verify.yml
+      provision play site.yml -i hosts.ini --limit web1 -e "version=1.2 env=ci" -v
+    Exit codes: 0 done, 1 a task or check failed, 2 bad input, 3 changes made or pending
+    (with --detailed-exitcode), 130 interrupted.
+    """
     _run(playbook, kw, lock_needs_cluster=True)
 
 
@@ -256,6 +282,11 @@ def init(directory: Path, force: bool) -> None:
     """Write a project you own into DIR: playbooks, compose projects, router, inventories.
 
     Run `provision up` etc. from DIR and its playbooks are used instead of the packaged ones.
+    It prints what it wrote (no --json: it reports nothing else).
+
+    \b
+    Example: provision init my-cluster && cd my-cluster && provision up --check
+    Exit codes: 0 done, 2 DIR is not empty (without --force) or cannot be written.
     """
     from provision.api.project import init_project
 
@@ -482,7 +513,14 @@ def routes() -> None:
 def routes_add(
     prefix: str, service: str, endpoints: tuple[str, ...], allow_local: bool, **kw: Any
 ) -> None:
-    """Route PREFIX to SERVICE, whose endpoints are ENDPOINTS (host:port ...)."""
+    """Route PREFIX to SERVICE, whose endpoints are ENDPOINTS (host:port ...).
+
+    \b
+    Examples:
+      provision routes add /api/users users users-a:8080 users-b:8080
+      provision routes add /api/users users 10.0.0.5:8080 -i inventory/aws.yml -e cluster_name=ci-42
+    Exit codes: 0 done, 1 Redis or the host could not be reached, 2 bad input.
+    """
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
@@ -500,7 +538,13 @@ def routes_add(
 @click.argument("prefix")
 @cluster_options
 def routes_rm(prefix: str, **kw: Any) -> None:
-    """Remove the route of PREFIX."""
+    """Remove the route of PREFIX.
+
+    \b
+    Example: provision routes rm /api/users --json
+    Exit codes: 0 done (also when there was no such route: see "removed"), 1 Redis or the
+    host could not be reached, 2 bad input.
+    """
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
@@ -514,7 +558,12 @@ def routes_rm(prefix: str, **kw: Any) -> None:
 @routes.command("ls")
 @cluster_options
 def routes_ls(**kw: Any) -> None:
-    """List the routes."""
+    """List the routes.
+
+    \b
+    Example: provision routes ls --json
+    Exit codes: 0 done, 1 Redis or the host could not be reached, 2 bad input.
+    """
     from provision.api.routes import ClusterRoutes
 
     with _bad_input():
@@ -539,7 +588,14 @@ def routes_ls(**kw: Any) -> None:
 @click.option("--all-regions", is_flag=True,
               help="Every region enabled for the account, not only the inventory's.")  # fmt: skip
 def sweep(all_regions: bool, **kw: Any) -> None:
-    """Remove every cluster of the inventory's region whose expires-at tag has passed."""
+    """Remove every cluster of the inventory's region whose expires-at tag has passed.
+
+    \b
+    Examples:
+      provision sweep -i inventory/aws.yml                 # its region
+      provision sweep -i inventory/aws.yml --all-regions   # every region enabled
+    Exit codes: 0 done, 1 a cloud call failed, 2 bad input.
+    """
     from provision.api import sweep as sweep_expired
 
     with _bad_input():
@@ -556,7 +612,14 @@ def sweep(all_regions: bool, **kw: Any) -> None:
 @main.command()
 @cluster_options
 def status(**kw: Any) -> None:
-    """The cluster's hosts, found by their tags (or the inventory), and its URL."""
+    """The cluster's hosts, found by their tags (or the inventory), and its URL.
+
+    \b
+    Examples:
+      provision status
+      provision status -i inventory/aws.yml -e cluster_name=ci-42 --json
+    Exit codes: 0 done, 1 a cloud call failed, 2 bad input.
+    """
     from provision.api import status as cluster_status
 
     with _bad_input():
@@ -585,7 +648,12 @@ def status(**kw: Any) -> None:
 @cluster_options
 def unlock(force: bool, **kw: Any) -> None:
     """Break the run locks a gone run left: the controller's and each host's (names the
-    holders). A lock whose holder still runs is kept unless --force."""
+    holders). A lock whose holder still runs is kept unless --force.
+
+    \b
+    Example: provision unlock -e cluster_name=ci-42
+    Exit codes: 0 done, 1 a holder still runs (without --force), 2 bad input.
+    """
     import time
 
     from provision.api.unlock import unlock as break_locks
@@ -762,6 +830,12 @@ def inventory(
 
     The inventory's own variables (group and host vars, group_vars/, host_vars/), without
     the layout's defaults, the play's vars or extra vars.
+
+    \b
+    Examples:
+      provision inventory --list -i inventory/aws.yml
+      provision inventory --host web1 -i hosts.ini --playbook-dir playbooks
+    Exit codes: 0 done, 2 bad input (the file, line and field named).
     """
     if as_list == bool(host):
         raise click.UsageError("give one of --list or --host HOST")
