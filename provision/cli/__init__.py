@@ -242,9 +242,7 @@ def verify(**kw: Any) -> None:
     """Prove the cluster works: DNS, Lua to Redis by name, routing, the 127.0.0.1 trap.
 
     \b
-    Examples:
-      provision verify
-      provision verify -i inventory/aws.yml -e cluster_name=ci-42 --json
+    Example: provision verify -i inventory/aws.yml -e cluster_name=ci-42 --json
     Exit codes: 0 done, 1 a task or check failed, 2 bad input, 3 changes made or pending
     (with --detailed-exitcode), 130 interrupted.
     """
