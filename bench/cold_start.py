@@ -46,8 +46,8 @@ PATHS = {
     "user-data": [],
     "docker-ready": [],
 }
-PHASES = ("RunInstances", "pending -> running", "SSH answering", "Docker ready",
-          "images in place", "projects started", "verified")  # fmt: skip
+PHASES = ("RunInstances", "pending -> running", "SSH answering", "cloud-init done",
+          "Docker ready", "images in place", "projects started", "verified")  # fmt: skip
 
 
 def one_up(path: str, scale: float) -> tuple[float, dict[str, float]]:

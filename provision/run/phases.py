@@ -3,10 +3,11 @@ verified cluster, read from the run's own events.
 
 Each phase ends at a mark: the cloud's progress ("waiting for instance running" ends
 RunInstances, "waiting for SSH" ends pending -> running, the last "host key pinned" ends SSH
-answering) and the last result of a module on any host (``docker_engine``: Docker ready,
-cloud-init done; ``docker_images``: images in place; ``compose``/``docker_stack``: projects
-started; ``verify``: verified). A phase is the time from the mark before it; a run that has
-no such mark (a warm run launches nothing) has no such phase.
+answering, ``docker_engine``'s "cloud-init done" after its wait for the user-data) and the
+last result of a module on any host (``docker_engine``: Docker ready; ``docker_images``:
+images in place; ``compose``/``docker_stack``: projects started; ``verify``: verified). A
+phase is the time from the mark before it; a run that has no such mark (a warm run launches
+nothing; the SSH install waits for no cloud-init) has no such phase.
 
 >>> clock = PhaseClock(clock=iter([0.0, 1.5, 20.0]).__next__)   # doctest: +SKIP
 """
@@ -26,6 +27,7 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("RunInstances", "waiting for instance running"),
     ("pending -> running", "waiting for SSH"),
     ("SSH answering", "host key pinned"),
+    ("cloud-init done", "cloud-init done"),
     ("Docker ready", "module:docker_engine"),
     ("images in place", "module:docker_images"),
     ("projects started", "module:compose"),

@@ -70,6 +70,7 @@ def _after_boot(ctx: TaskContext) -> tuple[HostFacts, str]:
     else why the install will be made over SSH)."""
     ctx.progress("waiting for cloud-init (the user-data installs Docker during boot)", 0, 0)
     status = ctx.read(["cloud-init", "status", "--wait"])
+    ctx.progress("cloud-init done", 0, 0)  # a phase of its own in the run's timing
     ctx.changing()  # the boot changed the host meanwhile: what was read ahead is stale
     facts = gather(ctx)
     if status.ok:
