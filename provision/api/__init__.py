@@ -290,12 +290,7 @@ def verify(
 def run_vars(inventory: str | Path | Inventory | None, options: Options) -> RunVars:
     """The variables of a command that runs no playbook (``status``, ``routes``, ``unlock``,
     ``sweep``), resolved once from the inventory and the extra variables."""
-    inv = (
-        inventory
-        if isinstance(inventory, Inventory)
-        else load_inventory(inventory or SANDBOX_INVENTORY)
-    )
-    return RunVars(inv, options.extra_vars, options.runtime_vars())
+    return RunVars(_inventory(inventory), options.extra_vars, options.runtime_vars())
 
 
 def cluster_vars(inventory: str | Path | Inventory | None, options: Options) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from provision.cluster.layout import Layout, layout_from_vars
-from provision.load.inventory import Inventory, load_inventory
+from provision.load.inventory import Inventory
 from provision.load.variables import RunVars
 
 if TYPE_CHECKING:
@@ -34,15 +34,11 @@ class ClusterRoutes:
     """Add, remove and list routes of the cluster's first host."""
 
     def __init__(self, inventory: str | Path | Inventory | None, options: Options) -> None:
-        from provision.api import SANDBOX_INVENTORY
+        from provision.api import _inventory, run_vars
 
         self.options = options
-        self.inventory = (
-            inventory
-            if isinstance(inventory, Inventory)
-            else load_inventory(inventory or SANDBOX_INVENTORY)
-        )
-        self.variables = RunVars(self.inventory, options.extra_vars, options.runtime_vars())
+        self.inventory = _inventory(inventory)
+        self.variables: RunVars = run_vars(self.inventory, options)
         self.layout: Layout = layout_from_vars(self.variables.cluster)
 
     def add(

@@ -308,7 +308,7 @@ def _run(playbook: Path, kw: dict[str, Any], *, lock_needs_cluster: bool = False
         from provision.api import run_playbook
         from provision.cli.console import Console, JsonLines
 
-        console = Console(verbosity=options.verbosity)
+        console = Console()
         sinks: list[Callable[[Event], None]] = [console]
         events_file = _events_stream(kw.get("events"))
         if events_file is not None:
@@ -355,20 +355,10 @@ def _urls(report: RunReport) -> list[str]:
 
 
 def _options(kw: dict[str, Any]) -> tuple[Options, Any]:
-    from provision.api import Options, host_inventory, tag_set
+    from provision.api import Options, tag_set
     from provision.load.inventory import parse_extra_vars
 
-    inventory: Any = kw.get("inventory")
-    if kw.get("host_target"):
-        if inventory:
-            raise click.UsageError("give either --host or -i, not both")
-        inventory = host_inventory(kw["host_target"], kw.get("key"))
-    elif kw.get("key"):  # it was ignored: the inventory's hosts name their own keys
-        raise click.UsageError(
-            "--key goes with --host; an inventory names a host's key with "
-            "ansible_ssh_private_key_file"
-        )
-    inventory = inventory or _inventory_of(kw)
+    inventory = _inventory_of(kw)
     options = Options(
         check=kw["check"],
         diff=kw["diff"],
@@ -395,8 +385,11 @@ def _inventory_of(kw: dict[str, Any]) -> Any:
         if kw.get("inventory"):
             raise click.UsageError("give either --host or -i, not both")
         return host_inventory(kw["host_target"], kw.get("key"))
-    if kw.get("key"):
-        raise click.UsageError("--key goes with --host")
+    if kw.get("key"):  # it would be ignored: the inventory's hosts name their own keys
+        raise click.UsageError(
+            "--key goes with --host; an inventory names a host's key with "
+            "ansible_ssh_private_key_file"
+        )
     inventory: Path | None = kw.get("inventory")
     return inventory or project_inventory()
 
@@ -874,8 +867,9 @@ def doctor(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo(json.dumps([{"file": str(f.file), "line": f.line, "code": f.code,
                                 "message": f.message, "hint": f.hint} for f in findings],
                               indent=2))  # fmt: skip
-    for finding in [] if as_json else findings:
-        click.echo(format_finding(finding))
+    else:
+        for finding in findings:
+            click.echo(format_finding(finding))
     if findings:
         click.echo(f"{len(findings)} problem(s) found", err=True)
         sys.exit(EXIT_FAILED)

@@ -22,12 +22,11 @@ _COLOURS = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cya
 class Console:
     """Renders events as they come. Thread-safe: hosts run in parallel."""
 
-    def __init__(self, stream: IO[str] | None = None, *, verbosity: int = 0) -> None:
+    def __init__(self, stream: IO[str] | None = None) -> None:
         from rich.console import Console as RichConsole
 
         self.stream = stream or sys.stderr
         self.rich = RichConsole(file=self.stream, highlight=False, soft_wrap=True)
-        self.verbosity = verbosity  # -v: commands and exit codes (command events); -vv: output
         self._lock = threading.Lock()
         self._bar: Any = None
         self._bar_task: Any = None
@@ -63,6 +62,8 @@ class Console:
             self.rich.print(f"        {mark} {check['name']}: {check['summary']}")
 
     def _on_command(self, event: Event) -> None:
+        """A command sent to a host (``-v``; with ``-vv`` its output): the runner sends these
+        only at the verbosity asked for, so every one that comes is shown."""
         data = event.data
         line = f"  {event.host} $ {data.get('command', '')} (exit {data.get('exit')})"
         self.rich.print(line, style="dim", markup=False, highlight=False)

@@ -61,7 +61,6 @@ _NOTES = pytest.StashKey[list[str]]()
 SHARED_ENV = "PROVISION_PYTEST_SHARED"
 #: ... and its pid: the workers write their progress to its stderr.
 CONTROLLER_ENV = "PROVISION_PYTEST_CONTROLLER"
-_OPTIONS = ("provision_inventory", "provision_extra_vars", "provision_state_dir", "provision_keep")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -155,6 +154,22 @@ def _cluster(config: pytest.Config) -> Cluster:
     return Cluster(_option(config, "provision_inventory"), options=options)
 
 
+def _tear_down(cluster: Cluster, config: pytest.Config, why: str) -> tuple[str, Exception | None]:
+    """``down`` the session's cluster: the summary's line, and the error when it failed (a
+    refusal, a cloud error, a failed task), with the command that finishes by hand."""
+    from provision.errors import ClusterFailed
+
+    started = time.monotonic()
+    try:
+        report = cluster.down()
+    except Exception as exc:  # refused (another run holds the lock), cloud error...
+        return f"TEARDOWN FAILED ({why}): {exc}; remove it by hand: {_down_hint(config)}", exc
+    if report.failed:
+        failed = ClusterFailed(report, "provision_cluster: teardown failed")
+        return f"TEARDOWN FAILED ({why}); remove it by hand: {_down_hint(config)}", failed
+    return f"cluster torn down ({why}) in {time.monotonic() - started:.0f} s", None
+
+
 def _progress(event: Any) -> None:
     """One line per task result on stderr while ``up`` runs (a run takes minutes). An xdist
     worker's own stderr goes nowhere: there, the controller's (``/proc/PID/fd/2``, Linux)."""
@@ -198,7 +213,7 @@ def _locked(shared: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def provision_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster, up and verified, for the whole session; torn down at its end."""
-    from provision.errors import ClusterFailed, ConfigError, ProvisionError
+    from provision.errors import ConfigError
 
     config = request.config
     _skip_without_engine(config)
@@ -214,16 +229,10 @@ def provision_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         if keep:
             notes.append(f"cluster left up (--provision-keep); remove it: {_down_hint(config)}")
             return
-        started = time.monotonic()
-        try:
-            report = cluster.down()
-        except ProvisionError as exc:  # refused (another run holds the lock), cloud error...
-            notes.append(f"TEARDOWN FAILED ({why}): {exc}; remove it by hand: {_down_hint(config)}")
-            raise
-        if report.failed:
-            notes.append(f"TEARDOWN FAILED ({why}); remove it by hand: {_down_hint(config)}")
-            raise ClusterFailed(report, "provision_cluster: teardown failed")
-        notes.append(f"cluster torn down ({why}) in {time.monotonic() - started:.0f} s")
+        note, error = _tear_down(cluster, config, why)
+        notes.append(note)
+        if error is not None:
+            raise error
 
     started = time.monotonic()
     try:
@@ -269,12 +278,7 @@ def _shared_cluster(config: pytest.Config, shared: Path) -> Cluster:
             except BaseException as exc:
                 # What the failed up made comes down first; then its outcome is recorded for
                 # the other workers (and the controller's summary).
-                cleanup = "torn down"
-                try:
-                    if cluster.down().failed:
-                        cleanup = f"TEARDOWN FAILED; remove it by hand: {_down_hint(config)}"
-                except Exception as down_exc:
-                    cleanup = f"TEARDOWN FAILED ({down_exc}); remove it: {_down_hint(config)}"
+                cleanup, _ = _tear_down(cluster, config, "setup failed")
                 state = {"state": "failed", "error": str(exc), "by": worker, "cleanup": cleanup}
                 with contextlib.suppress(OSError):  # the session's folder may be gone (Ctrl-C)
                     state_file.write_text(json.dumps(state))
@@ -318,21 +322,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if _option(config, "provision_keep"):
             notes.append(f"cluster left up (--provision-keep); remove it: {_down_hint(config)}")
             return
-        started = time.monotonic()
-        try:
-            report = _cluster(config).down()
-            failed = report.failed
-        except Exception as exc:  # refused, cloud error...: said, and the session fails
-            failed, notes_tail = True, f": {exc}"
-        else:
-            notes_tail = ""
-        if failed:
-            notes.append(f"TEARDOWN FAILED (end of session){notes_tail}; remove it by hand: "
-                         f"{_down_hint(config)}")  # fmt: skip
+        note, error = _tear_down(_cluster(config), config, "end of session, by the controller")
+        notes.append(note)
+        if error is not None:  # said, and the session fails
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        else:
-            notes.append(f"cluster torn down (end of session, by the controller) in "
-                         f"{time.monotonic() - started:.0f} s")  # fmt: skip
     finally:
         for leftover in shared.iterdir():
             leftover.unlink()

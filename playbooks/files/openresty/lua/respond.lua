@@ -4,19 +4,28 @@ local cjson = require "cjson.safe"
 
 local _M = {}
 
+local function send(status, text)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(text)
+    return ngx.exit(status)
+end
+
+-- A 500 of our own, as JSON with the request id (the one in the error log's line). Also the
+-- error page for a 500 raised before a body could be sent (the balancer's: nginx.conf).
+function _M.internal_error()
+    return send(500, '{"error":"internal error","request_id":"' .. ngx.var.request_id .. '"}')
+end
+
 -- Send `body` as JSON with `status` and finish the request (access or content phase). A body
 -- cjson refuses (NaN, a function...) is a 500 of our own, not a half-written answer.
 function _M.json(status, body)
     local text, err = cjson.encode(body)
     if not text then
         ngx.log(ngx.ERR, "response body is not JSON: ", err)
-        status = 500
-        text = '{"error":"internal error","request_id":"' .. ngx.var.request_id .. '"}'
+        return _M.internal_error()
     end
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    ngx.say(text)
-    return ngx.exit(status)
+    return send(status, text)
 end
 
 -- Run a phase handler; a Lua error in it is logged with its trace and the request id, and
@@ -29,26 +38,14 @@ function _M.guard(phase, fn)
     if ok then
         return
     end
-    local id = ngx.var.request_id
-    ngx.log(ngx.ERR, phase, " failed (request ", id, "): ", err)
+    ngx.log(ngx.ERR, phase, " failed (request ", ngx.var.request_id, "): ", err)
     if phase == "header" then
         return
     end
     if phase == "balancer" then
         return ngx.exit(500)
     end
-    ngx.status = 500
-    ngx.header["Content-Type"] = "application/json"
-    ngx.say('{"error":"internal error","request_id":"', id, '"}')
-    return ngx.exit(500)
-end
-
--- The error page for a 500 raised before a body could be sent (the balancer's).
-function _M.internal_error()
-    ngx.status = 500
-    ngx.header["Content-Type"] = "application/json"
-    ngx.say('{"error":"internal error","request_id":"', ngx.var.request_id, '"}')
-    return ngx.exit(500)
+    return _M.internal_error()
 end
 
 return _M
