@@ -47,6 +47,7 @@ Registered results and facts are not variables of a level: they are names of the
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import os
 import re
@@ -400,15 +401,24 @@ def _key_values(item: str) -> dict[str, str]:
     keep it as ``_raw_params``."""
     pairs: dict[str, str] = {}
     for word in _split_args(item):
-        key, sep, text = word.partition("=")
-        if not sep or not key.isidentifier():
+        word = _ESCAPE.sub(lambda m: codecs.decode(m.group(0), "unicode-escape"), word)
+        equals = _UNESCAPED_EQUALS.search(word, 1)
+        key = word[: equals.start()].strip() if equals else ""
+        if not key.isidentifier():
             raise ConfigError(
                 f"expected key=value, @file.yml or a mapping, got {shown(word, 60)}", field="-e"
             )
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            text = text[1:-1]
-        pairs[key] = text
+        text = word[equals.end() :].strip() if equals else ""
+        quoted = len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" and text[-2] != "\\"
+        pairs[key] = text[1:-1] if quoted else text
     return pairs
+
+
+# Ansible's _decode_escapes: \\, \', \", \n and the like, \xHH, \uHHHH, \UHHHHHHHH, \N{name}.
+_ESCAPE = re.compile(
+    r"\\U[0-9a-fA-F]{8}|\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|\\N\{[^}]+\}|\\[\\'\"abfnrtv]"
+)
+_UNESCAPED_EQUALS = re.compile(r"(?<!\\)=")
 
 
 _JINJA_OPEN = ("{{", "{%", "{#")
@@ -423,11 +433,12 @@ def _split_args(text: str) -> list[str]:
     quote, depth, i = "", 0, 0
     while i < len(text):
         pair, char = text[i : i + 2], text[i]
+        escaped = i > 0 and text[i - 1] == "\\"  # Ansible: a quote after a backslash is text
         if not quote and pair in _JINJA_OPEN:
             depth, step = depth + 1, 2
         elif not quote and depth and pair in _JINJA_CLOSE:
             depth, step = depth - 1, 2
-        elif char in "'\"" and not depth and (not quote or quote == char):
+        elif char in "'\"" and not depth and (not quote or quote == char) and not escaped:
             quote, step = ("" if quote else char), 1
         elif char.isspace() and not quote and not depth:
             if current:

@@ -269,6 +269,13 @@ def test_templated_connection_vars_are_checked_later(tmp_path: Path) -> None:
         (["list='[1, 2]'"], {"list": "[1, 2]"}),  # text: a list comes as JSON or YAML
         (["bad=:x"], {"bad": ":x"}),
         (['{"a": 1, "b": [2]}'], {"a": 1, "b": [2]}),
+        # Escapes as Ansible decodes them: a quote after a backslash is text, \t a tab, \= an
+        # equals sign that does not split the key from the value.
+        ([r'q="it\"s"'], {"q": 'it"s'}),
+        ([r"q='it\'s' n=1"], {"q": "it's", "n": "1"}),
+        ([r'x="a\"b c"'], {"x": 'a"b c'}),
+        ([r"t=a\tb u=\u00e9"], {"t": "a\tb", "u": "\u00e9"}),
+        ([r"p=a\=b"], {"p": r"a\=b"}),
     ],
 )
 def test_parse_extra_vars(items: list[str], expected: dict[str, Any]) -> None:
