@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -316,11 +316,16 @@ def sweep(
 
 
 def status(
-    inventory: str | Path | Inventory | None = None, options: Options | None = None
+    inventory: str | Path | Inventory | None = None,
+    options: Options | None = None,
+    *,
+    services: bool = False,
 ) -> list[dict[str, Any]]:
     """The cluster's running hosts, found by their tags; with no cloud (``--host``, an
-    inventory of SSH hosts), the inventory's ``cluster`` hosts (state ``inventory``: not
-    asked), as a run reaches them."""
+    inventory of SSH hosts), the inventory's ``cluster`` hosts (state ``inventory``), as a
+    run reaches them. With ``services``, each running host's entry has its compose
+    projects' and stacks' containers with their state and health (``services``; ``None``
+    when the host did not answer)."""
     from provision import cloud
     from provision.api.hosts import cluster_hosts
     from provision.cluster.layout import layout_from_vars
@@ -328,13 +333,37 @@ def status(
     options = options or Options()
     inv = _inventory(inventory)
     variables = run_vars(inv, options)
+    probe = _services_probe(options) if services else None
     if variables.cluster.get("cloud", "none") == "none":
         port = layout_from_vars(variables.cluster).http_port
         suffix = "" if port == 80 else f":{port}"
-        return [{"name": h.name, "target": h.target, "state": "inventory", "state_reason": "",
-                 "url": f"http://{h.address}{suffix}"}
-                for h in cluster_hosts(inv, variables, options)]  # fmt: skip
-    return cloud.status(cloud.Target.from_vars(dict(variables.cluster), options.state_dir))
+        specs = cluster_hosts(inv, variables, options)
+        entries = [{"name": h.name, "target": h.target, "state": "inventory",
+                    "state_reason": "", "url": f"http://{h.address}{suffix}"}
+                   for h in specs]  # fmt: skip
+        if probe is not None:
+            for entry, more in zip(entries, probe(specs), strict=True):
+                entry.update(more)
+        return entries
+    target = cloud.Target.from_vars(dict(variables.cluster), options.state_dir)
+    return cloud.status(target, probe=probe)
+
+
+def _services_probe(
+    options: Options,
+) -> Callable[[Sequence[HostSpec]], list[dict[str, Any]]]:
+    """Asks every host at once for its containers (``status(services=True)``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from provision.api.shell import service_containers
+
+    def probe(specs: Sequence[HostSpec]) -> list[dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=max(1, min(len(specs), options.forks))) as pool:
+            found = pool.map(lambda s: service_containers(s, known_hosts=options.known_hosts),
+                             specs)  # fmt: skip
+            return [{"services": containers} for containers in found]
+
+    return probe
 
 
 class Cluster:

@@ -3,7 +3,8 @@ container, the services' logs; each over OpenSSH (``ssh``) with the cluster's us
 and pinned ``known_hosts``, so that an unknown host key is refused here as everywhere else in
 provision (``StrictHostKeyChecking=yes``; the user's ``~/.ssh/config`` is not read).
 
-These build ``ssh`` command lines; the CLI runs them (``provision ssh``, ``exec``, ``logs``).
+These build ``ssh`` command lines; the CLI runs them (``provision ssh``, ``exec``, ``logs``);
+``service_containers`` runs one itself, for ``provision status``.
 
     >>> argv = ssh_argv(spec, known_hosts=Path(".provision/known_hosts"))  # doctest: +SKIP
 """
@@ -11,6 +12,7 @@ These build ``ssh`` command lines; the CLI runs them (``provision ssh``, ``exec`
 from __future__ import annotations
 
 import shlex
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +23,10 @@ from provision.models.names import check_name
 if TYPE_CHECKING:
     from provision.models import HostSpec
 
-__all__ = ["exec_command", "logs_command", "pick_host", "ssh_argv"]
+__all__ = [
+    "containers_command", "exec_command", "logs_command", "parse_containers", "pick_host",
+    "service_containers", "ssh_argv",
+]  # fmt: skip
 
 # A service's running container on this host: a compose project's (its service label) or a
 # swarm stack's task (its service is STACK_SERVICE).
@@ -103,3 +108,59 @@ def logs_command(
         "done; wait"
     )
     return ["sh", "-c", script]
+
+
+# One line per container of a compose project or a swarm stack: project, compose service,
+# stack, swarm service, name, state, status ("Up 3 minutes (healthy)").
+_CONTAINERS = (
+    'docker ps -a --format \'{{.Label "com.docker.compose.project"}}|'
+    '{{.Label "com.docker.compose.service"}}|{{.Label "com.docker.stack.namespace"}}|'
+    '{{.Label "com.docker.swarm.service.name"}}|{{.Names}}|{{.State}}|{{.Status}}\''
+)
+
+
+def containers_command() -> list[str]:
+    """The remote command that lists the compose projects' and swarm stacks' containers on
+    that host (``parse_containers`` reads its output)."""
+    return ["sh", "-c", _CONTAINERS]
+
+
+def parse_containers(text: str) -> list[dict[str, str]]:
+    """``containers_command``'s output as ``{"project", "service", "container", "state",
+    "health", "status"}`` entries, sorted by project and service; ``health`` is the
+    healthcheck's verdict (``healthy``, ``unhealthy``, ``starting``) or ``none`` without one.
+    A swarm task's project is its stack and its service the swarm service without the
+    stack's prefix, as ``provision logs SERVICE`` names it."""
+    found: list[dict[str, str]] = []
+    for line in text.splitlines():
+        fields = line.split("|", 6)
+        if len(fields) != 7:
+            continue
+        project, service, stack, swarm_service, name, state, status = fields
+        if not service and swarm_service:
+            project, service = stack, swarm_service.removeprefix(f"{stack}_")
+        if not service:
+            continue  # neither compose's nor a stack's: not the cluster's
+        health = "none"
+        for mark, verdict in (("(healthy)", "healthy"), ("(unhealthy)", "unhealthy"),
+                              ("(health: starting)", "starting")):  # fmt: skip
+            if mark in status:
+                health = verdict
+        found.append({"project": project, "service": service, "container": name,
+                      "state": state, "health": health, "status": status})  # fmt: skip
+    return sorted(found, key=lambda c: (c["project"], c["service"], c["container"]))
+
+
+def service_containers(
+    spec: HostSpec, *, known_hosts: Path, timeout: float = 30.0
+) -> list[dict[str, str]] | None:
+    """The containers of ``spec``'s compose projects and stacks (``parse_containers``), asked
+    over ``ssh`` as ``ssh_argv`` reaches the host; ``None`` when the host does not answer or
+    its ``docker`` fails."""
+    argv = ssh_argv(spec, known_hosts=known_hosts, command=containers_command())
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_containers(done.stdout) if done.returncode == 0 else None

@@ -601,9 +601,16 @@ def sweep(all_regions: bool, **kw: Any) -> None:
 
 
 @main.command()
+@click.option(
+    "--no-services",
+    "no_services",
+    is_flag=True,
+    help="Do not ask the hosts for their containers (the cloud's record only).",
+)
 @cluster_options
-def status(**kw: Any) -> None:
-    """The cluster's hosts, found by their tags (or the inventory), and its URL.
+def status(no_services: bool, **kw: Any) -> None:
+    """The cluster's hosts, found by their tags (or the inventory), its URL, when it
+    expires, and each host's containers (project/service, state, health), asked over SSH.
 
     \b
     Examples:
@@ -614,13 +621,18 @@ def status(**kw: Any) -> None:
     from provision.api import status as cluster_status
 
     with _bad_input():
-        hosts = cluster_status(_inventory_of(kw), _cluster_options(kw))
+        hosts = cluster_status(_inventory_of(kw), _cluster_options(kw), services=not no_services)
     if kw["as_json"]:
         click.echo(json.dumps(hosts, indent=2))
         return
     running = [h for h in hosts if h["state"] in ("running", "inventory")]
     for host in running:
         click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
+        if "services" in host and host["services"] is None:
+            click.echo("  (did not answer over SSH: its containers are unknown)")
+        for c in host.get("services") or ():
+            service = f"{c['project']}/{c['service']}"
+            click.echo(f"  {service:<24} {c['container']:<36} {c['state']:<10} {c['health']}")
     for host in hosts:
         if host not in running:
             click.echo(f"{host['name']:<20} {host['state']:<28} {host['state_reason']}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,6 +24,7 @@ from provision.models.names import check_name, check_region
 
 if TYPE_CHECKING:
     from provision.aws.results import ClusterResult, Instance
+    from provision.models import HostSpec
 
 __all__ = [
     "CLOUDS",
@@ -144,11 +145,17 @@ def host_entry(instance: Instance, target: Target) -> dict[str, Any]:
     return {"name": instance.name, "vars": entry, "url": url}
 
 
-def status(target: Target, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def status(
+    target: Target,
+    *,
+    now: dt.datetime | None = None,
+    probe: Callable[[Sequence[HostSpec]], Sequence[Mapping[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
     """The cluster's running hosts as plain data (name, id, state, SSH target, public IP,
     URL, when it expires and whether it has: an expired host powers itself off); with none
     running, the instances that ended (state, AWS's reason), such as those that powered
-    themselves off at the expiry."""
+    themselves off at the expiry. ``probe`` adds to each running host's entry what it
+    finds on the hosts (given them all at once, as the connection layer reaches them)."""
     from provision import aws
 
     moment = now or dt.datetime.now(dt.timezone.utc)
@@ -163,6 +170,9 @@ def status(target: Target, *, now: dt.datetime | None = None) -> list[dict[str, 
                 "url": host_entry(i, target)["url"], "expires_at": i.expires_at,
                 "expired": expired(i.expires_at, moment)}
                for i in found]  # fmt: skip
+    if probe is not None and found:
+        for entry, more in zip(running, probe([i.to_host_spec() for i in found]), strict=True):
+            entry.update(more)
     return running or [{**i, "expired": expired(i["expires_at"], moment)} for i in ended]
 
 

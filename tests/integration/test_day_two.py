@@ -76,3 +76,38 @@ def test_detailed_exitcode_tells_a_drifted_cluster_from_a_converged_one(shared_c
     converged = provision_cli("up", "--check", "--detailed-exitcode", "-e", var,
                               cwd=cwd, timeout=600)  # fmt: skip
     assert converged.returncode == 0, converged.stderr
+
+
+def test_status_lists_each_service_s_containers_with_their_health(shared_cluster):
+    """`status --json` parses and follows its schema; each running host lists the containers
+    of its compose projects with state and health, the same containers as `docker ps` on the
+    host (redis and openresty, healthy); the text form prints one line per container."""
+    import json
+
+    import jsonschema
+
+    from tests.clirun import ROOT
+
+    cwd, var = shared_cluster.cwd, shared_cluster.var
+    done = provision_cli("status", "--json", "-e", var, cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hosts = json.loads(done.stdout)
+    whole = json.loads((ROOT / "provision" / "cli" / "outputs.schema.json").read_text())
+    jsonschema.validate(hosts, {"$defs": whole["$defs"], "$ref": "#/$defs/status"})
+    (host,) = hosts
+    listed = localdocker.docker(
+        "exec", shared_cluster.container, "docker", "ps", "-a", "--filter",
+        "label=com.docker.compose.project", "--format", "{{.Names}}",
+    ).stdout.split()  # fmt: skip
+    assert sorted(c["container"] for c in host["services"]) == sorted(listed), host
+    by_service = {c["service"]: c for c in host["services"]}
+    for service in ("redis", "openresty"):
+        assert by_service[service]["state"] == "running", host
+        assert by_service[service]["health"] == "healthy", host
+    text = provision_cli("status", "-e", var, cwd=cwd, timeout=120)
+    assert text.returncode == 0, text.stderr
+    for c in host["services"]:
+        assert any(c["container"] in line and c["health"] in line
+                   for line in text.stdout.splitlines()), text.stdout  # fmt: skip
+    bare = provision_cli("status", "--json", "--no-services", "-e", var, cwd=cwd, timeout=120)
+    assert "services" not in json.loads(bare.stdout)[0], bare.stdout

@@ -267,6 +267,14 @@ def test_logs_of_a_global_service_come_from_every_node(swarm: Swarm):
         time.sleep(1.0)
     assert len({node for node, _ in found}) == N, done.stdout
     assert all("openresty" in container for _, container in found), found
+    # `status --json`: each node's containers, the stack's tasks named by their service.
+    listed = provision(swarm.cwd, "status", "--json", *swarm.args)
+    assert listed.returncode == 0, failure(listed)
+    hosts = json.loads(listed.stdout)
+    assert len(hosts) == N, hosts
+    for host in hosts:
+        running = {c["service"] for c in host["services"] if c["state"] == "running"}
+        assert "openresty" in running, host  # global: one task on every node
 
 
 def test_a_stopped_node_s_echo_replica_moves_and_routing_continues(swarm: Swarm):

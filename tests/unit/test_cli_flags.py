@@ -172,14 +172,15 @@ def test_down_refuses_a_limit_it_would_not_keep_to(tmp_path: Path):
 def test_a_cluster_made_with_host_is_found_by_status_and_unlock_with_host(tmp_path: Path):
     """``up --host`` makes a cluster of one SSH host; ``status``, ``unlock`` (and ``routes``,
     ``ssh``, ``exec``, ``logs``) find it with the same ``--host`` (port 1 here: nothing
-    answers, and nothing is asked of it but by unlock, which says it is unreachable)."""
+    answers: status says its containers are unknown, ``services`` null, and unlock that it is
+    unreachable)."""
     import json
 
     target = "admin@127.0.0.1:1"
     status = provision_cli("status", "--host", target, "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     expected = {"name": "host1", "target": target, "state": "inventory", "state_reason": "",
-                "url": "http://127.0.0.1"}  # fmt: skip
+                "url": "http://127.0.0.1", "services": None}  # fmt: skip
     assert json.loads(status.stdout) == [expected]
     unlocked = provision_cli("unlock", "--host", target, "--json", cwd=tmp_path, timeout=120)
     assert unlocked.returncode == 0, unlocked.stderr

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from provision.api.shell import exec_command, logs_command, pick_host, ssh_argv
+from provision.api.shell import (
+    exec_command,
+    logs_command,
+    parse_containers,
+    pick_host,
+    ssh_argv,
+)
 from provision.errors import ConfigError
 from provision.models import HostSpec
 from tests.clirun import provision_cli
@@ -64,3 +70,25 @@ def test_cli_refuses_a_bad_service_before_any_host_is_asked(tmp_path: Path):
     assert not (tmp_path / ".provision").exists()
     logs = provision_cli("logs", "--since", "-1", cwd=tmp_path, timeout=60)
     assert logs.returncode == 2 and "since" in logs.stderr, logs.stderr
+
+
+def test_containers_are_read_with_their_health_and_a_stack_s_by_its_service():
+    """``parse_containers`` reads the lines of ``containers_command``'s ``docker ps`` format:
+    a compose container by its labels, a swarm task by its stack and service (the stack's
+    prefix off), health from the status; a container of neither is not the cluster's."""
+    text = "\n".join([
+        "redis|redis|||redis-redis-1|running|Up 3 minutes (healthy)",
+        "openresty|openresty|||openresty-openresty-1|running|Up 2 minutes (health: starting)",
+        "openresty|echo-a|||openresty-echo-a-1|exited|Exited (137) 5 seconds ago",
+        "||demo|demo_openresty|demo_openresty.x1.abc|running|Up 1 minute (unhealthy)",
+        "||||stray|running|Up 1 hour",
+        "not a line of the format",
+    ])  # fmt: skip
+    found = parse_containers(text)
+    assert [(c["project"], c["service"], c["state"], c["health"]) for c in found] == [
+        ("demo", "openresty", "running", "unhealthy"),
+        ("openresty", "echo-a", "exited", "none"),
+        ("openresty", "openresty", "running", "starting"),
+        ("redis", "redis", "running", "healthy"),
+    ]
+    assert found[-1]["container"] == "redis-redis-1"
