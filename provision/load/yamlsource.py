@@ -171,6 +171,7 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 #: expand to more values than this (a "billion laughs" alias bomb), is refused, not walked
 MAX_FILE_BYTES = 4 << 20
 MAX_VALUES = 200_000
+_TOO_DEEP = "nested too deep to read"
 
 
 def load_text(text: str, file: str = "<string>") -> Any:
@@ -189,11 +190,13 @@ def load_text(text: str, file: str = "<string>") -> Any:
             )
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):  # PyYAML 6.0.4 and later's own limit
+            raise ConfigError(_TOO_DEEP, file=file) from exc
         raise _translate(exc, file) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from exc
     except RecursionError as exc:  # the parser and the constructor recurse per level
-        raise ConfigError("nested too deep to read", file=file) from exc
+        raise ConfigError(_TOO_DEEP, file=file) from exc
     finally:
         loader.dispose()
 
