@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ROOT", "failure", "provision_cli", "provision_popen"]
+__all__ = ["ROOT", "child_env", "failure", "provision_cli", "provision_popen"]
 
 #: the checkout under test; put first on the child's PYTHONPATH so it runs this code
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """This environment, with the checkout first on PYTHONPATH."""
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), path) if p)}
 
@@ -28,19 +29,21 @@ def provision_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Com
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_env(),
+        env=child_env(),
     )
 
 
 def provision_popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    """``provision ARGS`` started in ``cwd`` without waiting (stdout and stderr piped)."""
+    """``provision ARGS`` started in ``cwd`` without waiting (stdout and stderr piped, stdin
+    empty)."""
     return subprocess.Popen(
         [sys.executable, "-m", "provision.cli", *args],
+        stdin=subprocess.DEVNULL,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=child_env(),
     )
 
 

@@ -20,12 +20,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.clirun import provision_cli
+from tests.clirun import provision_popen
 
 pytestmark = pytest.mark.slow  # ansible-playbook costs ~2 s a playbook
 
@@ -78,13 +79,23 @@ def _ansible(book: Path, folder: Path) -> Run:
                done.stdout + done.stderr)  # fmt: skip
 
 
-def _provision(book: Path, folder: Path) -> Run:
+def _provision(book: Path, folder: Path) -> Callable[[], Run]:
+    """Starts ``provision play`` on ``book``; the returned call waits for its run (so that
+    it runs while ansible-playbook does: the two never share a folder or a trace)."""
     trace = folder / "provision.trace"
-    done = provision_cli("play", str(book), "-i", str(_inventory(folder)), "-e", f"trace={trace}",
-                         "--json", *_args(book), cwd=folder, timeout=120)  # fmt: skip
-    assert done.stdout.strip(), done.stderr
-    recap = json.loads(done.stdout)["recap"].get("localhost", {})
-    return Run(done.returncode, _trace(trace), recap, done.stderr)
+    started = provision_popen("play", str(book), "-i", str(_inventory(folder)), "-e",
+                              f"trace={trace}", "--json", *_args(book), cwd=folder)  # fmt: skip
+
+    def finish() -> Run:
+        try:
+            stdout, stderr = started.communicate(timeout=120)
+        finally:
+            started.kill()
+        assert stdout.strip(), stderr
+        recap = json.loads(stdout)["recap"].get("localhost", {})
+        return Run(started.returncode, _trace(trace), recap, stderr)
+
+    return finish
 
 
 def test_the_corpus_is_there():
@@ -96,8 +107,9 @@ def test_the_corpus_is_there():
 def test_provision_runs_the_playbook_as_ansible_does(book: Path, tmp_path: Path):
     (tmp_path / "a").mkdir()
     (tmp_path / "p").mkdir()
+    ours_running = _provision(book, tmp_path / "p")
     theirs = _ansible(book, tmp_path / "a")
-    ours = _provision(book, tmp_path / "p")
+    ours = ours_running()
     where = f"\n--- ansible-playbook:\n{theirs.output}\n--- provision:\n{ours.output}"
     assert ours.trace == theirs.trace, where
     assert (ours.code == 0) == (theirs.code == 0), where
