@@ -200,6 +200,10 @@ def up(
         {"cluster": target.cluster, "region": target.region, **spec_vars}
     )
     extra: dict[str, Any] = {"trust_on_first_use": trust_on_first_use}
+    if target.cloud == "sandbox":  # the engine first: nothing is launched that it cannot run
+        from provision.sandbox import localdocker
+
+        localdocker.require()
     with _endpoint(target) as url:
         if target.cloud == "sandbox" and url is not None:
             from provision.sandbox import cloud

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shlex
@@ -46,6 +47,7 @@ __all__ = [
     "remove_by_label",
     "remove_container",
     "remove_volume",
+    "require",
     "run",
     "volume_names",
 ]
@@ -55,6 +57,8 @@ ENGINE = "local docker"
 #: Every image, container, volume and network the sandbox makes carries this label.
 SANDBOX_LABEL = "io.provision.sandbox=1"
 
+#: What docker says to a user who may not use the engine's socket (not in the docker group).
+_REFUSED_MARKER = "permission denied while trying to connect to the Docker daemon"
 _UNREACHABLE_MARKERS = (
     "Cannot connect to the Docker daemon",
     "Is the docker daemon running",
@@ -99,6 +103,12 @@ def docker(
         result = Result(command, 124, _text(exc.stdout), f"timed out after {timeout} s")
         raise CommandError(result, host=ENGINE) from exc
     result = Result(command, proc.returncode, _text(proc.stdout), _text(proc.stderr))
+    if result.failed and _REFUSED_MARKER in result.stderr:
+        raise EngineUnavailable(
+            f"the Docker engine refused user {getpass.getuser()!r} ({result.stderr.strip()}): "
+            "a user who is not root reaches it through the docker group (`sudo usermod -aG "
+            "docker $USER`, which scripts/setup.sh does), from the next login or `newgrp docker`"
+        )
     if result.failed and any(m in result.stderr for m in _UNREACHABLE_MARKERS):
         raise EngineUnavailable(result.stderr.strip() or "the docker daemon does not answer")
     if check and result.failed:
@@ -112,6 +122,11 @@ def _text(data: bytes | str | None) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", errors="replace")
     return data
+
+
+def require() -> None:
+    """Raise EngineUnavailable unless the engine answers this user (``docker info``)."""
+    docker("info", "--format", "{{.ServerVersion}}", timeout=20)
 
 
 def available() -> bool:

@@ -93,3 +93,29 @@ def test_sweep_json_prints_json_only(empty_docker_engine, tmp_path):
     done = cli("sweep", "--json", "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {}  # the sandbox has no cluster: nothing swept
+
+
+def test_an_engine_that_refuses_the_user_is_said_so_before_anything_is_launched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A user not (yet) in the docker group: every docker call is refused. The sandbox's `up`
+    asks the engine first, says how to be let in, and launches nothing (no moto server, no
+    instance recorded); it used to launch the instance and then try to build the images
+    (`debootstrap needs root`)."""
+    import os
+
+    stub = tmp_path / "bin" / "docker"
+    stub.parent.mkdir()
+    stub.write_text(
+        "#!/bin/sh\necho 'permission denied while trying to connect to the Docker daemon socket"
+        " at unix:///var/run/docker.sock: Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info\"'"
+        " >&2\nexit 1\n"
+    )
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
+    done = provision_cli("up", "-e", "cluster_name=refused", cwd=tmp_path, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "the Docker engine refused user" in done.stderr, done.stderr
+    assert "usermod -aG docker" in done.stderr, done.stderr
+    assert not list(tmp_path.glob(".provision/**/server.json")), "a moto server was started"
+    assert not list(tmp_path.glob(".provision/refused/state.json")), "an instance was launched"
