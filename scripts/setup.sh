@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Set up this machine for provision (Debian/Ubuntu, as root or with sudo): the apt packages
-# the sandbox and the tests need, a running Docker engine, and the package itself (editable,
-# with its test extra). Safe to run again: it only does what is missing.
+# Set up this machine for provision (Debian 12+/Ubuntu 24.04+, as root or with sudo): the apt
+# packages the sandbox and the tests need, a running Docker engine, and the package itself,
+# editable with its test extra, in a virtual environment of the checkout (.venv: a stock
+# Debian's or Ubuntu's Python is externally managed, PEP 668, and has no pip), its `provision`
+# command linked into /usr/local/bin. Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+# python3-venv: the virtual environment (Debian's python3 has no venv module without it).
+# acl: setfacl, for a user with sudo to reach the Docker engine before the group applies.
 # luajit, lua-busted and lua-cjson: the router's Lua unit tests (tests/lua, busted under LuaJIT).
-PACKAGES=(docker.io docker-compose debootstrap openssh-client wrk luajit lua-busted lua-cjson)
+# graphviz: the README's pictures, rendered again by their test (docs/pictures).
+PACKAGES=(docker.io docker-compose debootstrap openssh-client python3-venv acl wrk luajit
+          lua-busted lua-cjson graphviz)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,5 +37,37 @@ if ! $SUDO docker info >/dev/null 2>&1; then
     $SUDO docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start" >&2; exit 1; }
 fi
 
-python3 -m pip install -q -e '.[test]'
-echo "setup: ready ($(docker version --format 'docker engine {{.Server.Version}}'))"
+# A user with sudo reaches the engine through the docker group, which applies from the next
+# login; until then (this shell: `scripts/setup.sh && provision up`), through an ACL on the
+# engine's socket, which lasts until the engine restarts. Either grants what the group grants.
+user="${SUDO_USER:-$(id -un)}"
+if [ "$user" != root ] && ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+    $SUDO usermod -aG docker "$user"
+    echo "setup: added $user to the docker group; it applies from the next login (or: newgrp docker)"
+fi
+if [ "$(id -u)" -ne 0 ] && ! docker info >/dev/null 2>&1; then
+    $SUDO setfacl -m "u:$(id -un):rw" /var/run/docker.sock
+    echo "setup: $(id -un) may use the Docker engine in this login too (an ACL on /var/run/docker.sock)"
+fi
+
+# The package in .venv, installed again only when pyproject.toml changed since the last time.
+venv="$PWD/.venv"
+stamp="$venv/.provision-setup"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing provision and its test extra into $venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+    echo "$want" > "$stamp"
+fi
+
+# `provision` on the PATH: a link to this checkout's, unless another program has the name.
+link=/usr/local/bin/provision
+if [ "$(readlink "$link" 2>/dev/null)" != "$venv/bin/provision" ]; then
+    if [ -e "$link" ] && [ ! -L "$link" ]; then
+        echo "setup: $link exists and is not a link: run $venv/bin/provision" >&2
+    else
+        $SUDO ln -sfn "$venv/bin/provision" "$link"
+    fi
+fi
+echo "setup: ready ($($SUDO docker version --format 'docker engine {{.Server.Version}}'); $venv)"

@@ -19,6 +19,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ from tests.wheel import install_wheel, user_env
 
 TEST_LABEL = "io.provision.test"
 log = logging.getLogger("provision.tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The tools installed beside the Python that runs the tests (ansible-playbook, mypy in
+    # the checkout's .venv) are found as in an activated environment, also when pytest runs
+    # as `.venv/bin/python -m pytest` (the README's test command) without one.
+    here = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if here not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join(p for p in (here, path) if p)
 
 
 def _in_ci() -> bool:
