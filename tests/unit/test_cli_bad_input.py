@@ -108,7 +108,7 @@ def test_an_engine_that_refuses_the_user_is_said_so_before_anything_is_launched(
     stub.parent.mkdir()
     stub.write_text(
         "#!/bin/sh\necho 'permission denied while trying to connect to the Docker daemon socket"
-        " at unix:///var/run/docker.sock: Get \"http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info\"'"
+        ' at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info"\''
         " >&2\nexit 1\n"
     )
     stub.chmod(0o755)
