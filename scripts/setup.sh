@@ -37,17 +37,24 @@ if ! $SUDO docker info >/dev/null 2>&1; then
     $SUDO docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start" >&2; exit 1; }
 fi
 
-# A user with sudo reaches the engine through the docker group, which applies from the next
-# login; until then (this shell: `scripts/setup.sh && provision up`), through an ACL on the
-# engine's socket, which lasts until the engine restarts. Either grants what the group grants.
-user="${SUDO_USER:-$(id -un)}"
-if [ "$user" != root ] && ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
-    $SUDO usermod -aG docker "$user"
-    echo "setup: added $user to the docker group; it applies from the next login (or: newgrp docker)"
-fi
-if [ "$(id -u)" -ne 0 ] && ! docker info >/dev/null 2>&1; then
-    $SUDO setfacl -m "u:$(id -un):rw" /var/run/docker.sock
-    echo "setup: $(id -un) may use the Docker engine in this login too (an ACL on /var/run/docker.sock)"
+# Who the set-up is for: the user who ran it, or who ran `sudo scripts/setup.sh`.
+if [ "$(id -u)" -eq 0 ]; then user="${SUDO_USER:-root}"; else user="$(id -un)"; fi
+as_user() {  # a command as that user (the venv is theirs, not root's)
+    if [ "$(id -u)" -eq 0 ] && [ "$user" != root ]; then sudo -u "$user" -H "$@"; else "$@"; fi
+}
+
+# A user who is not root reaches the engine through the docker group, which applies from the
+# next login; until then (this login: `scripts/setup.sh && provision up`), through an ACL on
+# the engine's socket, until the socket is made again. Either grants what the group grants.
+if [ "$user" != root ]; then
+    if ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+        $SUDO usermod -aG docker "$user"
+        echo "setup: added $user to the docker group; it applies from the next login (or: newgrp docker)"
+    fi
+    if ! as_user docker info >/dev/null 2>&1; then
+        $SUDO setfacl -m "u:$user:rw" /var/run/docker.sock
+        echo "setup: $user may use the Docker engine in this login too (an ACL on /var/run/docker.sock)"
+    fi
 fi
 
 # The package in .venv, installed again only when pyproject.toml changed since the last time.
@@ -56,9 +63,9 @@ stamp="$venv/.provision-setup"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing provision and its test extra into $venv"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
-    echo "$want" > "$stamp"
+    [ -x "$venv/bin/python" ] || as_user python3 -m venv "$venv"
+    as_user "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+    echo "$want" | as_user tee "$stamp" >/dev/null
 fi
 
 # `provision` on the PATH: a link to this checkout's, unless another program has the name.

@@ -59,9 +59,11 @@ def _in_ci() -> bool:
 # left the swarm module to the end, one worker running it while the other had nothing to do).
 # The rest follow in their own order, the quick unit and moto tests last, to fill the gaps.
 LONGEST_FIRST = (
-    # ~130 s, nearly all of it waiting for the host's power-off at its ttl: first, so that the
-    # other worker has the machine meanwhile.
+    # ~95 s, nearly all of it waiting for the host's power-off at its ttl: first, so that the
+    # other workers have the machine meanwhile.
     "integration/test_sandbox_ttl.py",
+    # ~60 s, most of it apt and pip in a bare host reaching Debian's mirror and PyPI.
+    "integration/test_newcomer.py",
     "integration/test_swarm.py",  # ~250 s
     "integration/test_pipeline.py",  # ~170 s
     "integration/test_sandbox_e2e.py",  # ~150 s

@@ -39,13 +39,21 @@ _FIND = (
 
 
 def ssh_argv(
-    spec: HostSpec, *, known_hosts: Path, command: Sequence[str] = (), tty: bool = False
+    spec: HostSpec,
+    *,
+    known_hosts: Path,
+    command: Sequence[str] = (),
+    tty: bool = False,
+    batch: bool = False,
 ) -> list[str]:
     """``ssh`` to ``spec`` trusting only ``known_hosts``; ``command`` (argv, quoted for the
-    remote shell) or a login shell; ``tty`` forces a terminal (``-t``)."""
+    remote shell) or a login shell; ``tty`` forces a terminal (``-t``); ``batch`` never asks
+    for a password or a passphrase (``BatchMode=yes``: a command nobody watches)."""
     argv = ["ssh", "-F", "none", "-p", str(spec.port), "-l", spec.user,
             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=15"]  # fmt: skip
+    if batch:
+        argv += ["-o", "BatchMode=yes"]
     if spec.key_file is not None:
         argv += ["-i", str(spec.key_file)]
     if tty:
@@ -130,7 +138,8 @@ def parse_containers(text: str) -> list[dict[str, str]]:
     "health", "status"}`` entries, sorted by project and service; ``health`` is the
     healthcheck's verdict (``healthy``, ``unhealthy``, ``starting``) or ``none`` without one.
     A swarm task's project is its stack and its service the swarm service without the
-    stack's prefix, as ``provision logs SERVICE`` names it."""
+    stack's prefix, as ``provision logs SERVICE`` names it; an ended swarm task (the swarm keeps
+    a few as its history) is left out."""
     found: list[dict[str, str]] = []
     for line in text.splitlines():
         fields = line.split("|", 6)
@@ -138,6 +147,8 @@ def parse_containers(text: str) -> list[dict[str, str]]:
             continue
         project, service, stack, swarm_service, name, state, status = fields
         if not service and swarm_service:
+            if state in ("exited", "dead"):
+                continue  # a swarm task's history (task-history-limit): replaced already
             project, service = stack, swarm_service.removeprefix(f"{stack}_")
         if not service:
             continue  # neither compose's nor a stack's: not the cluster's
@@ -155,9 +166,9 @@ def service_containers(
     spec: HostSpec, *, known_hosts: Path, timeout: float = 30.0
 ) -> list[dict[str, str]] | None:
     """The containers of ``spec``'s compose projects and stacks (``parse_containers``), asked
-    over ``ssh`` as ``ssh_argv`` reaches the host; ``None`` when the host does not answer or
-    its ``docker`` fails."""
-    argv = ssh_argv(spec, known_hosts=known_hosts, command=containers_command())
+    over ``ssh`` as ``ssh_argv`` reaches the host, never asking for a password; ``None`` when
+    the host does not answer or its ``docker`` fails."""
+    argv = ssh_argv(spec, known_hosts=known_hosts, command=containers_command(), batch=True)
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip

@@ -629,7 +629,7 @@ def status(no_services: bool, **kw: Any) -> None:
     for host in running:
         click.echo(f"{host['name']:<20} {host['target']:<28} {host.get('url', '')}")
         if "services" in host and host["services"] is None:
-            click.echo("  (did not answer over SSH: its containers are unknown)")
+            click.echo("  (its containers are unknown: ssh or docker failed)")
         for c in host.get("services") or ():
             service = f"{c['project']}/{c['service']}"
             click.echo(f"  {service:<24} {c['container']:<36} {c['state']:<10} {c['health']}")

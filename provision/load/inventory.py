@@ -401,7 +401,10 @@ def _key_values(item: str) -> dict[str, str]:
     keep it as ``_raw_params``."""
     pairs: dict[str, str] = {}
     for word in _split_args(item):
-        word = _ESCAPE.sub(lambda m: codecs.decode(m.group(0), "unicode-escape"), word)
+        try:
+            word = _ESCAPE.sub(lambda m: codecs.decode(m.group(0), "unicode-escape"), word)
+        except UnicodeDecodeError as exc:  # \N{no such name}, \U00110000
+            raise ConfigError(f"bad escape in {shown(word, 60)}: {exc.reason}", field="-e") from exc
         equals = _UNESCAPED_EQUALS.search(word, 1)
         key = word[: equals.start()].strip() if equals else ""
         if not key.isidentifier():

@@ -57,8 +57,9 @@ ENGINE = "local docker"
 #: Every image, container, volume and network the sandbox makes carries this label.
 SANDBOX_LABEL = "io.provision.sandbox=1"
 
-#: What docker says to a user who may not use the engine's socket (not in the docker group).
-_REFUSED_MARKER = "permission denied while trying to connect to the Docker daemon"
+#: What docker says to a user who may not use the engine's socket (not in the docker group):
+#: "... to the Docker daemon socket at ..." until Docker 28, "... to the docker API at ..." since.
+_REFUSED_MARKER = "permission denied while trying to connect to the docker"
 _UNREACHABLE_MARKERS = (
     "Cannot connect to the Docker daemon",
     "Is the docker daemon running",
@@ -103,9 +104,9 @@ def docker(
         result = Result(command, 124, _text(exc.stdout), f"timed out after {timeout} s")
         raise CommandError(result, host=ENGINE) from exc
     result = Result(command, proc.returncode, _text(proc.stdout), _text(proc.stderr))
-    if result.failed and _REFUSED_MARKER in result.stderr:
+    if result.failed and _REFUSED_MARKER in result.stderr.lower():
         raise EngineUnavailable(
-            f"the Docker engine refused user {getpass.getuser()!r} ({result.stderr.strip()}): "
+            f"the Docker engine refused user {_user()!r} ({result.stderr.strip()}): "
             "a user who is not root reaches it through the docker group (`sudo usermod -aG "
             "docker $USER`, which scripts/setup.sh does), from the next login or `newgrp docker`"
         )
@@ -114,6 +115,13 @@ def docker(
     if check and result.failed:
         raise CommandError(result, host=ENGINE)
     return result
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no USER: the uid says who
+        return f"uid {os.getuid()}"
 
 
 def _text(data: bytes | str | None) -> str:
@@ -132,7 +140,7 @@ def require() -> None:
 def available() -> bool:
     """True when a ``docker`` binary exists and its daemon answers."""
     try:
-        docker("info", "--format", "{{.ServerVersion}}", timeout=20)
+        require()
     except (EngineUnavailable, CommandError):
         return False
     return True

@@ -110,4 +110,5 @@ def test_status_lists_each_service_s_containers_with_their_health(shared_cluster
         assert any(c["container"] in line and c["health"] in line
                    for line in text.stdout.splitlines()), text.stdout  # fmt: skip
     bare = provision_cli("status", "--json", "--no-services", "-e", var, cwd=cwd, timeout=120)
+    assert bare.returncode == 0, bare.stderr
     assert "services" not in json.loads(bare.stdout)[0], bare.stdout

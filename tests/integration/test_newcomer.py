@@ -14,16 +14,14 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from provision.sandbox import localdocker
 from provision.sandbox.hosts import SandboxHost
+from tests.clirun import ROOT
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _first_command() -> str:

@@ -89,8 +89,10 @@ def _provision(book: Path, folder: Path) -> Callable[[], Run]:
     def finish() -> Run:
         try:
             stdout, stderr = started.communicate(timeout=120)
-        finally:
-            started.kill()
+        finally:  # killed and reaped whatever happened (a timeout, or ansible's run failing)
+            if started.poll() is None:
+                started.kill()
+                started.communicate()
         assert stdout.strip(), stderr
         recap = json.loads(stdout)["recap"].get("localhost", {})
         return Run(started.returncode, _trace(trace), recap, stderr)
@@ -108,8 +110,10 @@ def test_provision_runs_the_playbook_as_ansible_does(book: Path, tmp_path: Path)
     (tmp_path / "a").mkdir()
     (tmp_path / "p").mkdir()
     ours_running = _provision(book, tmp_path / "p")
-    theirs = _ansible(book, tmp_path / "a")
-    ours = ours_running()
+    try:
+        theirs = _ansible(book, tmp_path / "a")
+    finally:
+        ours = ours_running()
     where = f"\n--- ansible-playbook:\n{theirs.output}\n--- provision:\n{ours.output}"
     assert ours.trace == theirs.trace, where
     assert (ours.code == 0) == (theirs.code == 0), where

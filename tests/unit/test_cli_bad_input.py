@@ -95,8 +95,17 @@ def test_sweep_json_prints_json_only(empty_docker_engine, tmp_path):
     assert json.loads(done.stdout) == {}  # the sandbox has no cluster: nothing swept
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [  # Docker 20 to 28, and Docker 29 and later
+        "permission denied while trying to connect to the Docker daemon socket at "
+        "unix:///var/run/docker.sock: Get http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info",
+        "permission denied while trying to connect to the docker API at unix:///var/run/docker.sock",
+    ],
+    ids=["daemon-socket", "docker-api"],
+)
 def test_an_engine_that_refuses_the_user_is_said_so_before_anything_is_launched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    refusal: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """A user not (yet) in the docker group: every docker call is refused. The sandbox's `up`
     asks the engine first, says how to be let in, and launches nothing (no moto server, no
@@ -106,11 +115,7 @@ def test_an_engine_that_refuses_the_user_is_said_so_before_anything_is_launched(
 
     stub = tmp_path / "bin" / "docker"
     stub.parent.mkdir()
-    stub.write_text(
-        "#!/bin/sh\necho 'permission denied while trying to connect to the Docker daemon socket"
-        ' at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/info"\''
-        " >&2\nexit 1\n"
-    )
+    stub.write_text(f'#!/bin/sh\necho "{refusal}" >&2\nexit 1\n')
     stub.chmod(0o755)
     monkeypatch.setenv("PATH", f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
     done = provision_cli("up", "-e", "cluster_name=refused", cwd=tmp_path, timeout=120)

@@ -282,6 +282,12 @@ def test_parse_extra_vars(items: list[str], expected: dict[str, Any]) -> None:
     assert parse_extra_vars(items) == expected
 
 
+@pytest.mark.parametrize("item", [r"a=\N{NOSUCHNAME}", r"a=\U00110000"])
+def test_an_escape_that_decodes_to_nothing_is_refused_as_bad_input(item: str) -> None:
+    with pytest.raises(ConfigError, match="bad escape"):
+        parse_extra_vars([item])
+
+
 def test_parse_extra_vars_from_a_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "region: eu-west-1\ncount: 2\n", "extra.yml")
     assert parse_extra_vars([f"@{path}"]) == {"region": "eu-west-1", "count": 2}  # YAML: typed

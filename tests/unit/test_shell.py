@@ -75,12 +75,14 @@ def test_cli_refuses_a_bad_service_before_any_host_is_asked(tmp_path: Path):
 def test_containers_are_read_with_their_health_and_a_stack_s_by_its_service():
     """``parse_containers`` reads the lines of ``containers_command``'s ``docker ps`` format:
     a compose container by its labels, a swarm task by its stack and service (the stack's
-    prefix off), health from the status; a container of neither is not the cluster's."""
+    prefix off; its ended tasks, the swarm's history, left out), health from the status; a
+    container of neither is not the cluster's. Asked without any prompt (BatchMode)."""
     text = "\n".join([
         "redis|redis|||redis-redis-1|running|Up 3 minutes (healthy)",
         "openresty|openresty|||openresty-openresty-1|running|Up 2 minutes (health: starting)",
         "openresty|echo-a|||openresty-echo-a-1|exited|Exited (137) 5 seconds ago",
         "||demo|demo_openresty|demo_openresty.x1.abc|running|Up 1 minute (unhealthy)",
+        "||demo|demo_openresty|demo_openresty.x1.old|exited|Exited (0) 9 minutes ago",
         "||||stray|running|Up 1 hour",
         "not a line of the format",
     ])  # fmt: skip
@@ -92,3 +94,6 @@ def test_containers_are_read_with_their_health_and_a_stack_s_by_its_service():
         ("redis", "redis", "running", "healthy"),
     ]
     assert found[-1]["container"] == "redis-redis-1"
+    spec = HostSpec(name="h", address="127.0.0.1", port=1, user="admin")
+    assert "BatchMode=yes" in ssh_argv(spec, known_hosts=Path("k"), batch=True)
+    assert "BatchMode=yes" not in ssh_argv(spec, known_hosts=Path("k"))
