@@ -29,10 +29,9 @@ import pytest
 
 from provision.sandbox import cloud, hosts, images, localdocker
 from provision.sandbox.hosts import SandboxHost
-from provision.sandbox.moto_server import stop_server
 from tests import bounds
 from tests.clirun import failure, provision_cli
-from tests.helpers import hermetic_env
+from tests.helpers import hermetic_env, remove_sandbox_cluster
 from tests.wheel import install_wheel, user_env
 
 TEST_LABEL = "io.provision.test"
@@ -405,10 +404,7 @@ def _shared_cluster(
             (container,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
             yield SharedCluster(cwd, name, url, container)
         finally:
-            provision_cli("unlock", "--force", "-e", f"cluster_name={name}", cwd=cwd)
-            provision_cli("down", "-e", f"cluster_name={name}", cwd=cwd, timeout=bounds.CLI_RUN)
-            cloud.remove_cluster(name)
-            stop_server(cloud.sandbox_dir(cwd / ".provision"), forget=True)
+            remove_sandbox_cluster(cwd, name, unlock=True)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from provision.api import PLAYBOOKS, Options, host_inventory, run_playbook
 from provision.sandbox import cloud, hosts, localdocker
 from provision.sandbox.hosts import SandboxHost
 from tests import bounds
-from tests.clirun import provision_cli
+from tests.clirun import ROOT, provision_cli
 
 __all__ = [
     "AWS_FAKE_ENV",
@@ -124,6 +124,26 @@ def alive_moto(pid: int) -> bool:
         return b"provision.sandbox.moto_server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def remove_sandbox_cluster(cwd: Path, name: str, *, unlock: bool = False) -> None:
+    """Everything of sandbox cluster ``name`` made from ``cwd`` gone, also after a failed test:
+    ``provision down`` (after ``unlock --force`` with ``unlock``: a killed run's lock), then
+    whatever of it the engine still holds, then the sandbox's moto server."""
+    from provision.sandbox.moto_server import stop_server
+
+    if unlock:
+        provision_cli("unlock", "--force", "-e", f"cluster_name={name}", cwd=cwd)
+    provision(cwd, "down", "-e", f"cluster_name={name}")
+    cloud.remove_cluster(name)
+    stop_server(cloud.sandbox_dir(cwd / ".provision"), forget=True)
+
+
+def output_schema(name: str) -> dict[str, Any]:
+    """The JSON schema of ``name``'s ``--json`` (provision/cli/outputs.schema.json, shipped
+    in the package), for ``jsonschema.validate``."""
+    whole = json.loads((ROOT / "provision" / "cli" / "outputs.schema.json").read_text())
+    return {"$defs": whole["$defs"], "$ref": f"#/$defs/{name}"}
 
 
 def left_behind(name: str) -> list[str]:

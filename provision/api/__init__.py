@@ -342,8 +342,7 @@ def status(
                     "state_reason": "", "url": f"http://{h.address}{suffix}"}
                    for h in specs]  # fmt: skip
         if probe is not None:
-            for entry, more in zip(entries, probe(specs), strict=True):
-                entry.update(more)
+            probe(entries, specs)
         return entries
     target = cloud.Target.from_vars(dict(variables.cluster), options.state_dir)
     return cloud.status(target, probe=probe)
@@ -351,17 +350,19 @@ def status(
 
 def _services_probe(
     options: Options,
-) -> Callable[[Sequence[HostSpec]], list[dict[str, Any]]]:
-    """Asks every host at once for its containers (``status(services=True)``)."""
+) -> Callable[[Sequence[dict[str, Any]], Sequence[HostSpec]], None]:
+    """Asks every host at once for its containers and adds them to its entry, as
+    ``services`` (``status(services=True)``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from provision.api.shell import service_containers
 
-    def probe(specs: Sequence[HostSpec]) -> list[dict[str, Any]]:
+    def probe(entries: Sequence[dict[str, Any]], specs: Sequence[HostSpec]) -> None:
         with ThreadPoolExecutor(max_workers=max(1, min(len(specs), options.forks))) as pool:
             found = pool.map(lambda s: service_containers(s, known_hosts=options.known_hosts),
                              specs)  # fmt: skip
-            return [{"services": containers} for containers in found]
+            for entry, containers in zip(entries, found, strict=True):
+                entry["services"] = containers
 
     return probe
 

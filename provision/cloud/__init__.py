@@ -149,13 +149,13 @@ def status(
     target: Target,
     *,
     now: dt.datetime | None = None,
-    probe: Callable[[Sequence[HostSpec]], Sequence[Mapping[str, Any]]] | None = None,
+    probe: Callable[[Sequence[dict[str, Any]], Sequence[HostSpec]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The cluster's running hosts as plain data (name, id, state, SSH target, public IP,
     URL, when it expires and whether it has: an expired host powers itself off); with none
     running, the instances that ended (state, AWS's reason), such as those that powered
-    themselves off at the expiry. ``probe`` adds to each running host's entry what it
-    finds on the hosts (given them all at once, as the connection layer reaches them)."""
+    themselves off at the expiry. ``probe(entries, hosts)`` adds to each running host's entry
+    what it finds on the host (given them all at once, as the connection layer reaches them)."""
     from provision import aws
 
     moment = now or dt.datetime.now(dt.timezone.utc)
@@ -171,8 +171,7 @@ def status(
                 "expired": expired(i.expires_at, moment)}
                for i in found]  # fmt: skip
     if probe is not None and found:
-        for entry, more in zip(running, probe([i.to_host_spec() for i in found]), strict=True):
-            entry.update(more)
+        probe(running, [i.to_host_spec() for i in found])
     return running or [{**i, "expired": expired(i["expires_at"], moment)} for i in ended]
 
 

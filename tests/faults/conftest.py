@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.sandbox import cloud
-from provision.sandbox.moto_server import stop_server
-from tests.clirun import provision_cli
+from tests.helpers import remove_sandbox_cluster
 
 
 @pytest.fixture
@@ -21,7 +19,4 @@ def cluster(tmp_path: Path, sandbox_images: object) -> Iterator[tuple[Path, str]
     try:
         yield tmp_path, name
     finally:
-        provision_cli("unlock", "--force", "-e", f"cluster_name={name}", cwd=tmp_path)
-        provision_cli("down", "-e", f"cluster_name={name}", cwd=tmp_path, timeout=900)
-        cloud.remove_cluster(name)
-        stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
+        remove_sandbox_cluster(tmp_path, name, unlock=True)

@@ -13,6 +13,7 @@ import pytest
 from provision.sandbox import localdocker
 from tests import bounds
 from tests.clirun import provision_cli
+from tests.helpers import output_schema
 
 pytestmark = pytest.mark.integration
 
@@ -89,10 +90,7 @@ def test_status_lists_each_service_s_containers_with_their_health(shared_cluster
 
     import jsonschema
 
-    from tests.clirun import ROOT
-
     cwd, var = shared_cluster.cwd, shared_cluster.var
-    whole = json.loads((ROOT / "provision" / "cli" / "outputs.schema.json").read_text())
 
     def healthy(host: dict) -> bool:
         found = {c["service"]: c["health"] for c in host["services"] or ()}
@@ -105,7 +103,7 @@ def test_status_lists_each_service_s_containers_with_their_health(shared_cluster
         done = provision_cli("status", "--json", "-e", var, cwd=cwd, timeout=120)
         assert done.returncode == 0, done.stderr
         hosts = json.loads(done.stdout)
-        jsonschema.validate(hosts, {"$defs": whole["$defs"], "$ref": "#/$defs/status"})
+        jsonschema.validate(hosts, output_schema("status"))
         (host,) = hosts
         if healthy(host) or time.monotonic() > deadline:
             break

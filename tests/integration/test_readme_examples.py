@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from provision.sandbox import cloud
-from provision.sandbox.moto_server import stop_server
 from tests import bounds
 from tests.clirun import ROOT, child_env
-from tests.helpers import left_behind, provision
+from tests.helpers import left_behind, remove_sandbox_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
@@ -47,6 +45,4 @@ def test_the_readme_s_python_examples_run_against_the_sandbox(tmp_path: Path, sa
         assert "/api/users" in lines[-1] and "echo-a:80" in lines[-1], lines
         assert left_behind(name) == []  # the last block's teardown removed it all
     finally:
-        provision(tmp_path, "down", "-e", f"cluster_name={name}")
-        cloud.remove_cluster(name)
-        stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
+        remove_sandbox_cluster(tmp_path, name)

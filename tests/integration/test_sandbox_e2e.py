@@ -14,7 +14,7 @@ import pytest
 
 from provision.sandbox import cloud, localdocker
 from provision.sandbox.cloud import DOCKER_READY_ENV
-from tests.helpers import moto_running, provision
+from tests.helpers import moto_running, provision, remove_sandbox_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
@@ -28,11 +28,7 @@ def sandbox(tmp_path, sandbox_images, monkeypatch):
     monkeypatch.delenv(DOCKER_READY_ENV)
     name = f"e2e-{uuid.uuid4().hex[:6]}"
     yield tmp_path, name
-    provision(tmp_path, "down", "-e", f"cluster_name={name}")
-    cloud.remove_cluster(name)
-    from provision.sandbox.moto_server import stop_server
-
-    stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
+    remove_sandbox_cluster(tmp_path, name)
 
 
 def test_up_again_down_again(sandbox):

@@ -14,9 +14,8 @@ import pytest
 
 from provision.aws.userdata import PER_BOOT
 from provision.sandbox import cloud, localdocker
-from provision.sandbox.moto_server import stop_server
 from tests import bounds
-from tests.helpers import left_behind, provision
+from tests.helpers import left_behind, provision, remove_sandbox_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
@@ -77,6 +76,4 @@ def test_a_short_ttl_powers_the_host_off_and_status_says_the_cluster_expired(
         assert down.returncode == 0, down.stderr
         assert left_behind(name) == []
     finally:
-        provision(tmp_path, "down", *cluster)
-        cloud.remove_cluster(name)
-        stop_server(cloud.sandbox_dir(tmp_path / ".provision"), forget=True)
+        remove_sandbox_cluster(tmp_path, name)

@@ -11,6 +11,7 @@ from provision.run.options import Options
 from provision.run.runner import Runner
 from provision.tasks import registry
 from tests.clirun import provision_cli
+from tests.helpers import output_schema
 
 INVENTORY = (
     "all:\n  hosts:\n    h1: {ansible_connection: local}\n    h2: {ansible_connection: local}\n"
@@ -204,15 +205,6 @@ def test_doctor_reports_its_findings_as_json(tmp_path: Path):
     assert clean.returncode == 0 and json.loads(clean.stdout) == [], clean.stderr
 
 
-def _schema(name: str) -> dict:
-    import json
-
-    from tests.clirun import ROOT
-
-    whole = json.loads((ROOT / "provision" / "cli" / "outputs.schema.json").read_text())
-    return {"$defs": whole["$defs"], "$ref": f"#/$defs/{name}"}
-
-
 def test_the_json_of_each_command_follows_the_schema_in_the_package(tmp_path: Path):
     """``provision/cli/outputs.schema.json`` (shipped in the package) against what status,
     unlock and doctor print here, and routes' as test_sandbox_e2e pins them on a cluster."""
@@ -229,15 +221,15 @@ def test_the_json_of_each_command_follows_the_schema_in_the_package(tmp_path: Pa
         "doctor": provision_cli("doctor", str(corpus), "--json", cwd=tmp_path),
     }
     for name, done in outputs.items():
-        jsonschema.validate(json.loads(done.stdout), _schema(name))
+        jsonschema.validate(json.loads(done.stdout), output_schema(name))
     # routes' need a cluster: the outputs test_sandbox_e2e pins on a sandbox cluster.
     route = {"service": "users", "endpoints": ["echo-a:80"]}
-    jsonschema.validate({"added": {"/api/users": route}}, _schema("routes_add"))
-    jsonschema.validate({"/api/users": route}, _schema("routes_ls"))
-    jsonschema.validate({"prefix": "/api/users", "removed": True}, _schema("routes_rm"))
+    jsonschema.validate({"added": {"/api/users": route}}, output_schema("routes_add"))
+    jsonschema.validate({"/api/users": route}, output_schema("routes_ls"))
+    jsonschema.validate({"prefix": "/api/users", "removed": True}, output_schema("routes_rm"))
     bad = [{"name": "h", "state": "running", "surprise": 1}]
     try:
-        jsonschema.validate(bad, _schema("status"))
+        jsonschema.validate(bad, output_schema("status"))
     except jsonschema.ValidationError:
         pass
     else:
