@@ -16,7 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-__all__ = ["ROOT", "install_wheel", "run_ok", "user_env"]
+__all__ = ["ROOT", "build_wheel", "install_wheel", "run_ok", "user_env"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _SKIP = shutil.ignore_patterns(
@@ -53,18 +53,24 @@ def user_env() -> dict[str, str]:
     return env
 
 
-def install_wheel(top: Path) -> tuple[Path, dict[str, str]]:
-    """Build the wheel and install it into ``top/venv``: the venv's bin/ folder, and an
-    environment without the checkout on ``PYTHONPATH``."""
-    env = user_env()
+def build_wheel(top: Path) -> Path:
+    """The wheel, built from a copy of the checkout into ``top/dist``; it carries ``NEEDED``."""
     src = top / "src"
     shutil.copytree(ROOT, src, symlinks=True, ignore=_SKIP)
     run_ok([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-            "-w", str(top / "dist"), str(src)], top, env)  # fmt: skip
+            "-w", str(top / "dist"), str(src)], top, user_env())  # fmt: skip
     (wheel,) = (top / "dist").glob("provision-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in NEEDED:
         assert needed in names, f"{needed} is not in {wheel.name}"
+    return wheel
+
+
+def install_wheel(top: Path) -> tuple[Path, dict[str, str]]:
+    """Build the wheel and install it into ``top/venv``: the venv's bin/ folder, and an
+    environment without the checkout on ``PYTHONPATH``."""
+    env = user_env()
+    wheel = build_wheel(top)
     venv = top / "venv"
     run_ok([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], top, env)
     python = str(venv / "bin" / "python")

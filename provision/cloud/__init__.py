@@ -200,9 +200,10 @@ def up(
     )
     extra: dict[str, Any] = {"trust_on_first_use": trust_on_first_use}
     if target.cloud == "sandbox":  # the engine first: nothing is launched that it cannot run
-        from provision.sandbox import localdocker
+        from provision.sandbox import localdocker, motoenv
 
         localdocker.require()
+        motoenv.ensure(progress=say)  # its cloud stand-in, with a word if it must be fetched
     with _endpoint(target) as url:
         if target.cloud == "sandbox" and url is not None:
             from provision.sandbox import cloud

@@ -28,12 +28,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from provision.connection.keys import make_private_dir
 from provision.errors import CloudError
-from provision.sandbox import cloud, realism
+from provision.sandbox import cloud, motoenv, realism
 
 _SEED = 20240601  # moto's ids are random: the same seed makes a replay give the same ids
 #: The realism layer's refusals, beside the recording: a replay refuses the same requests.
@@ -101,11 +102,17 @@ def _ours(pid: int, url: str) -> bool:
     return b"provision.sandbox.moto_server" in argv and port in argv
 
 
-def ensure_server(state_dir: Path, *, timeout: float = 20.0) -> str:
-    """The endpoint URL of the sandbox's moto server, starting it (and restoring it) if needed."""
+def ensure_server(
+    state_dir: Path, *, timeout: float = 20.0, progress: Callable[[str], None] | None = None
+) -> str:
+    """The endpoint URL of the sandbox's moto server, starting it (and restoring it) if needed.
+
+    moto comes from provision's environment (the ``sandbox`` extra) or, where that lacks it,
+    from the user's cache, installed there the first time (``motoenv.ensure``)."""
     url = _running(state_dir)
     if url:
         return url
+    moto_path = motoenv.ensure(progress=progress)
     folder = _folder(state_dir)
     make_private_dir(folder)
     port = _free_port()
@@ -117,6 +124,10 @@ def ensure_server(state_dir: Path, *, timeout: float = 20.0) -> str:
         "MOTO_RECORDER_FILEPATH": str(recording),
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "true",
     }
+    if moto_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(moto_path), os.environ.get("PYTHONPATH", "")) if p
+        )
     with open(folder / "server.log", "ab") as log:
         # A new session: the server outlives the CLI command that started it.
         process = subprocess.Popen(

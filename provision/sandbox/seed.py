@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from provision.connection.flock import held
 from provision.errors import CommandError, SandboxError
 from provision.sandbox import images, localdocker
 
@@ -116,13 +116,8 @@ def ensure_seed(distro: str, progress: Progress | None = None) -> str:
 @contextlib.contextmanager
 def _lock() -> Iterator[None]:
     """One seeding at a time on this machine (two ``up``s may start hosts side by side)."""
-    path = Path(tempfile.gettempdir()) / "provision-sandbox-seed.lock"
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with held(Path(tempfile.gettempdir()) / "provision-sandbox-seed.lock"):
+        yield
 
 
 def _complete(name: str, distro: str) -> bool:

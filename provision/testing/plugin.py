@@ -31,7 +31,6 @@ Nothing is imported or started unless a test requests the fixture.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import pickle
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from provision.connection.flock import held
 
 if TYPE_CHECKING:
     from provision.api import Cluster
@@ -202,12 +203,8 @@ def _skip_without_engine(config: pytest.Config) -> None:
 def _locked(shared: Path) -> Iterator[Path]:
     """The shared folder's state file, under an exclusive lock (the first worker holds it
     through ``up``: the others wait for its outcome)."""
-    with (shared / "lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield shared / "state.json"
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with held(shared / "lock"):
+        yield shared / "state.json"
 
 
 @pytest.fixture(scope="session")
