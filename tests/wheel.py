@@ -1,10 +1,13 @@
 """The package as a user installs it: a wheel built from a copy of this checkout
 (``pip wheel --no-build-isolation``), installed into a fresh venv.
 
-The venv is made with ``--system-site-packages``: its dependencies (and pytest) come from this
-interpreter's site-packages, so no index is needed; the wheel goes in with ``--no-deps
---ignore-installed``, and ``install_wheel`` checks that ``provision`` is then imported from
-the venv, not from the checkout (no ``PYTHONPATH`` in the env it returns).
+The venv's dependencies (and pytest) come from this interpreter's environment (the
+checkout's ``.venv``), named in a ``.pth`` file of the new venv as a plain folder on its path
+(not ``--system-site-packages``, which would give the base interpreter's packages instead:
+whatever was once installed there by hand); so no index is needed, and that environment's own
+``.pth`` files (the checkout's editable install) are not read. The wheel goes in with
+``--no-deps --ignore-installed``, and ``install_wheel`` checks that ``provision`` is then
+imported from the venv, not from the checkout (no ``PYTHONPATH`` in the env it returns).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -72,7 +76,9 @@ def install_wheel(top: Path) -> tuple[Path, dict[str, str]]:
     env = user_env()
     wheel = build_wheel(top)
     venv = top / "venv"
-    run_ok([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], top, env)
+    run_ok([sys.executable, "-m", "venv", str(venv)], top, env)
+    (site,) = venv.glob("lib/python3*/site-packages")
+    (site / "provision-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     python = str(venv / "bin" / "python")
     run_ok([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
             "--ignore-installed", str(wheel)], top, env)  # fmt: skip
