@@ -3,7 +3,8 @@ same echo backends behind all of them:
 
 1. static nginx ``proxy_pass`` (no Lua): the ceiling;
 2. ``balancer_by_lua`` that only sets a fixed peer (bench/fixed-peer-nginx.conf): the
-   practical limit of any Lua-balanced router;
+   practical limit of any Lua-balanced router; and the same peer chosen in ``access_by_lua``
+   (bench/fixed-access-nginx.conf): what a second Lua phase costs by itself;
 3. the router with its table cached (``ROUTES_CACHE_TTL`` of a day: Redis read once);
 4. the full router (the table read from Redis every 2 s, as deployed);
 
@@ -47,7 +48,9 @@ from provision.load.templating import render  # noqa: E402
 FILES = ROOT / "playbooks" / "files"
 STATIC_CONF = ROOT / "bench" / "static-nginx.conf"
 FIXED_CONF = ROOT / "bench" / "fixed-peer-nginx.conf"
-TARGETS = ("static", "fixed", "single-cached", "single", "cluster-cached", "cluster")
+ACCESS_CONF = ROOT / "bench" / "fixed-access-nginx.conf"
+TARGETS = ("static", "fixed", "fixed-access", "single-cached", "single", "cluster-cached",
+           "cluster")  # fmt: skip
 CLUSTER_TEMPLATE = ROOT / "playbooks" / "templates" / "redis-cluster.yml.j2"
 LABEL = "io.provision.bench=1"
 PATH = "/bench/echo"
@@ -253,17 +256,22 @@ def _address(config: Layout, service: str, network: str) -> str:
                           text=True, check=True).stdout.strip()  # fmt: skip
 
 
-def _cached_router(tag: str, config: Layout, network: str, port: int, secret: Path) -> None:
-    """A second router of ``config``'s mode whose table, once read, is kept for a day."""
+def _cached_router(
+    tag: str, config: Layout, network: str, port: int, secret: Path, *,
+    name: str = "", nginx_conf: Path | None = None, lua: Path | None = None,
+) -> None:  # fmt: skip
+    """A second router of ``config``'s mode whose table, once read, is kept for a day (with
+    another nginx.conf or Lua folder: a ``--variant``)."""
     files = FILES / "openresty"
+    nginx_conf, lua = nginx_conf or files / "nginx.conf", lua or files / "lua"
     env = {"REDIS_HOST": "redis", "REDIS_PORT": "6379", "ROUTES_CACHE_TTL": "86400",
            "REDIS_PASSWORD_FILE": "/run/secrets/redis_env"}  # fmt: skip
     if config.cluster:
         env.update(REDIS_NODES=config.as_vars()["redis_nodes"], REDIS_KEY_PREFIX=config.key_prefix)
     _docker_run(
-        tag, f"{config.redis_mode}-cached", network, port,
-        "-v", f"{files / 'nginx.conf'}:/usr/local/openresty/nginx/conf/nginx.conf:ro",
-        "-v", f"{files / 'lua'}:/usr/local/openresty/lua:ro",
+        tag, name or f"{config.redis_mode}-cached", network, port,
+        "-v", f"{nginx_conf}:/usr/local/openresty/nginx/conf/nginx.conf:ro",
+        "-v", f"{lua}:/usr/local/openresty/lua:ro",
         "-v", f"{secret}:/run/secrets/redis_env:ro",
         *[arg for k, v in env.items() for arg in ("-e", f"{k}={v}")],
     )  # fmt: skip
@@ -283,10 +291,24 @@ def make_network(network: str) -> None:
                    capture_output=True)  # fmt: skip
 
 
+def _variants(args: argparse.Namespace) -> dict[str, tuple[Path, Path | None]]:
+    """``--variant NAME=NGINX_CONF[,LUA_DIR]``: name -> (nginx.conf, Lua folder or None)."""
+    found: dict[str, tuple[Path, Path | None]] = {}
+    for text in args.variant:
+        name, _, paths = text.partition("=")
+        conf, _, lua = paths.partition(",")
+        if not name or not Path(conf).is_file() or (lua and not Path(lua).is_dir()):
+            raise SystemExit(f"--variant {text!r}: NAME=NGINX_CONF[,LUA_DIR], existing paths")
+        found[name] = (Path(conf).resolve(), Path(lua).resolve() if lua else None)
+    return found
+
+
 def run(args: argparse.Namespace) -> dict[str, Figures]:
     tag = f"prvbench-{secrets.token_hex(3)}"
     network = f"{tag}-net"
-    ports = {name: _free_port() for name in TARGETS}
+    variants = _variants(args)
+    targets = [*TARGETS, *variants]
+    ports = {name: _free_port() for name in targets}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         single, cluster = _layouts(tag, network, root)
@@ -301,20 +323,24 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
             conf = "/usr/local/openresty/nginx/conf/nginx.conf"
             _docker_run(tag, "static", network, ports["static"], "-v", f"{STATIC_CONF}:{conf}:ro")
             peers = " ".join(f"{_address(single, s, network)}:80" for s in ("echo-a", "echo-b"))
-            _docker_run(tag, "fixed", network, ports["fixed"], "-v", f"{FIXED_CONF}:{conf}:ro",
-                        "-e", f"ECHO_PEERS={peers}")  # fmt: skip
+            for name, recipe in (("fixed", FIXED_CONF), ("fixed-access", ACCESS_CONF)):
+                _docker_run(tag, name, network, ports[name], "-v", f"{recipe}:{conf}:ro",
+                            "-e", f"ECHO_PEERS={peers}")  # fmt: skip
             for config in (single, cluster):
                 name = f"{config.redis_mode}-cached"
                 _cached_router(tag, config, network, ports[name], secret)
-            urls = [f"http://127.0.0.1:{ports[n]}{PATH}" for n in TARGETS]
+            for name, (nginx_conf, lua) in variants.items():
+                _cached_router(tag, single, network, ports[name], secret, name=name,
+                               nginx_conf=nginx_conf, lua=lua)  # fmt: skip
+            urls = [f"http://127.0.0.1:{ports[n]}{PATH}" for n in targets]
             for url in urls:
                 _wait_ok(url)
-            return dict(zip(TARGETS, _rounds(urls, args), strict=True))
+            return dict(zip(targets, _rounds(urls, args), strict=True))
         finally:
-            _cleanup(single, cluster, tag, network)
+            _cleanup(single, cluster, tag, network, list(variants))
 
 
-def _cleanup(single: Layout, cluster: Layout, tag: str, network: str) -> None:
+def _cleanup(single: Layout, cluster: Layout, tag: str, network: str, more: list[str]) -> None:
     for config, components in (
         (cluster, ("openresty", "redis")),
         (single, ("openresty", "echo", "redis")),
@@ -325,7 +351,8 @@ def _cleanup(single: Layout, cluster: Layout, tag: str, network: str) -> None:
                 cwd=Path(config.root) / component,
                 capture_output=True,
             )
-    extra = [f"{tag}-{name}" for name in ("static", "fixed", "single-cached", "cluster-cached")]
+    extra = [f"{tag}-{name}" for name in ("static", "fixed", "fixed-access", "single-cached",
+                                          "cluster-cached", *more)]  # fmt: skip
     subprocess.run(["docker", "rm", "-f", *extra], capture_output=True)
     subprocess.run(["docker", "network", "rm", network], capture_output=True)
 
@@ -336,6 +363,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="runs per target, alternated")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=NGINX_CONF[,LUA_DIR]",
+        help="one more rung: the table-cached router (one Redis) with this nginx.conf "
+        "(and Lua folder), to try a change side by side with the ladder",
+    )  # fmt: skip
     args = parser.parse_args()
     got = run(args)
     print(
@@ -347,11 +379,13 @@ def main() -> None:
     names = {
         "static": "1. static nginx proxy_pass (ceiling)",
         "fixed": "2. balancer_by_lua, fixed peer (limit)",
+        "fixed-access": "2. the same, chosen in access_by_lua",
         "single-cached": "3. router, table cached, one Redis",
         "single": "4. router, full, one Redis",
         "cluster-cached": "3. router, table cached, Redis Cluster",
         "cluster": "4. router, full, Redis Cluster (6 nodes)",
     }
+    names.update({key: f"+ {key} (--variant)" for key in got if key not in names})
     for key, name in names.items():
         fig = got[key]
         print(f"{name:<44}{fig.rps:>12.0f}{fig.p99_ms:>10.2f}{fig.rps / static.rps:>11.1%}")
