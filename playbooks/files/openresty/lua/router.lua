@@ -24,6 +24,7 @@ local memo_text, memo_table
 function _M.decode(text)
     if text ~= memo_text then
         memo_text, memo_table = text, helpers.decode(text)
+        memo_table.peers = {}
     end
     return memo_table
 end
@@ -109,14 +110,13 @@ end
 
 -- Per worker: a peer ({ ip, port, name, "ip:port" }) per endpoint name and address, made
 -- once and reused by every request while the name resolves to the same address (no table
--- and no string made per request for it).
-local peer_cache = {}
-
-local function peer_of(endpoint, ip)
-    local peer = peer_cache[endpoint.name]
+-- and no string made per request for it). They are kept in the decoded table (t.peers), so
+-- an endpoint that leaves the table leaves with it.
+local function peer_of(t, endpoint, ip)
+    local peer = t.peers[endpoint.name]
     if not peer or peer[1] ~= ip then
         peer = { ip, endpoint.port, endpoint.name, ip .. ":" .. endpoint.port }
-        peer_cache[endpoint.name] = peer
+        t.peers[endpoint.name] = peer
     end
     return peer
 end
@@ -163,7 +163,7 @@ function _M.route()
         if not ip then
             unresolved = unresolved or { endpoint = endpoint.name, detail = tostring(err) }
         else
-            local peer = peer_of(endpoint, ip)
+            local peer = peer_of(t, endpoint, ip)
             if down:get(peer[4]) then
                 marked = marked + 1
             else
