@@ -41,7 +41,7 @@ end
 
 local function request(path, method)
     ngx.ctx, ngx.status, ngx.exited, ngx.said, ngx.header = {}, 0, nil, {}, {}
-    ngx.var.uri, ngx.var.request_uri, ngx.var.route_service = path, path, ""
+    ngx.var.uri, ngx.var.request_uri = path:match("^[^?]*"), path
     ngx.method = method or "GET"
 end
 
@@ -98,6 +98,26 @@ describe("router", function()
         ngx.var.uri = "/admin"
         router.route()
         assert.equal(400, ngx.exited)
+    end)
+
+    it("routes by the path, not the query string", function()
+        request("/api/x?next=/api/../admin")
+        router.route()
+        assert.is_nil(ngx.exited)
+        assert.equal(2, #ngx.ctx.peers)
+    end)
+
+    it("names the service in the error page's JSON when every try failed", function()
+        request("/api/v2/x")
+        router.route()
+        router.balance()
+        ngx.ctx = {}  -- the error page is an internal redirect: a new ngx.ctx
+        ngx.status = 502
+        ngx.var.upstream_addr, ngx.var.upstream_connect_time = "10.0.0.4:8080", "-"
+        router.upstream_error()
+        assert.equal(502, ngx.exited)
+        assert.same({ error = "no endpoint answered", service = "v2" }, cjson.decode(ngx.said[1]))
+        assert.truthy(ngx.shared.endpoint_down:get("10.0.0.4:8080"))
     end)
 
     it("gives an idempotent request one try per endpoint, a POST one try", function()

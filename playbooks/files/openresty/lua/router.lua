@@ -96,9 +96,12 @@ end
 -- holds dot segments ("/api/../admin", "/api/%2e%2e/admin"), which would reach the /api
 -- service with a path outside its prefix: refused, as is an encoded slash (a separator for
 -- one side and not the other). merge_slashes is off (nginx.conf), so "//" stays as sent.
-local function raw_path_ok()
-    local raw = ngx.var.request_uri:match("^[^?]*")
-    local uri = ngx.var.uri
+local function raw_path_ok(uri)
+    local raw = ngx.var.request_uri
+    local query = raw:find("?", 1, true)
+    if query then
+        raw = raw:sub(1, query - 1)
+    end
     if raw == uri then  -- the common case: nothing encoded, nothing normalised
         return not raw:find("\\", 1, true)
     end
@@ -132,7 +135,8 @@ end
 
 -- access phase: pick the peers to try, or answer 400/404/502/503 JSON.
 function _M.route()
-    if not raw_path_ok() then
+    local path = ngx.var.uri
+    if not raw_path_ok(path) then
         return respond.json(400, { error = "bad path" })
     end
     local text, source = load_table()
@@ -143,7 +147,6 @@ function _M.route()
         return respond.json(503, { error = "route table unavailable" })
     end
     local t = _M.decode(text)
-    local path = ngx.var.uri
     local service = helpers.match(t, path)
     if not service then
         return respond.json(404, { error = "no route", path = path })
@@ -152,7 +155,6 @@ function _M.route()
     if not eps or #eps == 0 then
         return respond.json(503, { error = "no endpoint", service = service })
     end
-    ngx.var.route_service = service  -- for the error page (ngx.ctx does not survive it)
     -- Round robin: start at the next endpoint, then the others in order; the ones marked
     -- down are left out while another is up.
     local n = counters:incr(service, 1, 0)
@@ -227,7 +229,9 @@ function _M.upstream_error()
     mark_down(last, connected and "failed after connecting" or "no connection")
     return respond.json(status, {
         error = connected and "upstream failed" or "no endpoint answered",
-        service = ngx.var.route_service or "",
+        -- The service again from the path (ngx.ctx does not survive the error page, and a
+        -- variable set for it on every request costs more than this lookup on failures).
+        service = worker_text and helpers.match(_M.decode(worker_text), ngx.var.uri) or "",
     })
 end
 
