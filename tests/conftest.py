@@ -76,6 +76,7 @@ LONGEST_FIRST = (
     "faults/test_dpkg_lock.py",  # ~30 s
     "integration/test_python_api.py",  # ~30 s
     "faults/test_router_under_load.py",  # ~25 s
+    "packaging/test_light_install.py",  # ~22 s, pip from the package index
     "faults/test_ssh_dropped.py",  # ~25 s
 )
 

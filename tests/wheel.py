@@ -78,7 +78,9 @@ def install_wheel(top: Path) -> tuple[Path, dict[str, str]]:
     venv = top / "venv"
     run_ok([sys.executable, "-m", "venv", str(venv)], top, env)
     (site,) = venv.glob("lib/python3*/site-packages")
-    (site / "provision-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    paths = sysconfig.get_paths()
+    folders = dict.fromkeys((paths["purelib"], paths["platlib"]))  # one line if the same
+    (site / "provision-test-deps.pth").write_text("".join(f"{f}\n" for f in folders))
     python = str(venv / "bin" / "python")
     run_ok([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
             "--ignore-installed", str(wheel)], top, env)  # fmt: skip

@@ -81,10 +81,13 @@ class Target:
 
 
 @contextlib.contextmanager
-def _endpoint(target: Target, *, read_only: bool = False) -> Iterator[str | None]:
+def _endpoint(
+    target: Target, *, read_only: bool = False, say: Say | None = None
+) -> Iterator[str | None]:
     """The sandbox's moto server (None for AWS). A command that changes the cloud leaves the
     server running for the next one (it holds the cloud's state); a read-only command that
-    finds none running starts one for itself and stops it when done (its recording stays)."""
+    finds none running starts one for itself and stops it when done (its recording stays).
+    ``say`` hears of a first install of moto into the user's cache (``motoenv``)."""
     if target.cloud != "sandbox":
         yield None
         return
@@ -94,9 +97,9 @@ def _endpoint(target: Target, *, read_only: bool = False) -> Iterator[str | None
     folder = sandbox_dir(target.state_dir)
     url = running_server(folder)
     if url is not None or not read_only:
-        yield url or ensure_server(folder)
+        yield url or ensure_server(folder, progress=say)
         return
-    url = ensure_server(folder)
+    url = ensure_server(folder, progress=say)
     try:
         yield url
     finally:
@@ -200,11 +203,10 @@ def up(
     )
     extra: dict[str, Any] = {"trust_on_first_use": trust_on_first_use}
     if target.cloud == "sandbox":  # the engine first: nothing is launched that it cannot run
-        from provision.sandbox import localdocker, motoenv
+        from provision.sandbox import localdocker
 
         localdocker.require()
-        motoenv.ensure(progress=say)  # its cloud stand-in, with a word if it must be fetched
-    with _endpoint(target) as url:
+    with _endpoint(target, say=say) as url:
         if target.cloud == "sandbox" and url is not None:
             from provision.sandbox import cloud
 
@@ -241,7 +243,7 @@ def teardown(target: Target, *, say: Say = _quiet) -> list[str]:
 
     if target.cloud == "sandbox" and not _sandbox_exists(target):
         return []
-    with _endpoint(target) as url:
+    with _endpoint(target, say=say) as url:
         result = aws.down(
             target.cluster,
             region=target.region,

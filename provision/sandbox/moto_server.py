@@ -124,7 +124,7 @@ def ensure_server(
         "MOTO_RECORDER_FILEPATH": str(recording),
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "true",
     }
-    if moto_path is not None:
+    if moto_path is not None:  # first: moto's own dependencies from the cache, consistent
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(moto_path), os.environ.get("PYTHONPATH", "")) if p
         )
@@ -138,20 +138,23 @@ def ensure_server(
             env=env,
             start_new_session=True,
         )
-    _wait_until_up(url, process, timeout)
+    where = f"; moto from {moto_path}: remove that folder to install it again" if moto_path else ""
+    _wait_until_up(url, process, timeout, where)
     _restore(url, recording)
     (folder / "server.json").write_text(json.dumps({"pid": process.pid, "url": url}) + "\n")
     return url
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_until_up(
+    url: str, process: subprocess.Popen[bytes], timeout: float, where: str = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while not _request(f"{url}/moto-api/"):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise CloudError(
                 f"the moto server at {url} did not start within {timeout:g}s "
-                "(see server.log in the state folder)",
+                f"(see server.log in the state folder{where})",
                 code="MotoServer",
             )
         time.sleep(0.1)

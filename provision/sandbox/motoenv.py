@@ -12,7 +12,7 @@ The requirements are read from provision's own metadata (``Requires-Dist: ...; e
 "sandbox"``): one list, in ``pyproject.toml``.
 
 >>> path = ensure(progress=print)  # doctest: +SKIP
->>> path is None  # the extra is installed here
+>>> path is None  # the extra is installed here  # doctest: +SKIP
 True
 """
 
@@ -41,7 +41,13 @@ MODULES = ("moto", "flask", "flask_cors")
 #: pip may take this long (it downloads about 40 packages the first time).
 PIP_TIMEOUT = 900.0
 _COMPLETE = ".complete"
-_HINT = "or install the sandbox extra where provision is: pip install 'provision[sandbox]'"
+
+
+def _hint(found: tuple[str, ...] = ()) -> str:
+    """How to give provision's own environment the extra instead (the name "provision" on
+    PyPI is another project: the requirements are named, not the extra)."""
+    wanted = " ".join(f"'{r}'" for r in found) or "'moto>=5' flask flask-cors"
+    return f"or install them into provision's own environment: pip install {wanted}"
 
 
 def requirements() -> tuple[str, ...]:
@@ -49,11 +55,15 @@ def requirements() -> tuple[str, ...]:
     try:
         declared = importlib.metadata.requires("provision") or []
     except importlib.metadata.PackageNotFoundError as error:
-        raise SandboxError(f"provision's metadata is missing ({error}): {_HINT}") from None
+        raise SandboxError(
+            f"provision's metadata is missing ({error}): reinstall provision, {_hint()}"
+        ) from None
     marker = re.compile(r"""\s*;\s*extra\s*==\s*["']""" + EXTRA + r"""["']\s*$""")
     found = tuple(marker.sub("", line) for line in declared if marker.search(line))
     if not found:
-        raise SandboxError(f"provision's metadata names no '{EXTRA}' extra: {_HINT}")
+        raise SandboxError(
+            f"provision's metadata names no '{EXTRA}' extra: reinstall provision, {_hint()}"
+        )
     return found
 
 
@@ -70,7 +80,8 @@ def cache_root() -> Path:
 def folder(root: Path | None = None) -> Path:
     """The cache folder for this interpreter and this list of requirements."""
     digest = hashlib.sha256("\n".join(sorted(requirements())).encode()).hexdigest()[:16]
-    tag = f"py{sys.version_info.major}.{sys.version_info.minor}-{os.uname().machine}"
+    # The interpreter's ABI (CPython 3.12 and 3.13t, PyPy...): the folder holds compiled wheels.
+    tag = f"{sys.implementation.cache_tag}{sys.abiflags}-{os.uname().machine}"
     return (root or cache_root()) / f"sandbox-cloud-{tag}-{digest}"
 
 
@@ -95,10 +106,17 @@ def ensure(
 
 
 def _install(target: Path) -> None:
+    wanted = requirements()
+    if importlib.util.find_spec("pip") is None:
+        raise SandboxError(
+            f"the sandbox needs moto, which is not installed, and {sys.executable} has no pip "
+            f"to install it into {target}: {_hint(wanted)[3:]} (with the tool that made that "
+            "environment, e.g. uv pip install)"
+        )
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-input", "--target", str(staging), *requirements()]  # fmt: skip
+            "--no-input", "--target", str(staging), *wanted]  # fmt: skip
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False,
@@ -107,15 +125,18 @@ def _install(target: Path) -> None:
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
         raise SandboxError(
-            f"pip did not install the sandbox's cloud stand-in within {PIP_TIMEOUT:g}s: {_HINT}"
+            f"pip did not install the sandbox's cloud stand-in within {PIP_TIMEOUT:g}s: "
+            f"run the command again (pip needs the package index), {_hint(wanted)}"
         ) from None
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
         raise SandboxError(
             "could not install the sandbox's cloud stand-in (moto) into "
-            f"{target} with {sys.executable} -m pip: " + " | ".join(said) + f"; {_HINT}"
+            f"{target} with {sys.executable} -m pip: "
+            + " | ".join(said)
+            + f"; run the command again (pip needs the package index), {_hint(wanted)}"
         )
-    (staging / _COMPLETE).write_text("\n".join(requirements()) + "\n")
+    (staging / _COMPLETE).write_text("\n".join(wanted) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

@@ -44,8 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from provision.connection.flock import held
-
 if TYPE_CHECKING:
     from provision.api import Cluster
 
@@ -203,6 +201,8 @@ def _skip_without_engine(config: pytest.Config) -> None:
 def _locked(shared: Path) -> Iterator[Path]:
     """The shared folder's state file, under an exclusive lock (the first worker holds it
     through ``up``: the others wait for its outcome)."""
+    from provision.connection.flock import held  # nothing imported until a test asks
+
     with held(shared / "lock"):
         yield shared / "state.json"
 

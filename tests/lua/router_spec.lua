@@ -22,10 +22,33 @@ local function fake_dict()
     return dict
 end
 
+-- nginx lets Lua write only the variables nginx.conf declares (`set $name ...`): a write to
+-- any other raises there, so it raises here too. nginx's own (uri, upstream_addr...) are
+-- read-only; the fake request puts them in with rawset.
+local function declared_variables()
+    local fh = assert(io.open("playbooks/files/openresty/nginx.conf"))
+    local names = {}
+    for name in fh:read("*a"):gmatch("set%s+%$([%w_]+)") do
+        names[name] = true
+    end
+    fh:close()
+    return names
+end
+
+local function fake_var()
+    local declared = declared_variables()
+    return setmetatable({ request_id = "r1d" }, { __newindex = function(t, name, value)
+        if not declared[name] then
+            error("variable \"" .. name .. "\" not found for writing", 2)
+        end
+        rawset(t, name, value)
+    end })
+end
+
 local function fake_ngx(now)
     local fake = {
         ERR = "ERR", WARN = "WARN", status = 0, header = {}, said = {}, logged = {},
-        ctx = {}, var = { request_id = "r1d" }, method = "GET", clock = now or 1000,
+        ctx = {}, var = fake_var(), method = "GET", clock = now or 1000,
         shared = { routes_cache = fake_dict(), routes_stale = fake_dict(),
                    round_robin = fake_dict(), dns_cache = fake_dict(),
                    endpoint_down = fake_dict() },
@@ -41,7 +64,8 @@ end
 
 local function request(path, method)
     ngx.ctx, ngx.status, ngx.exited, ngx.said, ngx.header = {}, 0, nil, {}, {}
-    ngx.var.uri, ngx.var.request_uri = path:match("^[^?]*"), path
+    rawset(ngx.var, "uri", path:match("^[^?]*"))
+    rawset(ngx.var, "request_uri", path)
     ngx.method = method or "GET"
 end
 
@@ -95,9 +119,17 @@ describe("router", function()
 
     it("refuses a raw path that leaves its prefix through dot segments", function()
         request("/api/../admin")
-        ngx.var.uri = "/admin"
+        rawset(ngx.var, "uri", "/admin")
         router.route()
         assert.equal(400, ngx.exited)
+    end)
+
+    it("writes only the variables nginx.conf declares", function()
+        assert.has_error(function() ngx.var.route_service = "api" end)
+        request("/api/x")
+        router.route()
+        router.balance()
+        assert.equal("echo-a:80", ngx.var.upstream_endpoint)
     end)
 
     it("routes by the path, not the query string", function()
@@ -113,7 +145,8 @@ describe("router", function()
         router.balance()
         ngx.ctx = {}  -- the error page is an internal redirect: a new ngx.ctx
         ngx.status = 502
-        ngx.var.upstream_addr, ngx.var.upstream_connect_time = "10.0.0.4:8080", "-"
+        rawset(ngx.var, "upstream_addr", "10.0.0.4:8080")
+        rawset(ngx.var, "upstream_connect_time", "-")
         router.upstream_error()
         assert.equal(502, ngx.exited)
         assert.same({ error = "no endpoint answered", service = "v2" }, cjson.decode(ngx.said[1]))

@@ -229,8 +229,9 @@ function _M.upstream_error()
     mark_down(last, connected and "failed after connecting" or "no connection")
     return respond.json(status, {
         error = connected and "upstream failed" or "no endpoint answered",
-        -- The service again from the path (ngx.ctx does not survive the error page, and a
-        -- variable set for it on every request costs more than this lookup on failures).
+        -- The service again from the path, best effort: ngx.ctx does not survive the error
+        -- page, and a variable set for it on every request costs more than this lookup on
+        -- failures. A table changed since the request was routed may name another service.
         service = worker_text and helpers.match(_M.decode(worker_text), ngx.var.uri) or "",
     })
 end
