@@ -17,6 +17,7 @@ The last line is ``single/ceiling: <p>% of requests/s`` (the full router with on
 against static nginx).
 
     python bench/router_bench.py [--duration 10] [--threads 2] [--connections 32] [--rounds 2]
+                                 [--pin 0:1] [--variant NAME=NGINX_CONF[,LUA_DIR] ...]
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def parse_wrk(output: str) -> Figures:
 
 
 def wrk(url: str, args: argparse.Namespace) -> Figures:
+    pin = ["taskset", "-c", args.pin.split(":")[0]] if args.pin else []
     argv = [
+        *pin,
         "wrk",
         f"-t{args.threads}",
         f"-c{args.connections}",
@@ -291,6 +294,19 @@ def make_network(network: str) -> None:
                    capture_output=True)  # fmt: skip
 
 
+def _pin_containers(tag: str, cpus: str) -> None:
+    """Every container of this bench (named ``tag-...``: routers, backends, Redis) on
+    ``cpus`` only."""
+    found = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"name={tag}-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    subprocess.run(["docker", "update", "--cpuset-cpus", cpus, *found],
+                   capture_output=True, check=True)  # fmt: skip
+
+
 def _variants(args: argparse.Namespace) -> dict[str, tuple[Path, Path | None]]:
     """``--variant NAME=NGINX_CONF[,LUA_DIR]``: name -> (nginx.conf, Lua folder or None)."""
     found: dict[str, tuple[Path, Path | None]] = {}
@@ -335,6 +351,8 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
             urls = [f"http://127.0.0.1:{ports[n]}{PATH}" for n in targets]
             for url in urls:
                 _wait_ok(url)
+            if args.pin:
+                _pin_containers(tag, args.pin.split(":")[1])
             return dict(zip(targets, _rounds(urls, args), strict=True))
         finally:
             _cleanup(single, cluster, tag, network, list(variants))
@@ -364,6 +382,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="runs per target, alternated")
     parser.add_argument(
+        "--pin",
+        metavar="WRK_CPUS:SERVER_CPUS",
+        help="wrk on these CPUs, every container of the bench on those (e.g. 0:1): the load "
+        "generator then takes no CPU from what it measures",
+    )
+    parser.add_argument(
         "--variant", action="append", default=[], metavar="NAME=NGINX_CONF[,LUA_DIR]",
         help="one more rung: the table-cached router (one Redis) with this nginx.conf "
         "(and Lua folder), to try a change side by side with the ladder",
@@ -373,7 +397,9 @@ def main() -> None:
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency {PATH}, "
         f"{args.rounds} rotated runs per target, mean"
-    )
+        + (f"; wrk on CPU {args.pin.split(':')[0]}, the servers on CPU {args.pin.split(':')[1]}"
+           if args.pin else "")
+    )  # fmt: skip
     static = got["static"]
     print(f"{'rung':<44}{'requests/s':>12}{'p99 ms':>10}{'of static':>11}")
     names = {
