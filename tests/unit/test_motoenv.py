@@ -57,3 +57,19 @@ def test_a_failed_pip_says_how_to_get_the_extra_and_leaves_nothing_behind(
     assert "run the command again" in said and "[sandbox]" not in said, said
     left = sorted(p.name for p in tmp_path.iterdir())
     assert all(name.endswith(".lock") for name in left), left
+
+
+def test_an_interpreter_without_pip_is_told_so_with_the_requirements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uv-made environments and Debian's Python without python3-pip have no pip module.
+    real = motoenv.importlib.util.find_spec
+    monkeypatch.setattr(motoenv, "_installed", lambda: False)
+    monkeypatch.setattr(
+        motoenv.importlib.util, "find_spec", lambda name: None if name == "pip" else real(name)
+    )
+    with pytest.raises(SandboxError) as caught:
+        motoenv.ensure(root=tmp_path)
+    said = str(caught.value)
+    assert "has no pip" in said and "'moto>=5.0'" in said, said
+    assert not any(p.suffix == ".partial" or p.is_dir() for p in tmp_path.iterdir())
