@@ -109,7 +109,7 @@ def parse_wrk(output: str) -> Figures:
 
 
 def wrk(url: str, args: argparse.Namespace) -> Figures:
-    pin = ["taskset", "-c", args.pin.split(":")[0]] if args.pin else []
+    pin = ["taskset", "-c", args.pin[0]] if args.pin else []
     argv = [
         *pin,
         "wrk",
@@ -294,17 +294,18 @@ def make_network(network: str) -> None:
                    capture_output=True)  # fmt: skip
 
 
-def _pin_containers(tag: str, cpus: str) -> None:
-    """Every container of this bench (named ``tag-...``: routers, backends, Redis) on
-    ``cpus`` only."""
-    found = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"name={tag}-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    subprocess.run(["docker", "update", "--cpuset-cpus", cpus, *found],
-                   capture_output=True, check=True)  # fmt: skip
+def _containers(tag: str) -> list[str]:
+    """Every container of this bench: all are named ``tag-...`` (routers, backends, Redis)."""
+    return subprocess.run(["docker", "ps", "-aq", "--filter", f"name={tag}-"],
+                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+
+
+def _cpus(text: str) -> tuple[str, str]:
+    """``--pin WRK_CPUS:SERVER_CPUS`` -> (wrk's CPUs, the servers' CPUs)."""
+    wrk_cpus, sep, server_cpus = text.partition(":")
+    if not (sep and wrk_cpus and server_cpus):
+        raise argparse.ArgumentTypeError(f"{text!r}: WRK_CPUS:SERVER_CPUS, e.g. 0:1")
+    return wrk_cpus, server_cpus
 
 
 def _variants(args: argparse.Namespace) -> dict[str, tuple[Path, Path | None]]:
@@ -352,13 +353,14 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
             for url in urls:
                 _wait_ok(url)
             if args.pin:
-                _pin_containers(tag, args.pin.split(":")[1])
+                subprocess.run(["docker", "update", "--cpuset-cpus", args.pin[1],
+                                *_containers(tag)], capture_output=True, check=True)  # fmt: skip
             return dict(zip(targets, _rounds(urls, args), strict=True))
         finally:
-            _cleanup(single, cluster, tag, network, list(variants))
+            _cleanup(single, cluster, tag, network)
 
 
-def _cleanup(single: Layout, cluster: Layout, tag: str, network: str, more: list[str]) -> None:
+def _cleanup(single: Layout, cluster: Layout, tag: str, network: str) -> None:
     for config, components in (
         (cluster, ("openresty", "redis")),
         (single, ("openresty", "echo", "redis")),
@@ -369,9 +371,9 @@ def _cleanup(single: Layout, cluster: Layout, tag: str, network: str, more: list
                 cwd=Path(config.root) / component,
                 capture_output=True,
             )
-    extra = [f"{tag}-{name}" for name in ("static", "fixed", "fixed-access", "single-cached",
-                                          "cluster-cached", *more)]  # fmt: skip
-    subprocess.run(["docker", "rm", "-f", *extra], capture_output=True)
+    left = _containers(tag)  # the ones docker run started (the compose projects are down)
+    if left:
+        subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
     subprocess.run(["docker", "network", "rm", network], capture_output=True)
 
 
@@ -383,6 +385,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs per target, alternated")
     parser.add_argument(
         "--pin",
+        type=_cpus,
         metavar="WRK_CPUS:SERVER_CPUS",
         help="wrk on these CPUs, every container of the bench on those (e.g. 0:1): the load "
         "generator then takes no CPU from what it measures",
@@ -397,8 +400,7 @@ def main() -> None:
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency {PATH}, "
         f"{args.rounds} rotated runs per target, mean"
-        + (f"; wrk on CPU {args.pin.split(':')[0]}, the servers on CPU {args.pin.split(':')[1]}"
-           if args.pin else "")
+        + (f"; wrk on CPU {args.pin[0]}, the servers on CPU {args.pin[1]}" if args.pin else "")
     )  # fmt: skip
     static = got["static"]
     print(f"{'rung':<44}{'requests/s':>12}{'p99 ms':>10}{'of static':>11}")

@@ -20,7 +20,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-__all__ = ["ROOT", "build_wheel", "install_wheel", "run_ok", "user_env"]
+__all__ = ["ROOT", "build_wheel", "install_wheel", "make_venv", "run_ok", "user_env"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _SKIP = shutil.ignore_patterns(
@@ -70,18 +70,23 @@ def build_wheel(top: Path) -> Path:
     return wheel
 
 
+def make_venv(venv: Path) -> tuple[str, Path]:
+    """A fresh venv (no packages of any other environment): its python, its site-packages."""
+    run_ok([sys.executable, "-m", "venv", str(venv)], venv.parent, user_env())
+    (site,) = venv.glob("lib/python3*/site-packages")
+    return str(venv / "bin" / "python"), site
+
+
 def install_wheel(top: Path) -> tuple[Path, dict[str, str]]:
     """Build the wheel and install it into ``top/venv``: the venv's bin/ folder, and an
     environment without the checkout on ``PYTHONPATH``."""
     env = user_env()
     wheel = build_wheel(top)
     venv = top / "venv"
-    run_ok([sys.executable, "-m", "venv", str(venv)], top, env)
-    (site,) = venv.glob("lib/python3*/site-packages")
+    python, site = make_venv(venv)
     paths = sysconfig.get_paths()
     folders = dict.fromkeys((paths["purelib"], paths["platlib"]))  # one line if the same
     (site / "provision-test-deps.pth").write_text("".join(f"{f}\n" for f in folders))
-    python = str(venv / "bin" / "python")
     run_ok([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
             "--ignore-installed", str(wheel)], top, env)  # fmt: skip
     where = run_ok([python, "-c", "import provision; print(provision.__file__)"], top, env)

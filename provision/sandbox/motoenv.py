@@ -43,11 +43,11 @@ PIP_TIMEOUT = 900.0
 _COMPLETE = ".complete"
 
 
-def _hint(found: tuple[str, ...] = ()) -> str:
+def _by_hand(found: tuple[str, ...] = ()) -> str:
     """How to give provision's own environment the extra instead (the name "provision" on
     PyPI is another project: the requirements are named, not the extra)."""
     wanted = " ".join(f"'{r}'" for r in found) or "'moto>=5' flask flask-cors"
-    return f"or install them into provision's own environment: pip install {wanted}"
+    return f"install them into provision's own environment: pip install {wanted}"
 
 
 def requirements() -> tuple[str, ...]:
@@ -56,13 +56,13 @@ def requirements() -> tuple[str, ...]:
         declared = importlib.metadata.requires("provision") or []
     except importlib.metadata.PackageNotFoundError as error:
         raise SandboxError(
-            f"provision's metadata is missing ({error}): reinstall provision, {_hint()}"
+            f"provision's metadata is missing ({error}): reinstall provision, or {_by_hand()}"
         ) from None
     marker = re.compile(r"""\s*;\s*extra\s*==\s*["']""" + EXTRA + r"""["']\s*$""")
     found = tuple(marker.sub("", line) for line in declared if marker.search(line))
     if not found:
         raise SandboxError(
-            f"provision's metadata names no '{EXTRA}' extra: reinstall provision, {_hint()}"
+            f"provision's metadata names no '{EXTRA}' extra: reinstall provision, or {_by_hand()}"
         )
     return found
 
@@ -110,7 +110,7 @@ def _install(target: Path) -> None:
     if importlib.util.find_spec("pip") is None:
         raise SandboxError(
             f"the sandbox needs moto, which is not installed, and {sys.executable} has no pip "
-            f"to install it into {target}: {_hint(wanted)[3:]} (with the tool that made that "
+            f"to install it into {target}: {_by_hand(wanted)} (with the tool that made that "
             "environment, e.g. uv pip install)"
         )
     staging = target.with_name(target.name + ".partial")
@@ -126,7 +126,7 @@ def _install(target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise SandboxError(
             f"pip did not install the sandbox's cloud stand-in within {PIP_TIMEOUT:g}s: "
-            f"run the command again (pip needs the package index), {_hint(wanted)}"
+            f"run the command again (pip needs the package index), or {_by_hand(wanted)}"
         ) from None
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -135,7 +135,7 @@ def _install(target: Path) -> None:
             "could not install the sandbox's cloud stand-in (moto) into "
             f"{target} with {sys.executable} -m pip: "
             + " | ".join(said)
-            + f"; run the command again (pip needs the package index), {_hint(wanted)}"
+            + f"; run the command again (pip needs the package index), or {_by_hand(wanted)}"
         )
     (staging / _COMPLETE).write_text("\n".join(wanted) + "\n")
     shutil.rmtree(target, ignore_errors=True)

@@ -18,12 +18,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from provision.connection.flock import held
@@ -37,6 +36,8 @@ SERVICE_IMAGES = (images.REDIS_IMAGE, images.OPENRESTY_IMAGE)
 _PREFIX = "provision-sandbox-seed-"
 _COMPLETE = "provision-seed-complete"  # written into the seed last: a partial one lacks it
 ENGINE_WAIT = 120.0  # seconds for the seeding host's engine to answer (it boots in ~3 s)
+#: One seeding at a time on this machine (two ``up``s may start hosts side by side).
+_LOCK = Path(tempfile.gettempdir()) / "provision-sandbox-seed.lock"
 
 Progress = Callable[[str], None]
 
@@ -96,7 +97,7 @@ def _clone(seed: str, volume: str, distro: str) -> bool:
 def ensure_seed(distro: str, progress: Progress | None = None) -> str:
     """The complete seed volume of ``distro``, made now if missing; returns its name."""
     name = seed_name(distro)
-    with _lock():
+    with held(_LOCK):
         if _complete(name, distro):
             return name
         for stale in localdocker.volume_names(f"{SEED_LABEL}={distro}"):
@@ -111,13 +112,6 @@ def ensure_seed(distro: str, progress: Progress | None = None) -> str:
             raise
         say(f"seeding {name}: done in {time.monotonic() - started:.0f} s")
     return name
-
-
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    """One seeding at a time on this machine (two ``up``s may start hosts side by side)."""
-    with held(Path(tempfile.gettempdir()) / "provision-sandbox-seed.lock"):
-        yield
 
 
 def _complete(name: str, distro: str) -> bool:

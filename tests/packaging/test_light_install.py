@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.wheel import build_wheel, run_ok, user_env
+from tests.wheel import build_wheel, make_venv, run_ok, user_env
 
 pytestmark = pytest.mark.slow
 
@@ -55,10 +54,7 @@ def _sizes(site: Path) -> dict[str, int]:
 def test_a_plain_install_is_light_and_its_sandbox_cloud_works(tmp_path: Path) -> None:
     env = user_env()
     wheel = build_wheel(tmp_path)
-    venv = tmp_path / "venv"
-    run_ok([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
-    python = str(venv / "bin" / "python")
-    (site,) = venv.glob("lib/python3*/site-packages")
+    python, site = make_venv(tmp_path / "venv")
     before = _sizes(site)  # the venv's own pip (and setuptools): not the install's weight
 
     run_ok([python, "-m", "pip", "install", "-q", str(wheel)], tmp_path, env, timeout=600)
