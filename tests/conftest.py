@@ -90,6 +90,9 @@ def _run_order(item: pytest.Item) -> tuple[int, int]:
     return (2 if quick else 1, 0)
 
 
+#: The shared cluster's check after each test that used it (``SharedCluster.health``).
+HEALTH_PLAYBOOK = Path(__file__).resolve().parent / "health.yml"
+
 #: The xdist group (``--dist loadgroup``) of every test that uses the session's shared cluster:
 #: one worker runs them all, so that the cluster is made once, not once per worker.
 SHARED_CLUSTER_GROUP = "shared-cluster"
@@ -379,9 +382,12 @@ class SharedCluster:
     def var(self) -> str:
         return f"cluster_name={self.name}"
 
-    def health(self) -> str:
-        """ "" when ``provision verify`` passes every check; else what failed."""
-        done = provision_cli("verify", "-e", self.var, "--json", cwd=self.cwd,
+    def health(self, *, full: bool = False) -> str:
+        """ "" when every check passes; else what failed. The read-only checks
+        (``tests/health.yml``), or with ``full`` all of ``provision verify``'s, the two that
+        restart Redis and change the route table for a moment too."""
+        argv = ("verify",) if full else ("play", str(HEALTH_PLAYBOOK))
+        done = provision_cli(*argv, "-e", self.var, "--json", cwd=self.cwd,
                              timeout=bounds.CLI_RUN)  # fmt: skip
         if done.returncode != 0:
             return failure(done)
@@ -403,7 +409,13 @@ def _shared_cluster(
             assert done.returncode == 0, failure(done)
             url = json.loads(done.stdout)["resources"]["url"]
             (container,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
-            yield SharedCluster(cwd, name, url, container)
+            shared = SharedCluster(cwd, name, url, container)
+            yield shared
+            # After every test only the read-only checks ran (shared_cluster): the whole
+            # suite once, at the end, so that Redis still restarts and routes still change.
+            if not shared.broken_by:
+                problem = shared.health(full=True)
+                assert not problem, f"the shared cluster {name} fails verify at the end: {problem}"
         finally:
             remove_sandbox_cluster(cwd, name, unlock=True)
 
@@ -414,8 +426,9 @@ def shared_cluster(
 ) -> Iterator[SharedCluster]:
     """The session's shared sandbox cluster, verified healthy around each test that uses it.
 
-    A test must leave it as it found it (or restore it): after the test, ``provision verify``
-    runs, and a test that leaves it failing errors at teardown, naming itself; the later tests
+    A test must leave it as it found it (or restore it): after the test, the read-only checks
+    of ``provision verify`` run (``tests/health.yml``; the whole suite once, at the end of the
+    session), and a test that leaves it failing errors at teardown, naming itself; the later tests
     that ask for it then fail at once, naming that test, instead of failing for its reasons.
     Tests that must own a cluster (they break it for good or tear it down) make their own and
     carry the ``own_cluster`` marker."""

@@ -3,6 +3,7 @@ control, and the Redis port seen from outside the containers."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "check_redis_port_closed",
     "components",
     "failure_evidence",
+    "health_argv",
     "parse_probe",
     "parse_ps",
     "services",
@@ -104,15 +106,63 @@ def _states(conn: Remote, config: Layout) -> dict[str, tuple[str, str]]:
     }
 
 
+def health_argv(healthcheck_json: str) -> tuple[list[str], float] | None:
+    """What Docker runs for a container's health check, and its timeout in seconds, from
+    ``docker inspect -f '{{json .Config.Healthcheck}}'``: ``CMD`` runs its argv, ``CMD-SHELL``
+    ``/bin/sh -c`` its text; None for none (``NONE``, no check, unreadable)."""
+    try:
+        found = json.loads(healthcheck_json or "null")
+    except json.JSONDecodeError:
+        return None
+    test = found.get("Test") if isinstance(found, dict) else None
+    if not isinstance(test, list) or len(test) < 2 or not all(isinstance(t, str) for t in test):
+        return None
+    timeout = float(found.get("Timeout") or 30e9) / 1e9  # nanoseconds; Docker's default 30 s
+    if test[0] == "CMD":
+        return test[1:], timeout
+    if test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", test[1]], timeout
+    return None
+
+
+def _passes_now(conn: Remote, config: Layout, key: str) -> bool:
+    """Run a starting container's own health check now, as Docker runs it at each interval
+    (an exec in the container); Docker marks the container healthy at its first pass, so a
+    pass here is the verdict Docker would give at its next interval."""
+    component, service = key.split("/", 1)
+    cid = lookup.container_id(conn, config, component, service)
+    found = lookup.docker(conn, config, "inspect", "-f", "{{json .Config.Healthcheck}}", cid)
+    probe = health_argv(found.stdout) if cid and found.ok else None
+    if probe is None:
+        return False
+    argv, timeout = probe
+    return lookup.docker(conn, config, "exec", cid, *argv, timeout=timeout + 5).ok
+
+
+_PASSED_NOW = "healthy (its check run now; Docker's first was due)"
+_HEALTHY = ("", "healthy", _PASSED_NOW)
+
+
 def check_containers(conn: Remote, config: Layout) -> CheckResult:
     """Each service has a running container whose health check (if any) passes."""
     deadline = time.monotonic() + config.deadline
     states = _states(conn, config)
-    # Right after `up`, health is "starting" for one interval: wait for a verdict.
-    while any(h == "starting" for _, h in states.values()) and time.monotonic() < deadline:
+    # Right after `up`, health is "starting" until Docker's first check, an interval (5 s)
+    # away: the same check is run now instead, and again each second while it fails (a
+    # service still starting fails it until it is ready) and Docker has no verdict.
+    checked_now: set[str] = set()
+    while True:
+        starting = [k for k, (s, h) in states.items()
+                    if (s, h) == ("running", "starting") and k not in checked_now]  # fmt: skip
+        checked_now.update(k for k in starting if _passes_now(conn, config, k))
+        if not set(starting) - checked_now or time.monotonic() >= deadline:
+            break
         time.sleep(1)
         states = _states(conn, config)
-    bad = [k for k, (s, h) in states.items() if s != "running" or h not in ("", "healthy")]
+    for k in checked_now:
+        if states[k] == ("running", "starting"):
+            states[k] = ("running", _PASSED_NOW)
+    bad = [k for k, (s, h) in states.items() if s != "running" or h not in _HEALTHY]
     evidence: dict[str, Any] = {"containers": {k: " ".join(v).strip() for k, v in states.items()}}
     if bad:
         targets = [(k.split("/")[0], k.split("/")[1]) for k in bad]

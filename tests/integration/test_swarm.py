@@ -164,7 +164,13 @@ def swarm(tmp_path_factory, sandbox_images) -> Iterator[Swarm]:
             assert first.returncode == 0, failure(first)
             added = provision(cwd, "routes", "add", ROUTE, "echo", "echo-a:80", "echo-b:80", *args)
             assert added.returncode == 0, added.stderr
-            yield Swarm(cwd, name, args, first)
+            made = Swarm(cwd, name, args, first)
+            # Swarm's failure detection, quicker (the test bed's, not the cluster's: provision
+            # leaves the default): a node is marked Down after missed heartbeats of 5 s by
+            # default, 40 s here for a lost leader (Raft's election, then the new leader's
+            # grace for every node); with 1 s, about 15 s. The faults below wait for it.
+            made.on_manager("docker", "swarm", "update", "--dispatcher-heartbeat", "1s")
+            yield made
         finally:
             provision(cwd, "down", *args)
             cloud.remove_cluster(name)
@@ -239,8 +245,8 @@ def test_swarm_up_verified_on_every_node_routed_through_every_node_again(swarm: 
     assert all(n == 1 for (h, m, on, _), n in own.items() if (h, m, on) in peers), own
 
 
-# A stopped node is marked Down after Swarm's missed heartbeats (about 5-15 s here), then its
-# task is started elsewhere (a few s); 120 s bounds the whole move with a wide margin.
+# A stopped node is marked Down after Swarm's missed heartbeats (1 s apart here: the fixture),
+# then its task is started elsewhere (a few s); 120 s bounds the whole move with a wide margin.
 MOVE_DEADLINE = 120.0
 # The router tries a GET on the other endpoint when one fails (1 s connect timeout, marked
 # down for 3 s; proxy_next_upstream_timeout 10 s), and the other replica's node stays up: a

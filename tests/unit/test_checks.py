@@ -12,12 +12,13 @@ from provision.cluster.lookup import parse_container_ip, parse_password
 from provision.cluster.routes import validate
 from provision.errors import ConfigError
 from provision.verify import (
+    check_containers,
     check_dns,
     check_negative_control,
     check_ping,
     run_suite,
 )
-from provision.verify.basic import parse_probe, parse_ps
+from provision.verify.basic import health_argv, parse_probe, parse_ps
 from provision.verify.probes import parse_gateway, parse_getent, parse_http
 from tests.unit.fakes import FakeRemote
 
@@ -267,3 +268,57 @@ def test_route_values_the_router_cannot_read_are_refused(
     with pytest.raises(ConfigError) as info:
         validate(prefix, service, endpoints)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"Test":["CMD","curl","-fsS","http://127.0.0.1/health"],"Timeout":3000000000}',
+            (["curl", "-fsS", "http://127.0.0.1/health"], 3.0),
+        ),
+        (
+            '{"Test":["CMD-SHELL","redis-cli ping | grep -q PONG"]}',
+            (["/bin/sh", "-c", "redis-cli ping | grep -q PONG"], 30.0),
+        ),
+        ('{"Test":["NONE"]}', None),
+        ("null", None),
+        ("", None),
+        ("not json", None),
+        ('{"Test":"curl x"}', None),
+    ],
+)
+def test_health_argv(text: str, expected: tuple[list[str], float] | None) -> None:
+    assert health_argv(text) == expected
+
+
+_SERVICES = (("redis", "redis"), ("openresty", "openresty"), ("echo", "echo-a"), ("echo", "echo-b"))
+_ALL_STARTING = "\n".join(f"{p} {s} running Up 1 second (health: starting)" for p, s in _SERVICES)
+
+
+def _starting_host(probe_code: int) -> FakeRemote:
+    """Four containers just started, each's health check answering ``probe_code`` when run."""
+    remote = FakeRemote()
+    remote.answer(r"^docker ps -a --filter label=com.docker.compose.project --form", _ALL_STARTING)
+    remote.answer(r"^docker ps -a --filter label=com.docker.compose.project=\S+ --filter",
+                  "c0ffee running\n")  # fmt: skip
+    remote.answer(r"^docker inspect -f \{\{json \.Config\.Healthcheck\}\}",
+                  '{"Test":["CMD-SHELL","exit 0"],"Timeout":3000000000}')  # fmt: skip
+    remote.answer(r"^docker exec c0ffee /bin/sh -c", code=probe_code)
+    return remote
+
+
+def test_containers_just_started_pass_when_their_own_check_passes_now() -> None:
+    """Right after `up`, Docker's first health check is an interval away: the check runs the
+    container's own (as Docker does: an exec), and a pass is Docker's verdict to come."""
+    remote = _starting_host(0)
+    result = check_containers(remote, CONFIG)
+    assert result.passed, result
+    assert result.evidence["containers"]["redis/redis"].startswith("running healthy (its check")
+    probes = [c for c in remote.commands() if c.startswith("docker exec c0ffee")]
+    assert probes == ["docker exec c0ffee /bin/sh -c exit 0"] * 4, probes
+
+
+def test_containers_whose_own_check_fails_are_not_healthy() -> None:
+    result = check_containers(_starting_host(1), CONFIG)  # deadline 0: no wait for Docker's
+    assert not result.passed and "redis/redis" in result.summary, result
