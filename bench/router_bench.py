@@ -61,6 +61,11 @@ PATH = "/bench/echo"
 class Figures:
     rps: float
     p99_ms: float
+    #: CPU time of the proxy's own container per request served, in microseconds (0 when the
+    #: engine's cgroup counters cannot be read): what the rung itself costs, wrk and the
+    #: backends left out, so far steadier from run to run than requests/s on a busy machine
+    cpu_us: float = 0.0
+    requests: int = 0
 
 
 def _free_port() -> int:
@@ -100,12 +105,55 @@ def _to_ms(value: str) -> float:
 
 
 def parse_wrk(output: str) -> Figures:
-    """Requests/s and the 99th percentile latency from ``wrk --latency`` output."""
+    """Requests/s, the 99th percentile latency and the count of requests from ``wrk
+    --latency`` output."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
-    if not rps or not p99:
+    count = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    if not rps or not p99 or not count:
         raise SystemExit(f"cannot read wrk output:\n{output}")
-    return Figures(float(rps.group(1)), _to_ms(p99.group(1)))
+    return Figures(float(rps.group(1)), _to_ms(p99.group(1)), requests=int(count.group(1)))
+
+
+#: Where the engine keeps a container's CPU time (nanoseconds, or cpu.stat's usage_usec):
+#: cgroup v1 with the cgroupfs driver, v2 with cgroupfs, v2 with systemd.
+_CPU_FILES = (
+    "/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",
+    "/sys/fs/cgroup/docker/{id}/cpu.stat",
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat",
+)
+
+
+def cpu_ns(container_id: str) -> int | None:
+    """A container's CPU time so far (user and system, every process in it), or None."""
+    for pattern in _CPU_FILES:
+        path = Path(pattern.format(id=container_id))
+        if path.exists():
+            text = path.read_text()
+            if path.name == "cpuacct.usage":
+                return int(text)
+            found = re.search(r"^usage_usec (\d+)", text, re.M)
+            return int(found.group(1)) * 1000 if found else None
+    return None
+
+
+def _publisher(port: int) -> str:
+    """The full ID of the container that publishes ``port``."""
+    found = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"publish={port}"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    if len(found) != 1:
+        raise SystemExit(f"not one container publishes port {port}: {found}")
+    return found[0]
+
+
+def measured(url: str, container_id: str, args: argparse.Namespace) -> Figures:
+    """``wrk`` against ``url``, with the CPU time ``container_id`` spent meanwhile."""
+    before = cpu_ns(container_id)
+    figures = wrk(url, args)
+    after = cpu_ns(container_id)
+    if before is None or after is None or not figures.requests:
+        return figures
+    return dataclasses.replace(figures, cpu_us=(after - before) / 1000 / figures.requests)
 
 
 def wrk(url: str, args: argparse.Namespace) -> Figures:
@@ -127,17 +175,21 @@ def _mean(figures: list[Figures]) -> Figures:
     return Figures(
         sum(f.rps for f in figures) / len(figures),
         sum(f.p99_ms for f in figures) / len(figures),
+        sum(f.cpu_us for f in figures) / len(figures),
+        sum(f.requests for f in figures),
     )
 
 
-def _rounds(targets: list[str], args: argparse.Namespace) -> list[Figures]:
-    """Rotate the targets (ABC, CBA, ...) and average: on a small machine, whichever runs
-    later meets a warmer (or busier) host, and one run per target is mostly noise."""
-    runs: dict[str, list[Figures]] = {url: [] for url in targets}
+def _rounds(targets: dict[str, str], args: argparse.Namespace) -> list[Figures]:
+    """``targets``: url -> the proxy's container. Rotate the targets (ABC, CBA, ...) and
+    average: on a small machine, whichever runs later meets a warmer (or busier) host, and
+    one run per target is mostly noise."""
+    urls = list(targets)
+    runs: dict[str, list[Figures]] = {url: [] for url in urls}
     for i in range(args.rounds):
-        for url in targets if i % 2 == 0 else list(reversed(targets)):
-            runs[url].append(wrk(url, args))
-    return [_mean(runs[url]) for url in targets]
+        for url in urls if i % 2 == 0 else list(reversed(urls)):
+            runs[url].append(measured(url, targets[url], args))
+    return [_mean(runs[url]) for url in urls]
 
 
 def _env(network: str, secrets_dir: Path, port: int, extra: str = "") -> str:
@@ -355,7 +407,8 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
             if args.pin:
                 subprocess.run(["docker", "update", "--cpuset-cpus", args.pin[1],
                                 *_containers(tag)], capture_output=True, check=True)  # fmt: skip
-            return dict(zip(targets, _rounds(urls, args), strict=True))
+            proxies = {url: _publisher(ports[n]) for url, n in zip(urls, targets, strict=True)}
+            return dict(zip(targets, _rounds(proxies, args), strict=True))
         finally:
             _cleanup(single, cluster, tag, network)
 
@@ -403,7 +456,7 @@ def main() -> None:
         + (f"; wrk on CPU {args.pin[0]}, the servers on CPU {args.pin[1]}" if args.pin else "")
     )  # fmt: skip
     static = got["static"]
-    print(f"{'rung':<44}{'requests/s':>12}{'p99 ms':>10}{'of static':>11}")
+    print(f"{'rung':<44}{'requests/s':>12}{'p99 ms':>10}{'of static':>11}{'proxy CPU us/req':>18}")
     names = {
         "static": "1. static nginx proxy_pass (ceiling)",
         "fixed": "2. balancer_by_lua, fixed peer (limit)",
@@ -416,12 +469,19 @@ def main() -> None:
     names.update({key: f"+ {key} (--variant)" for key in got if key not in names})
     for key, name in names.items():
         fig = got[key]
-        print(f"{name:<44}{fig.rps:>12.0f}{fig.p99_ms:>10.2f}{fig.rps / static.rps:>11.1%}")
+        cpu = f"{fig.cpu_us:.1f}" if fig.cpu_us else "-"
+        print(
+            f"{name:<44}{fig.rps:>12.0f}{fig.p99_ms:>10.2f}{fig.rps / static.rps:>11.1%}{cpu:>18}"
+        )
     fixed, single, cluster = got["fixed"], got["single"], got["cluster"]
     print(
         f"single/limit: {single.rps / fixed.rps:.1%}, cluster/limit: {cluster.rps / fixed.rps:.1%}"
         f", cluster/ceiling: {cluster.rps / static.rps:.1%} of requests/s (goal: 95% of static)"
     )
+    if static.cpu_us:
+        extra = ", ".join(f"{key} {got[key].cpu_us - static.cpu_us:+.1f}" for key in got
+                          if key != "static" and got[key].cpu_us)  # fmt: skip
+        print(f"proxy CPU per request: static {static.cpu_us:.1f} us; over static (us): {extra}")
     print(f"single/ceiling: {single.rps / static.rps:.1%} of requests/s")
 
 

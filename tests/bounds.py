@@ -26,7 +26,7 @@ SERVICE_BACK = 60.0
 ENGINE_ANSWERS = 60.0
 #: A Redis Cluster node learning of a failover from its peers (cluster bus gossip: ~1 s idle).
 CLUSTER_CONVERGES = 30.0
-#: A host launched with test_sandbox_ttl's 75 s ttl powering itself off, from before its
+#: A host launched with test_sandbox_ttl's 50 s ttl powering itself off, from before its
 #: launch: the schedule runs at boot and sets a timer to the second for the time left (never
-#: early), so the power-off comes about 75 s after the launch; a minute's margin for load.
-TTL_POWER_OFF = 135.0
+#: early), so the power-off comes about 50 s after the launch; a minute's margin for load.
+TTL_POWER_OFF = 110.0

@@ -11,6 +11,7 @@ removed at the end of the session, even after failures.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import itertools
 import json
@@ -46,6 +47,17 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get("PATH", "")
     if here not in path.split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join(p for p in (here, path) if p)
+    if not hasattr(config, "workerinput"):  # once, in the controller, before the workers
+        _compile_the_package()
+
+
+def _compile_the_package() -> None:
+    """The package's bytecode, as an installed wheel has it (pip compiles at install): the
+    checkout's package is installed editable, and where PYTHONDONTWRITEBYTECODE is set (this
+    machine sets it) each of the suite's hundreds of ``provision`` processes would compile
+    every module it imports again (a quarter of the CLI tests' time). Python reads the files
+    whatever that variable says, and a file older than its source is not used."""
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "provision", quiet=1)
 
 
 def _in_ci() -> bool:

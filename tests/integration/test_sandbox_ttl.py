@@ -19,10 +19,10 @@ from tests.helpers import left_behind, provision, remove_sandbox_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_cluster]
 
-#: The cluster's ttl: long enough for `up` and a first `status` on a loaded machine, short
-#: enough that the test does not spend minutes waiting for the power-off (the schedule is
-#: to the second: a systemd timer).
-TTL = 75
+#: The cluster's ttl: long enough for `up` and a first `status` on a loaded machine (done
+#: 10 s after the launch here, with a busy core beside it), short enough that the test does
+#: not spend minutes waiting for the power-off (the schedule is to the second: a timer).
+TTL = 50
 
 
 def host_id(cwd, name: str) -> str:
