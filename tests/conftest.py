@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from provision.connection.flock import held
 from provision.sandbox import cloud, hosts, images, localdocker
 from provision.sandbox.hosts import SandboxHost
 from tests import bounds
@@ -64,32 +65,37 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-# The longest test files first, as measured (seconds of their tests in a loaded clean-clone
-# CI run on two workers, ci-14): pytest-xdist hands whole files to its workers in collection
+# The longest test files first, as measured (seconds of their tests in an unloaded run on
+# three workers, 2026-12-08): pytest-xdist hands whole groups to its workers in collection
 # order (`--no-loadscope-reorder`; by default it orders them by their number of tests, which
-# left the swarm module to the end, one worker running it while the other had nothing to do).
-# The rest follow in their own order, the quick unit and moto tests last, to fill the gaps.
+# left the swarm module to the end, one worker running it while the others had nothing to
+# do). The rest follow in their own order, the quick unit and moto tests last, to fill the gaps.
 LONGEST_FIRST = (
-    # ~95 s, nearly all of it waiting for the host's power-off at its ttl: first, so that the
+    # ~65 s, nearly all of it waiting for the host's power-off at its ttl: first, so that the
     # other workers have the machine meanwhile.
     "integration/test_sandbox_ttl.py",
-    # ~60 s, most of it apt and pip in a bare host reaching Debian's mirror and PyPI.
+    # ~70 s, most of it apt and pip in a bare host reaching Debian's mirror and PyPI.
     "integration/test_newcomer.py",
-    "integration/test_swarm.py",  # ~250 s
-    "integration/test_pipeline.py",  # ~170 s
-    "integration/test_sandbox_e2e.py",  # ~150 s
-    "integration/test_pytest_plugin_faults.py",  # ~130 s
-    "integration/test_redis_cluster.py",  # ~75 s
-    "integration/test_strategies.py",  # ~70 s
+    "integration/test_swarm.py",  # ~210 s
+    # The shared cluster's group (this file's tests and those of day_two, reads_once,
+    # host_restart, router_under_load: one worker, SHARED_CLUSTER_GROUP): ~150 s.
+    "faults/test_host_lock.py",
+    "integration/test_sandbox_e2e.py",  # ~145 s
+    "integration/test_pipeline.py",  # ~120 s
+    "oracle/test_ansible_playbook.py",  # ~100 s, ansible-playbook ~3 s a playbook
+    "integration/test_pytest_plugin_faults.py",  # ~100 s
+    "integration/test_redis_cluster.py",  # ~90 s
     "integration/test_pytest_plugin.py",  # ~65 s
-    "faults/test_host_lock.py",  # ~50 s
-    "faults/test_disk_full.py",  # ~40 s
-    "faults/test_concurrent_up.py",  # ~35 s
-    "faults/test_dpkg_lock.py",  # ~30 s
-    "integration/test_python_api.py",  # ~30 s
-    "faults/test_router_under_load.py",  # ~25 s
-    "packaging/test_light_install.py",  # ~22 s, pip from the package index
-    "faults/test_ssh_dropped.py",  # ~25 s
+    "integration/test_router_local.py",  # ~60 s
+    "integration/test_strategies.py",  # ~55 s
+    "integration/test_sandbox.py",  # ~50 s
+    "packaging/test_light_install.py",  # ~45 s, pip from the package index
+    "faults/test_disk_full.py",  # ~45 s
+    "faults/test_dpkg_lock.py",  # ~45 s
+    "faults/test_concurrent_up.py",  # ~45 s
+    "integration/test_router_cluster_local.py",  # ~40 s
+    "integration/test_readme_examples.py",  # ~40 s
+    "faults/test_ssh_dropped.py",  # ~35 s
 )
 
 
@@ -196,8 +202,20 @@ def sandbox_images(docker_engine: None) -> None:
 
 @pytest.fixture(scope="session")
 def _wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    bindir, _ = install_wheel(tmp_path_factory.mktemp("wheel"))
-    return bindir
+    """Made once for the whole run: under pytest-xdist, the first worker that needs it
+    builds it in the folder the workers' temporary folders share, under a lock; the others
+    wait for it and use it (it is only read)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # basetemp/popen-gwN: the run's basetemp
+    top, done = shared / "wheel-venv", shared / "wheel-venv.done"
+    with held(shared / "wheel-venv.lock"):
+        if not done.exists():
+            shutil.rmtree(top, ignore_errors=True)  # a worker that failed halfway
+            top.mkdir()
+            bindir, _ = install_wheel(top)
+            done.write_text(str(bindir))
+    return Path(done.read_text())
 
 
 @pytest.fixture
