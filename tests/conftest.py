@@ -82,7 +82,6 @@ LONGEST_FIRST = (
     "faults/test_host_lock.py",
     "integration/test_sandbox_e2e.py",  # ~145 s
     "integration/test_pipeline.py",  # ~120 s
-    "oracle/test_ansible_playbook.py",  # ~100 s, ansible-playbook ~3 s a playbook
     "integration/test_pytest_plugin_faults.py",  # ~100 s
     "integration/test_redis_cluster.py",  # ~90 s
     "integration/test_pytest_plugin.py",  # ~65 s
@@ -111,6 +110,11 @@ def _run_order(item: pytest.Item) -> tuple[int, int]:
 #: The shared cluster's check after each test that used it (``SharedCluster.health``).
 HEALTH_PLAYBOOK = Path(__file__).resolve().parent / "health.yml"
 
+#: Files whose tests share nothing made per module (each makes its own in tmp_path): each test
+#: is a group of its own, so that they fill the workers' gaps instead of holding one worker
+#: for the whole file (the Ansible oracle: ~35 tests of ~3 s).
+SPREAD = ("/tests/oracle/test_ansible_playbook.py",)
+
 #: The xdist group (``--dist loadgroup``) of every test that uses the session's shared cluster:
 #: one worker runs them all, so that the cluster is made once, not once per worker.
 SHARED_CLUSTER_GROUP = "shared-cluster"
@@ -126,6 +130,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         shared = "shared_cluster" in getattr(item, "fixturenames", ())
         group = SHARED_CLUSTER_GROUP if shared else item.path.as_posix()
+        if item.path.as_posix().endswith(SPREAD):
+            group = item.nodeid
         item.add_marker(pytest.mark.xdist_group(group))
         if "integration" in item.path.parts and item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.integration)
