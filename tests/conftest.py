@@ -57,7 +57,8 @@ def _compile_the_package() -> None:
     checkout's package is installed editable, and where PYTHONDONTWRITEBYTECODE is set (this
     machine sets it) each of the suite's hundreds of ``provision`` processes would compile
     every module it imports again (a quarter of the CLI tests' time). Python reads the files
-    whatever that variable says, and a file older than its source is not used."""
+    whatever that variable says, and one whose recorded source time or size no longer match
+    (a source edited since) is not used."""
     compileall.compile_dir(Path(__file__).resolve().parents[1] / "provision", quiet=1)
 
 
@@ -420,8 +421,10 @@ class SharedCluster:
 
     def health(self, *, full: bool = False) -> str:
         """ "" when every check passes; else what failed. The read-only checks
-        (``tests/health.yml``), or with ``full`` all of ``provision verify``'s, the two that
-        restart Redis and change the route table for a moment too."""
+        (``tests/health.yml``, run by ``provision play``, which also takes the cluster's run
+        lock for a moment: a lock a test left held fails it too), or with ``full`` all of
+        ``provision verify``'s, the two that restart Redis and change the route table for a
+        moment too."""
         argv = ("verify",) if full else ("play", str(HEALTH_PLAYBOOK))
         done = provision_cli(*argv, "-e", self.var, "--json", cwd=self.cwd,
                              timeout=bounds.CLI_RUN)  # fmt: skip
@@ -451,7 +454,10 @@ def _shared_cluster(
             # suite once, at the end, so that Redis still restarts and routes still change.
             if not shared.broken_by:
                 problem = shared.health(full=True)
-                assert not problem, f"the shared cluster {name} fails verify at the end: {problem}"
+                assert not problem, (
+                    f"the shared cluster {name} fails `provision verify` at the end of the "
+                    f"session (its last check, not this test's): {problem}"
+                )
         finally:
             remove_sandbox_cluster(cwd, name, unlock=True)
 

@@ -106,37 +106,48 @@ def _states(conn: Remote, config: Layout) -> dict[str, tuple[str, str]]:
     }
 
 
-def health_argv(healthcheck_json: str) -> tuple[list[str], float] | None:
+def health_argv(config_json: str) -> tuple[list[str], float] | None:
     """What Docker runs for a container's health check, and its timeout in seconds, from
-    ``docker inspect -f '{{json .Config.Healthcheck}}'``: ``CMD`` runs its argv, ``CMD-SHELL``
-    ``/bin/sh -c`` its text; None for none (``NONE``, no check, unreadable)."""
+    ``docker inspect -f '{{json .Config}}'``: ``CMD`` runs its argv, ``CMD-SHELL`` its text
+    through the image's ``SHELL`` (``/bin/sh -c`` when it sets none); None for none
+    (``NONE``, no check, unreadable)."""
     try:
-        found = json.loads(healthcheck_json or "null")
+        found = json.loads(config_json or "null")
     except json.JSONDecodeError:
         return None
-    test = found.get("Test") if isinstance(found, dict) else None
+    check = found.get("Healthcheck") if isinstance(found, dict) else None
+    if not isinstance(check, dict):
+        return None
+    test = check.get("Test")
     if not isinstance(test, list) or len(test) < 2 or not all(isinstance(t, str) for t in test):
         return None
-    timeout = float(found.get("Timeout") or 30e9) / 1e9  # nanoseconds; Docker's default 30 s
+    timeout = float(check.get("Timeout") or 30e9) / 1e9  # nanoseconds; Docker's default 30 s
     if test[0] == "CMD":
         return test[1:], timeout
     if test[0] == "CMD-SHELL":
-        return ["/bin/sh", "-c", test[1]], timeout
+        shell = found.get("Shell")
+        if not (isinstance(shell, list) and shell and all(isinstance(a, str) for a in shell)):
+            shell = ["/bin/sh", "-c"]
+        return [*shell, test[1]], timeout
     return None
 
 
-def _passes_now(conn: Remote, config: Layout, key: str) -> bool:
+def _passes_now(conn: Remote, config: Layout, key: str, deadline: float) -> bool:
     """Run a starting container's own health check now, as Docker runs it at each interval
-    (an exec in the container); Docker marks the container healthy at its first pass, so a
-    pass here is the verdict Docker would give at its next interval."""
+    (an exec in the container), within its timeout and the check's ``deadline``; Docker
+    marks the container healthy at its first pass, so a pass here is the verdict Docker
+    would give at its next interval."""
     component, service = key.split("/", 1)
     cid = lookup.container_id(conn, config, component, service)
-    found = lookup.docker(conn, config, "inspect", "-f", "{{json .Config.Healthcheck}}", cid)
-    probe = health_argv(found.stdout) if cid and found.ok else None
+    if not cid:
+        return False
+    found = lookup.docker(conn, config, "inspect", "-f", "{{json .Config}}", cid)
+    probe = health_argv(found.stdout) if found.ok else None
     if probe is None:
         return False
     argv, timeout = probe
-    return lookup.docker(conn, config, "exec", cid, *argv, timeout=timeout + 5).ok
+    timeout = max(1.0, min(timeout, deadline - time.monotonic()))
+    return lookup.docker(conn, config, "exec", cid, *argv, timeout=timeout).ok
 
 
 _PASSED_NOW = "healthy (its check run now; Docker's first was due)"
@@ -154,7 +165,7 @@ def check_containers(conn: Remote, config: Layout) -> CheckResult:
     while True:
         starting = [k for k, (s, h) in states.items()
                     if (s, h) == ("running", "starting") and k not in checked_now]  # fmt: skip
-        checked_now.update(k for k in starting if _passes_now(conn, config, k))
+        checked_now.update(k for k in starting if _passes_now(conn, config, k, deadline))
         if not set(starting) - checked_now or time.monotonic() >= deadline:
             break
         time.sleep(1)

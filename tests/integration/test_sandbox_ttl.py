@@ -46,10 +46,12 @@ def test_a_short_ttl_powers_the_host_off_and_status_says_the_cluster_expired(
         assert up.returncode == 0, up.stderr
         (container,) = localdocker.container_ids(f"{cloud.CLUSTER_LABEL}={name}")
         # The user-data ran at the first boot: cloud-init is done and the schedule in place.
-        init = localdocker.docker("exec", container, "timeout", "60", "cloud-init", "status",
+        init = localdocker.docker("exec", container, "timeout", "30", "cloud-init", "status",
                                   "--wait", check=False)  # fmt: skip
         assert init.ok and "status: done" in init.stdout, (init.stdout, init.stderr)
         assert localdocker.docker("exec", container, "test", "-x", PER_BOOT, check=False).ok
+        began = time.monotonic() - launched_by
+        assert began < TTL - 10, f"up took {began:.0f} s of the {TTL} s ttl: too slow a machine"
         before = provision(tmp_path, "status", "--no-services", *cluster)  # quick, in the ttl
         assert before.returncode == 0 and "expires at" in before.stderr, before.stderr
 

@@ -167,8 +167,8 @@ def swarm(tmp_path_factory, sandbox_images) -> Iterator[Swarm]:
             made = Swarm(cwd, name, args, first)
             # Swarm's failure detection, quicker (the test bed's, not the cluster's: provision
             # leaves the default): a node is marked Down after missed heartbeats of 5 s by
-            # default, 40 s here for a lost leader (Raft's election, then the new leader's
-            # grace for every node); with 1 s, about 15 s. The faults below wait for it.
+            # default, 42 s here for a lost leader (Raft's election, then the new leader's
+            # grace for every node); with 1 s, 22 s. The faults below wait for it.
             made.on_manager("docker", "swarm", "update", "--dispatcher-heartbeat", "1s")
             yield made
         finally:

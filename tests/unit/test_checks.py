@@ -4,6 +4,7 @@ tests/integration/test_router_local.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -11,6 +12,7 @@ from provision.cluster.layout import Layout
 from provision.cluster.lookup import parse_container_ip, parse_password
 from provision.cluster.routes import validate
 from provision.errors import ConfigError
+from provision.models import Result
 from provision.verify import (
     check_containers,
     check_dns,
@@ -20,7 +22,7 @@ from provision.verify import (
 )
 from provision.verify.basic import health_argv, parse_probe, parse_ps
 from provision.verify.probes import parse_gateway, parse_getent, parse_http
-from tests.unit.fakes import FakeRemote
+from tests.unit.fakes import Answer, FakeRemote
 
 CONFIG = Layout(sudo=False, deadline=0)
 NETWORKS = json.dumps({"shared-network": {"IPAddress": "172.20.0.3"}, "other": {"IPAddress": "x"}})
@@ -270,22 +272,33 @@ def test_route_values_the_router_cannot_read_are_refused(
     assert info.value.field == field
 
 
+def _config(test: list[str], shell: list[str] | None = None, timeout: int = 0) -> str:
+    """``docker inspect -f '{{json .Config}}'`` of a container with this health check."""
+    check = {"Test": test, **({"Timeout": timeout} if timeout else {})}
+    return json.dumps({"Healthcheck": check, "Shell": shell, "Image": "x"})
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         (
-            '{"Test":["CMD","curl","-fsS","http://127.0.0.1/health"],"Timeout":3000000000}',
+            _config(["CMD", "curl", "-fsS", "http://127.0.0.1/health"], timeout=3_000_000_000),
             (["curl", "-fsS", "http://127.0.0.1/health"], 3.0),
         ),
         (
-            '{"Test":["CMD-SHELL","redis-cli ping | grep -q PONG"]}',
+            _config(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
             (["/bin/sh", "-c", "redis-cli ping | grep -q PONG"], 30.0),
         ),
-        ('{"Test":["NONE"]}', None),
+        (  # the image's SHELL, as Docker uses it for CMD-SHELL
+            _config(["CMD-SHELL", "exit 0"], shell=["/bin/bash", "-o", "pipefail", "-c"]),
+            (["/bin/bash", "-o", "pipefail", "-c", "exit 0"], 30.0),
+        ),
+        (_config(["NONE"]), None),
+        ('{"Healthcheck":null}', None),
         ("null", None),
         ("", None),
         ("not json", None),
-        ('{"Test":"curl x"}', None),
+        ('{"Healthcheck":{"Test":"curl x"}}', None),
     ],
 )
 def test_health_argv(text: str, expected: tuple[list[str], float] | None) -> None:
@@ -293,25 +306,32 @@ def test_health_argv(text: str, expected: tuple[list[str], float] | None) -> Non
 
 
 _SERVICES = (("redis", "redis"), ("openresty", "openresty"), ("echo", "echo-a"), ("echo", "echo-b"))
-_ALL_STARTING = "\n".join(f"{p} {s} running Up 1 second (health: starting)" for p, s in _SERVICES)
 
 
-def _starting_host(probe_code: int) -> FakeRemote:
-    """Four containers just started, each's health check answering ``probe_code`` when run."""
+def _ps(health: str) -> str:
+    return "\n".join(f"{p} {s} running Up 1 second ({health})" for p, s in _SERVICES)
+
+
+def _starting_host(probe: Result | Callable[[list[str]], Result], ps: Answer | None = None):
+    """Four containers just started (or ``ps``), each's health check answering ``probe``."""
     remote = FakeRemote()
-    remote.answer(r"^docker ps -a --filter label=com.docker.compose.project --form", _ALL_STARTING)
+    remote.answer(r"^docker ps -a --filter label=com.docker.compose.project --form",
+                  _ps("health: starting"))  # fmt: skip
+    if ps is not None:
+        remote.answers.insert(0, (r"^docker ps -a --filter label=com.docker.compose.project --form",
+                                  ps))  # fmt: skip
     remote.answer(r"^docker ps -a --filter label=com.docker.compose.project=\S+ --filter",
                   "c0ffee running\n")  # fmt: skip
-    remote.answer(r"^docker inspect -f \{\{json \.Config\.Healthcheck\}\}",
-                  '{"Test":["CMD-SHELL","exit 0"],"Timeout":3000000000}')  # fmt: skip
-    remote.answer(r"^docker exec c0ffee /bin/sh -c", code=probe_code)
+    remote.answer(r"^docker inspect -f \{\{json \.Config\}\}",
+                  _config(["CMD-SHELL", "exit 0"], timeout=3_000_000_000))  # fmt: skip
+    remote.answers.insert(0, (r"^docker exec c0ffee /bin/sh -c", probe))
     return remote
 
 
 def test_containers_just_started_pass_when_their_own_check_passes_now() -> None:
     """Right after `up`, Docker's first health check is an interval away: the check runs the
     container's own (as Docker does: an exec), and a pass is Docker's verdict to come."""
-    remote = _starting_host(0)
+    remote = _starting_host(Result("", 0))
     result = check_containers(remote, CONFIG)
     assert result.passed, result
     assert result.evidence["containers"]["redis/redis"].startswith("running healthy (its check")
@@ -320,5 +340,31 @@ def test_containers_just_started_pass_when_their_own_check_passes_now() -> None:
 
 
 def test_containers_whose_own_check_fails_are_not_healthy() -> None:
-    result = check_containers(_starting_host(1), CONFIG)  # deadline 0: no wait for Docker's
+    result = check_containers(_starting_host(Result("", 1)), CONFIG)  # deadline 0: no wait
     assert not result.passed and "redis/redis" in result.summary, result
+
+
+def test_a_check_that_fails_at_first_is_run_again_until_it_passes(monkeypatch) -> None:
+    """A service still starting fails its check until it is ready: run again each second."""
+    monkeypatch.setattr("provision.verify.basic.time.sleep", lambda _: None)
+    codes = iter([1] * 4 + [0] * 4)  # the four fail once, then pass
+    remote = _starting_host(lambda argv: Result("", next(codes)))
+    result = check_containers(remote, Layout(sudo=False, deadline=30))
+    assert result.passed, result
+    assert len([c for c in remote.commands() if c.startswith("docker exec c0ffee")]) == 8
+
+
+def test_a_container_docker_then_calls_unhealthy_fails_though_its_check_passed_once(
+    monkeypatch,
+) -> None:
+    """redis passes its check here, openresty does not yet; waiting for Docker's verdict on
+    openresty, the next ``docker ps`` has Docker call every container unhealthy: Docker's
+    verdict wins, redis's pass included."""
+    monkeypatch.setattr("provision.verify.basic.time.sleep", lambda _: None)
+    verdicts = iter([_ps("health: starting"), _ps("unhealthy")])
+    codes = iter([0, 1, 0, 0])  # redis, openresty, echo-a, echo-b
+    remote = _starting_host(lambda argv: Result("", next(codes, 1)),
+                            ps=lambda argv: Result("", 0, next(verdicts)))  # fmt: skip
+    result = check_containers(remote, Layout(sudo=False, deadline=30))
+    assert not result.passed, result
+    assert "redis/redis" in result.summary and "openresty/openresty" in result.summary, result
