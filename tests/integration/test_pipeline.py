@@ -1,6 +1,7 @@
 """The host pipeline on real EC2-like SSH hosts with their own Docker engine: a bare host is
 converged into a verified cluster; a second run changes nothing; a changed nginx.conf is sent
-alone and restarts only OpenResty; check mode touches nothing; failures are clear."""
+alone and restarts only OpenResty; a project recreated in part is restarted whole; check mode
+touches nothing; failures are clear."""
 
 from __future__ import annotations
 
@@ -99,6 +100,35 @@ def test_changed_nginx_conf_is_sent_alone_and_restarts_only_openresty(
         assert started != openresty_started
         assert all(c.passed for c in report.checks)
     finally:  # put the project's own nginx.conf back for the tests after this one
+        up(host, key, state)
+
+
+def test_a_project_recreated_in_part_is_restarted_whole(converged, ssh_keypair, tmp_path):
+    """The echo project's nginx.conf changed while one of its two containers is gone: the Start
+    task makes that one again (with the new file), and the other still runs with the old one,
+    so the restart runs (up.yml's handlers skip it only when every container was just made)."""
+    host, state, _ = converged
+    key = ssh_keypair.private_key
+    books = tmp_path / "playbooks"
+    shutil.copytree(PLAYBOOKS, books)
+    conf = books / "files" / "echo" / "nginx.conf"
+    conf.write_text(conf.read_text() + "\n# changed by test_pipeline\n")
+    gone = container_id(host, key, state, "echo", "echo-b")
+    ssh(host, key, state, "docker", "rm", "--force", gone)
+    kept = container_id(host, key, state, "echo", "echo-a")
+    started = ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}", kept)
+    try:
+        report = up(host, key, state, books / "up.yml")
+        assert not report.failed, report.errors
+        by_task = {r.task: r for r in report.results}
+        made = by_task["Start the echo backend"]
+        assert made.status is Status.CHANGED and len(made.data["created"]) == 1, made
+        assert len(made.data["containers"]) == 2, made
+        assert by_task["restart echo"].status is Status.CHANGED, by_task["restart echo"]
+        again = ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}", kept)
+        assert again != started, "echo-a kept running with the old nginx.conf"
+        assert all(c.passed for c in report.checks)
+    finally:  # the project's own files back for the tests after this one
         up(host, key, state)
 
 
