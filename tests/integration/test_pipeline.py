@@ -60,42 +60,39 @@ def test_second_run_changes_nothing_over_one_connection(converged, ssh_keypair):
     assert all(c.passed for c in report.checks)
 
 
+def _with_nginx_conf_changed(folder, project: str):
+    """A copy of the project's playbooks in ``folder`` whose ``project`` has its nginx.conf
+    changed (a comment added): its up.yml."""
+    books = folder / "playbooks"
+    shutil.copytree(PLAYBOOKS, books)
+    conf = books / "files" / project / "nginx.conf"
+    conf.write_text(conf.read_text() + "\n# changed by test_pipeline\n")
+    return books / "up.yml"
+
+
+def _started_at(host, key, state, container: str) -> str:
+    """When ``container`` on ``host`` was last started (``docker inspect``)."""
+    return ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}", container)
+
+
 def test_changed_nginx_conf_is_sent_alone_and_restarts_only_openresty(
     converged, ssh_keypair, tmp_path
 ):
     host, state, _ = converged
     key = ssh_keypair.private_key
-    books = tmp_path / "playbooks"
-    shutil.copytree(PLAYBOOKS, books)
-    conf = books / "files" / "openresty" / "nginx.conf"
-    conf.write_text(conf.read_text() + "\n# changed by test_pipeline\n")
+    playbook = _with_nginx_conf_changed(tmp_path, "openresty")
     redis_before = container_id(host, key, state, "redis", "redis")
-    openresty_started = ssh(
-        host,
-        key,
-        state,
-        "docker",
-        "inspect",
-        "--format",
-        "{{.State.StartedAt}}",
-        container_id(host, key, state, "openresty", "openresty"),
-    )
+    openresty = container_id(host, key, state, "openresty", "openresty")
+    openresty_started = _started_at(host, key, state, openresty)
     try:
-        report = up(host, key, state, books / "up.yml")
+        report = up(host, key, state, playbook)
         assert not report.failed, report.errors
         changed = [r for r in report.results if r.status is Status.CHANGED]
         assert [r.task for r in changed] == ["Upload the openresty project", "restart openresty"]
         assert changed[0].data["files"] == ["nginx.conf"]
         assert container_id(host, key, state, "redis", "redis") == redis_before
-        started = ssh(
-            host,
-            key,
-            state,
-            "docker",
-            "inspect",
-            "--format",
-            "{{.State.StartedAt}}",
-            container_id(host, key, state, "openresty", "openresty"),
+        started = _started_at(
+            host, key, state, container_id(host, key, state, "openresty", "openresty")
         )
         assert started != openresty_started
         assert all(c.passed for c in report.checks)
@@ -109,24 +106,22 @@ def test_a_project_recreated_in_part_is_restarted_whole(converged, ssh_keypair, 
     so the restart runs (up.yml's handlers skip it only when every container was just made)."""
     host, state, _ = converged
     key = ssh_keypair.private_key
-    books = tmp_path / "playbooks"
-    shutil.copytree(PLAYBOOKS, books)
-    conf = books / "files" / "echo" / "nginx.conf"
-    conf.write_text(conf.read_text() + "\n# changed by test_pipeline\n")
+    playbook = _with_nginx_conf_changed(tmp_path, "echo")
     gone = container_id(host, key, state, "echo", "echo-b")
     ssh(host, key, state, "docker", "rm", "--force", gone)
     kept = container_id(host, key, state, "echo", "echo-a")
-    started = ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}", kept)
+    started = _started_at(host, key, state, kept)
     try:
-        report = up(host, key, state, books / "up.yml")
+        report = up(host, key, state, playbook)
         assert not report.failed, report.errors
         by_task = {r.task: r for r in report.results}
         made = by_task["Start the echo backend"]
         assert made.status is Status.CHANGED and len(made.data["created"]) == 1, made
         assert len(made.data["containers"]) == 2, made
         assert by_task["restart echo"].status is Status.CHANGED, by_task["restart echo"]
-        again = ssh(host, key, state, "docker", "inspect", "--format", "{{.State.StartedAt}}", kept)
-        assert again != started, "echo-a kept running with the old nginx.conf"
+        assert _started_at(host, key, state, kept) != started, (
+            "echo-a kept running with the old nginx.conf"
+        )
         assert all(c.passed for c in report.checks)
     finally:  # the project's own files back for the tests after this one
         up(host, key, state)
